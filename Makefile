@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make repro` (the pipeline) and `make test` (the tests).
+# Each builds .venv from the pinned requirements first, offline-safe (package registries only).
+SHELL := bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# DVC stages call `python -m pipeline ...`: that python must be the venv's.
+export PATH := $(BIN):$(PATH)
+UI_PORT ?= 5000
+
+.PHONY: install repro test ui clean-store
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	@# This machine's pip lists a few local package folders it cannot find; hide those lines.
+	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+repro: install
+	dvc repro
+
+test: install
+	pytest
+
+# The MLflow UI on the default store, for this machine only.
+ui: install
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+# Forget every MLflow run of the default store (DVC outputs stay; `make repro` re-publishes nothing
+# until a stage changes: run `python -m pipeline publish` to log them again).
+clean-store:
+	rm -rf mlflow.db mlartifacts

@@ -1,0 +1,204 @@
+"""params.yaml, read and validated once into typed objects.
+
+Every stage calls `load()`; all problems in the file are reported together, each naming
+its key, so a user fixes them in one pass. Nothing downstream touches the YAML.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PipelineError
+from .losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
+
+PARAMS_FILE = "params.yaml"
+PENALTIES = ("none", "l1", "l2", "elasticnet")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class Regularization:
+    penalty: str = "none"
+    strength: float = 0.0
+    l1_ratio: float = 0.5  # elasticnet only: the share of the L1 term
+
+
+@dataclass(frozen=True)
+class Training:
+    hidden_size: int = 64
+    hidden_layers: int = 2
+    optimizer: str = "adam"
+    lr: float = 0.001
+    batch_size: int = 32
+    epochs: int = 20
+    shuffle: bool = True
+    regularization: Regularization = field(default_factory=Regularization)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    loss: str
+    last_activation: str
+    target_encoding: str
+    outputs: int
+    training: Training
+    contrast: str | None = None  # variants sharing it are compared side by side
+
+
+@dataclass(frozen=True)
+class TitanicData:
+    url: str
+    sha256: str
+    timeout: float = 10.0
+    test_size: float = 0.2
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    titanic: TitanicData
+    training: Training
+    variants: dict[str, Variant]
+
+    def variant(self, name: str) -> Variant:
+        if name not in self.variants:
+            raise PipelineError(f"{PARAMS_FILE}: variants: no variant named {name!r} "
+                                f"(known: {', '.join(self.variants)})")
+        return self.variants[name]
+
+
+class _Checker:
+    """Collects every problem instead of stopping at the first."""
+
+    def __init__(self):
+        self.errors: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.errors.append(f"{key}: {message}")
+
+    def section(self, raw, key: str, allowed: set[str]) -> dict:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(key, f"must be a mapping, got {raw!r}")
+            return {}
+        for unknown in sorted(set(raw) - allowed):
+            self.fail(f"{key}.{unknown}" if key else unknown, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return raw
+
+    def number(self, raw: dict, key: str, name: str, default, kind, low=None, low_open=False, high=None, high_open=False):
+        value = raw.get(name, default)
+        path = f"{key}.{name}" if key else name
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            self.fail(path, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+            return default
+        if low is not None and (value <= low if low_open else value < low):
+            self.fail(path, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
+        if high is not None and (value >= high if high_open else value > high):
+            self.fail(path, f"must be {'<' if high_open else '<='} {high}, got {value!r}")
+        return kind(value)
+
+    def choice(self, raw: dict, key: str, name: str, default, choices):
+        value = raw.get(name, default)
+        if value not in choices:
+            self.fail(f"{key}.{name}", f"unknown value {value!r} (choose from {', '.join(map(str, choices))})")
+        return value
+
+    def text(self, raw: dict, key: str, name: str, default):
+        value = raw.get(name, default)
+        if not isinstance(value, str) or not value:
+            self.fail(f"{key}.{name}", f"must be a non-empty string, got {value!r}")
+        return value
+
+
+def _regularization(c: _Checker, raw, key: str, base: Regularization) -> Regularization:
+    raw = c.section(raw, key, {f.name for f in dataclasses.fields(Regularization)})
+    return Regularization(
+        penalty=c.choice(raw, key, "penalty", base.penalty, PENALTIES),
+        strength=c.number(raw, key, "strength", base.strength, float, low=0),
+        l1_ratio=c.number(raw, key, "l1_ratio", base.l1_ratio, float, low=0, high=1),
+    )
+
+
+_TRAINING_KEYS = {f.name for f in dataclasses.fields(Training)}
+
+
+def _training(c: _Checker, raw: dict, key: str, base: Training) -> Training:
+    return Training(
+        hidden_size=c.number(raw, key, "hidden_size", base.hidden_size, int, low=1),
+        hidden_layers=c.number(raw, key, "hidden_layers", base.hidden_layers, int, low=1),
+        optimizer=c.choice(raw, key, "optimizer", base.optimizer, OPTIMIZERS),
+        lr=c.number(raw, key, "lr", base.lr, float, low=0, low_open=True),
+        batch_size=c.number(raw, key, "batch_size", base.batch_size, int, low=1),
+        epochs=c.number(raw, key, "epochs", base.epochs, int, low=1),
+        shuffle=bool(raw.get("shuffle", base.shuffle)),
+        regularization=_regularization(c, raw.get("regularization"), f"{key}.regularization",
+                                       base.regularization),
+    )
+
+
+def _variant(c: _Checker, name: str, raw, shared: Training) -> Variant:
+    key = f"variants.{name}"
+    own = {"loss", "last_activation", "target_encoding", "outputs", "contrast"}
+    raw = c.section(raw, key, own | _TRAINING_KEYS)
+    loss = c.choice(raw, key, "loss", None, tuple(LOSSES))
+    activation = c.choice(raw, key, "last_activation", "none", LAST_ACTIVATIONS)
+    encoding = c.choice(raw, key, "target_encoding", None, tuple(TARGET_ENCODINGS))
+    outputs = c.number(raw, key, "outputs", TARGET_ENCODINGS.get(encoding, 1), int, low=1)
+    if loss in LOSSES and encoding in TARGET_ENCODINGS:
+        if encoding not in LOSSES[loss].encodings:
+            c.fail(f"{key}.target_encoding", f"{loss} cannot take {encoding!r} targets "
+                                             f"(it takes {', '.join(LOSSES[loss].encodings)})")
+        elif outputs != TARGET_ENCODINGS[encoding]:
+            c.fail(f"{key}.outputs", f"{encoding!r} targets need {TARGET_ENCODINGS[encoding]} "
+                                     f"output(s) for this two-class problem, got {outputs}")
+    contrast = raw.get("contrast")
+    if contrast is not None and not isinstance(contrast, str):
+        c.fail(f"{key}.contrast", f"must be a string, got {contrast!r}")
+    return Variant(name=name, loss=loss, last_activation=activation, target_encoding=encoding,
+                   outputs=outputs, training=_training(c, raw, key, shared), contrast=contrast)
+
+
+def parse(raw) -> Params:
+    """Validate a params mapping; raise one PipelineError listing every problem."""
+    c = _Checker()
+    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "iris"})
+    seed = c.number(raw, "", "seed", 42, int, low=0)
+    t = c.section(raw.get("titanic"), "titanic", {f.name for f in dataclasses.fields(TitanicData)})
+    titanic = TitanicData(
+        url=c.text(t, "titanic", "url", None),
+        sha256=c.text(t, "titanic", "sha256", None),
+        timeout=c.number(t, "titanic", "timeout", 10.0, float, low=0, low_open=True),
+        test_size=c.number(t, "titanic", "test_size", 0.2, float, low=0, low_open=True, high=1, high_open=True),
+    )
+    shared = _training(c, c.section(raw.get("train"), "train", _TRAINING_KEYS), "train", Training())
+    variants_raw = raw.get("variants")
+    if not isinstance(variants_raw, dict) or not variants_raw:
+        c.fail("variants", "must be a non-empty mapping of variant name to settings")
+        variants_raw = {}
+    variants = {str(name): _variant(c, str(name), spec, shared) for name, spec in variants_raw.items()}
+    if c.errors:
+        raise PipelineError(f"{PARAMS_FILE}: " + "; ".join(c.errors))
+    return Params(seed=seed, titanic=titanic, training=shared, variants=variants)
+
+
+def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found (run from the project's root)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse(raw)
+
+
+def as_dict(obj) -> dict:
+    return dataclasses.asdict(obj)

@@ -1,0 +1,36 @@
+"""After training: did the loss leave the range it can take on valid input?
+
+The seed's lesson: NLLLoss and KLDivLoss on ReLU outputs have no lower bound, so the loss
+runs off towards minus infinity while accuracy sits at the majority class.
+"""
+from __future__ import annotations
+
+# Epochs over which a loss below its bound that still falls every epoch counts as unbounded.
+WINDOW = 4
+TOLERANCE = 1e-6
+
+
+def diagnose(train_losses: list[float], val_losses: list[float], lower_bound: float,
+             loss_name: str, confusion: list[list[int]]) -> dict:
+    """Return {'status': ok | stalled | below_lower_bound | diverging, 'reason': str}."""
+    notes = []
+    lowest = min(train_losses + val_losses)
+    status = "ok"
+    if lowest < lower_bound - TOLERANCE:
+        status = "below_lower_bound"
+        notes.append(f"loss reached {lowest:.4g}, below {loss_name}'s lower bound {lower_bound:g} on valid input")
+        tail = train_losses[-WINDOW:]
+        steps = [b - a for a, b in zip(tail, tail[1:])]
+        if len(tail) == WINDOW and all(s < 0 for s in steps):
+            status = "diverging"
+            notes.append(f"and it still fell in each of the last {WINDOW} epochs (no limit in sight)")
+    elif len(train_losses) > 1 and len(set(train_losses)) == 1:
+        # The other face of a ReLU last layer: every output stuck at 0, so no gradient at all.
+        status = "stalled"
+        notes.append(f"the training loss never moved from {train_losses[0]:.4g}: no gradient reached "
+                     f"the weights (e.g. ReLU outputs stuck at 0)")
+    predicted = [confusion[0][c] + confusion[1][c] for c in (0, 1)]
+    if min(predicted) == 0:
+        only = 0 if predicted[0] else 1
+        notes.append(f"every validation passenger is predicted as class {only}")
+    return {"status": status, "reason": "; ".join(notes) or "loss stayed within its bounds"}

@@ -1,0 +1,111 @@
+"""What the pipeline knows about each loss, last activation and target encoding.
+
+Names are the torch class names the seed notebook uses. The tables are plain data so
+that params can be validated without importing torch (about 1 s a process).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# How the binary target Survived is handed to the loss.
+TARGET_ENCODINGS = {
+    "float": 1,   # a float column of 0.0/1.0, shape (n, 1): the regression losses
+    "index": 2,   # class indices, shape (n,): NLLLoss, CrossEntropyLoss
+    "onehot": 2,  # one row per class, shape (n, 2): KLDivLoss, CosineEmbeddingLoss
+}
+
+LAST_ACTIVATIONS = ("none", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    family: str                  # short name for MLflow tags: nll, kldiv, ...
+    encodings: tuple[str, ...]   # target encodings the loss accepts
+    wants: str                   # what the loss expects as input: any, log_probabilities, logits
+    lower_bound: float = 0.0     # the least value the loss can take on valid input
+
+
+LOSSES = {
+    "L1Loss": LossSpec("l1", ("float", "onehot"), "any"),
+    "MSELoss": LossSpec("mse", ("float", "onehot"), "any"),
+    "NLLLoss": LossSpec("nll", ("index",), "log_probabilities"),
+    "CrossEntropyLoss": LossSpec("cross_entropy", ("index", "onehot"), "logits"),
+    "KLDivLoss": LossSpec("kldiv", ("onehot",), "log_probabilities"),
+    "BCEWithLogitsLoss": LossSpec("bce", ("float", "onehot"), "logits"),
+    "CosineEmbeddingLoss": LossSpec("cosine_embedding", ("onehot",), "any"),
+}
+
+# What each last activation produces, to compare with what the loss wants.
+_PRODUCES = {
+    "none": "logits",
+    "ReLU": "non-negative scores",
+    "Sigmoid": "probabilities",
+    "Tanh": "values in (-1, 1)",
+    "Softmax": "probabilities",
+    "LogSoftmax": "log_probabilities",
+}
+
+
+def mismatch(loss: str, last_activation: str) -> str | None:
+    """Why this pairing is wrong before any training, or None when it is sound."""
+    wants = LOSSES[loss].wants
+    produces = _PRODUCES[last_activation]
+    if wants == "log_probabilities" and produces != "log_probabilities":
+        why = f"{loss} expects log-probabilities but the last activation {last_activation} gives {produces}"
+        if last_activation == "ReLU":
+            why += ("; outputs >= 0 without an upper limit make the loss (-output of the target class) "
+                    "unbounded below, so training drives it towards minus infinity")
+        return why + "; use LogSoftmax"
+    if wants == "logits" and produces in ("probabilities", "log_probabilities"):
+        return (f"{loss} applies its own (log-)softmax or sigmoid to raw logits, but the last "
+                f"activation {last_activation} already gives {produces}; use none")
+    return None
+
+
+def make_loss(name: str):
+    import torch.nn as nn
+
+    if name == "KLDivLoss":
+        # 'batchmean' is the mathematically correct KL reduction (the seed's choice too).
+        return nn.KLDivLoss(reduction="batchmean")
+    if name == "CosineEmbeddingLoss":
+        cosine = nn.CosineEmbeddingLoss()
+
+        # Pulls the output vector towards its one-hot target (y = 1 for every pair).
+        def loss(outputs, targets):
+            return cosine(outputs, targets, outputs.new_ones(outputs.shape[0]))
+
+        return loss
+    return getattr(nn, name)()
+
+
+def make_activation(name: str):
+    import torch.nn as nn
+
+    if name == "none":
+        return None
+    if name in ("Softmax", "LogSoftmax"):
+        return getattr(nn, name)(dim=1)
+    return getattr(nn, name)()
+
+
+def encode_targets(labels, encoding: str):
+    """Class labels (a 1-D int64 tensor) as the tensor the loss wants."""
+    import torch
+
+    if encoding == "float":
+        return labels.to(torch.float32).unsqueeze(1)
+    if encoding == "index":
+        return labels.to(torch.int64)
+    if encoding == "onehot":
+        return torch.nn.functional.one_hot(labels.to(torch.int64), num_classes=2).to(torch.float32)
+    raise ValueError(encoding)
+
+
+def predict(outputs, last_activation: str):
+    """Predicted class per row: argmax of two outputs, or a threshold on one."""
+    if outputs.shape[1] > 1:
+        return outputs.argmax(dim=1)
+    # A single output is a probability after Sigmoid, otherwise a logit-like score.
+    threshold = 0.5 if last_activation == "Sigmoid" else 0.0
+    return (outputs[:, 0] >= threshold).long()

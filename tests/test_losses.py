@@ -1,0 +1,87 @@
+"""Every loss/activation/encoding combination the config accepts trains a step with the right shapes."""
+import itertools
+
+import pytest
+import torch
+
+from pipeline.diagnosis import diagnose
+from pipeline.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS, encode_targets, make_loss, mismatch, predict
+from pipeline.model import build_mlp, layer_sizes, weight_penalty
+
+COMBINATIONS = [(loss, encoding, activation)
+                for loss, spec in LOSSES.items()
+                for encoding, activation in itertools.product(spec.encodings, LAST_ACTIVATIONS)]
+
+
+@pytest.mark.parametrize("loss,encoding,activation", COMBINATIONS)
+def test_forward_loss_backward_and_predict(loss, encoding, activation):
+    torch.manual_seed(0)
+    outputs = TARGET_ENCODINGS[encoding]
+    model = build_mlp(4, 8, 2, outputs, activation)
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    targets = encode_targets(labels, encoding)
+    out = model(torch.randn(5, 4))
+    assert out.shape == (5, outputs)
+    value = make_loss(loss)(out, targets)
+    assert value.shape == () and torch.isfinite(value)
+    value.backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert predict(out, activation).shape == (5,)
+
+
+def test_target_encodings_have_the_shapes_the_losses_want():
+    labels = torch.tensor([0, 1, 1])
+    assert encode_targets(labels, "float").shape == (3, 1)
+    assert encode_targets(labels, "index").dtype == torch.int64
+    assert encode_targets(labels, "onehot").tolist() == [[1, 0], [0, 1], [0, 1]]
+
+
+def test_the_seed_architecture():
+    model = build_mlp(4, 64, 2, 2, "LogSoftmax")
+    assert layer_sizes(4, 64, 2, 2) == [4, 64, 64, 2]
+    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Linear", "ReLU", "Linear", "LogSoftmax"]
+    assert [type(m).__name__ for m in build_mlp(4, 64, 2, 1, "none")][-1] == "Linear"
+
+
+def test_penalties_cover_weights_only():
+    model = build_mlp(2, 3, 1, 1, "none")
+    weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+    l1 = sum(w.abs().sum() for w in weights)
+    l2 = sum(w.pow(2).sum() for w in weights)
+    assert torch.isclose(weight_penalty(model, "l1", 0.5, 0.3), 0.5 * l1)
+    assert torch.isclose(weight_penalty(model, "l2", 0.5, 0.3), 0.5 * l2)
+    assert torch.isclose(weight_penalty(model, "elasticnet", 0.5, 0.3), 0.5 * (0.3 * l1 + 0.7 * l2))
+
+
+def test_mismatches_are_recognised_before_training():
+    assert "unbounded below" in mismatch("NLLLoss", "ReLU")
+    assert "unbounded below" in mismatch("KLDivLoss", "ReLU")
+    assert "log-probabilities" in mismatch("NLLLoss", "Sigmoid")
+    assert "already gives" in mismatch("CrossEntropyLoss", "Softmax")
+    for sound in (("NLLLoss", "LogSoftmax"), ("KLDivLoss", "LogSoftmax"), ("CrossEntropyLoss", "none"),
+                  ("MSELoss", "Sigmoid"), ("BCEWithLogitsLoss", "none")):
+        assert mismatch(*sound) is None
+
+
+NO_ONE_CLASS = [[30, 10], [8, 20]]
+
+
+def test_diagnosis_of_a_loss_running_off_to_minus_infinity():
+    train = [-0.3, -1.0, -2.4, -5.1, -9.9, -17.5]
+    result = diagnose(train, [-20.0], 0.0, "NLLLoss", [[40, 0], [28, 0]])
+    assert result["status"] == "diverging"
+    assert "below NLLLoss's lower bound" in result["reason"] and "predicted as class 0" in result["reason"]
+
+
+def test_diagnosis_below_the_bound_but_settling():
+    result = diagnose([-0.5, -0.9, -0.7, -0.8, -0.75], [-0.7], 0.0, "KLDivLoss", NO_ONE_CLASS)
+    assert result["status"] == "below_lower_bound"
+
+
+def test_diagnosis_of_dead_relu_outputs():
+    assert diagnose([0.0, 0.0, 0.0], [0.0], 0.0, "NLLLoss", [[40, 0], [28, 0]])["status"] == "stalled"
+
+
+def test_diagnosis_of_a_sound_run():
+    assert diagnose([0.6, 0.5, 0.45], [0.5, 0.48, 0.47], 0.0, "NLLLoss", NO_ONE_CLASS) == {
+        "status": "ok", "reason": "loss stayed within its bounds"}

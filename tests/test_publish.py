@@ -1,0 +1,122 @@
+"""Publishing to a real SQLite store, read back through MlflowClient."""
+import json
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from pipeline import plot_titanic, publish, train, tracking
+from pipeline.paths import RESULTS
+from pipeline.preprocess_titanic import load_prepared
+
+VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
+
+
+@pytest.fixture
+def trained(prepared):
+    for name in VARIANTS:
+        train.main(name)
+    plot_titanic.main()
+    return prepared
+
+
+def runs(uri, **kwargs):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    return client, client.search_runs([experiment.experiment_id], **kwargs) if experiment else []
+
+
+def test_each_variant_becomes_one_complete_run(trained):
+    publish.main()
+    uri = trained.uri()
+    client, found = runs(uri)
+    by_name = {run.info.run_name: run for run in found}
+    assert sorted(by_name) == sorted(VARIANTS)
+    run = by_name["nll_relu"]
+    record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
+    assert run.info.status == "FINISHED"
+    assert (run.info.start_time, run.info.end_time) == (record["started_ms"], record["ended_ms"])
+    params = run.data.params
+    assert params["loss"] == "NLLLoss" and params["last_activation"] == "ReLU"
+    assert params["target_encoding"] == "index" and params["optimizer"] == "adam"
+    assert params["lr"] == "0.001" and params["batch_size"] == "32" and params["epochs"] == "2"
+    assert params["seed"] == "42" and params["layer_sizes"] == "4-64-64-2"
+    assert params["regularization.penalty"] == "none"
+    assert params["data.source"] == "url" and params["data.sha256"] == "ab" * 32
+    tags = run.data.tags
+    assert tags["variant"] == "nll_relu" and tags["loss_family"] == "nll" and tags["contrast"] == "nll"
+    assert tags["last_activation"] == "ReLU" and tags["diagnosis"] == record["diagnosis"]["status"]
+    assert by_name["nll_logsoftmax"].data.tags["contrast"] == "nll"
+    assert "contrast" not in by_name["mse"].data.tags
+    history = client.get_metric_history(run.info.run_id, "val/accuracy")
+    assert [(m.step, m.value, m.timestamp) for m in history] == [
+        (h["epoch"], h["val_accuracy"], h["timestamp_ms"]) for h in record["history"]]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"loss_curve.png", "confusion_matrix.png", "history.csv", "record.json"} <= artifacts
+    contexts = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+    assert contexts["training"].name == "titanic-train" and contexts["validation"].name == "titanic-val"
+    assert tracking.artifact_location(uri).endswith("/mlartifacts")
+    assert run.info.artifact_uri.startswith(tracking.artifact_location(uri))
+
+
+def test_the_logged_model_loads_back_as_the_same_module(trained):
+    publish.main()
+    _, found = runs(trained.uri(), filter_string="tags.variant = 'mse'")
+    model_id = found[0].outputs.model_outputs[0].model_id
+    mlflow.set_tracking_uri(trained.uri())
+    info = mlflow.models.get_model_info(f"models:/{model_id}")
+    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 4)
+    assert info.saved_input_example_info is not None
+    model = mlflow.pytorch.load_model(f"models:/{model_id}")
+    assert isinstance(model, torch.nn.Sequential)
+    original = publish.load_model(json.loads((RESULTS / "mse" / "record.json").read_text()))
+    x = torch.from_numpy(load_prepared()["x_val"])
+    with torch.no_grad():
+        assert np.array_equal(model(x).numpy(), original(x).numpy())
+
+
+def test_publishing_twice_logs_nothing_twice(trained, capsys):
+    publish.main()
+    publish.main()
+    assert "0 run(s) logged, 3 already in MLflow" in capsys.readouterr().err
+    _, found = runs(trained.uri())
+    assert len(found) == 3
+
+
+def test_a_half_logged_run_is_replaced_and_only_missing_runs_are_logged(trained):
+    publish.main()
+    client, found = runs(trained.uri())
+    by_name = {run.info.run_name: run for run in found}
+    # As if a publish died mid-run: the mse run is left RUNNING; the nll_relu run was never made.
+    client.update_run(by_name["mse"].info.run_id, status="RUNNING")
+    client.delete_run(by_name["nll_relu"].info.run_id)
+    untouched = by_name["nll_logsoftmax"].info.run_id
+    publish.main()
+    _, after = runs(trained.uri())
+    names = sorted(run.info.run_name for run in after)
+    assert names == sorted(VARIANTS)
+    assert all(run.info.status == "FINISHED" for run in after)
+    assert untouched in {run.info.run_id for run in after}
+    assert by_name["mse"].info.run_id not in {run.info.run_id for run in after}
+
+
+def test_tracking_uri_override_and_dvc_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@127.0.0.1:5999")
+    assert tracking.tracking_uri() == "http://user:secret@127.0.0.1:5999"
+    assert tracking.artifact_location(tracking.tracking_uri()) is None
+    assert "secret" not in tracking.redact(tracking.tracking_uri())
+
+
+def test_an_unreachable_server_fails_in_one_line_and_keeps_training_results(trained, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    with pytest.raises(publish.PipelineError, match="publishing to MLflow at http://127.0.0.1:9 failed"):
+        publish.main()
+    assert all((RESULTS / name / "model.pt").exists() for name in VARIANTS)
