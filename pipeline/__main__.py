@@ -17,6 +17,9 @@ COMMANDS = {
     "preprocess-titanic": ("preprocess_titanic", False),
     "train": ("train", True),
     "plot-titanic": ("plot_titanic", False),
+    "fetch-iris": ("fetch_iris", False),
+    "preprocess-iris": ("preprocess_iris", False),
+    "sweep-alpha": ("sweep_alpha", False),
     "publish": ("publish", False),
 }
 

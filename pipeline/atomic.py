@@ -35,6 +35,29 @@ def write_json(path: Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_npz(path: Path, arrays: dict) -> None:
+    """Typed arrays, no pickles: read back with read_npz (allow_pickle=False)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path: Path, stage: str) -> dict:
+    import numpy as np
+
+    from .errors import PipelineError
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run `dvc repro {stage}` first") from None
+
+
 @contextlib.contextmanager
 def directory(path: Path):
     """Yield a temporary folder; on success it replaces `path` whole, on failure it vanishes."""

@@ -16,6 +16,7 @@ from .losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")
 OPTIMIZERS = ("adam", "sgd")
+SWEEP_MODELS = ("mlp", "ridge")
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,30 @@ class TitanicData:
 
 
 @dataclass(frozen=True)
+class IrisSweep:
+    alpha_min: float = 1e-3
+    alpha_max: float = 1e3
+    alpha_count: int = 20     # alphas spaced evenly on a log scale, ends included
+    model: str = "mlp"        # mlp (what the seed ran) | ridge (what its homework text asks for)
+    neurons: int = 10
+    max_iter: int = 1000
+    frame_ms: int = 500
+    workers: int = 0          # processes for the fits; 0: one per core
+    test_size: float = 0.3
+
+    def alphas(self) -> list[float]:
+        import numpy as np
+
+        return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.alpha_count).tolist()
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     titanic: TitanicData
     training: Training
     variants: dict[str, Variant]
+    iris: IrisSweep = field(default_factory=IrisSweep)
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
@@ -162,6 +182,27 @@ def _variant(c: _Checker, name: str, raw, shared: Training) -> Variant:
                    outputs=outputs, training=_training(c, raw, key, shared), contrast=contrast)
 
 
+def _iris(c: _Checker, raw) -> IrisSweep:
+    key, base = "iris", IrisSweep()
+    raw = c.section(raw, key, {f.name for f in dataclasses.fields(IrisSweep)})
+    sweep = IrisSweep(
+        alpha_min=c.number(raw, key, "alpha_min", base.alpha_min, float, low=0, low_open=True),
+        alpha_max=c.number(raw, key, "alpha_max", base.alpha_max, float, low=0, low_open=True),
+        alpha_count=c.number(raw, key, "alpha_count", base.alpha_count, int, low=1),
+        model=c.choice(raw, key, "model", base.model, SWEEP_MODELS),
+        neurons=c.number(raw, key, "neurons", base.neurons, int, low=1),
+        max_iter=c.number(raw, key, "max_iter", base.max_iter, int, low=1),
+        frame_ms=c.number(raw, key, "frame_ms", base.frame_ms, int, low=1),
+        workers=c.number(raw, key, "workers", base.workers, int, low=0),
+        test_size=c.number(raw, key, "test_size", base.test_size, float, low=0, low_open=True, high=1,
+                           high_open=True),
+    )
+    if sweep.alpha_max < sweep.alpha_min:
+        c.fail("iris.alpha_max", f"{sweep.alpha_max:g} is below iris.alpha_min {sweep.alpha_min:g}: "
+                                 f"the alpha range is reversed")
+    return sweep
+
+
 def parse(raw) -> Params:
     """Validate a params mapping; raise one PipelineError listing every problem."""
     c = _Checker()
@@ -180,9 +221,10 @@ def parse(raw) -> Params:
         c.fail("variants", "must be a non-empty mapping of variant name to settings")
         variants_raw = {}
     variants = {str(name): _variant(c, str(name), spec, shared) for name, spec in variants_raw.items()}
+    iris = _iris(c, raw.get("iris"))
     if c.errors:
         raise PipelineError(f"{PARAMS_FILE}: " + "; ".join(c.errors))
-    return Params(seed=seed, titanic=titanic, training=shared, variants=variants)
+    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, iris=iris)
 
 
 def load(path: str | os.PathLike = PARAMS_FILE) -> Params:

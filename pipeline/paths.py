@@ -14,3 +14,14 @@ RESULTS = Path("results/titanic")          # one folder per variant: model.pt, r
 METRICS = Path("metrics/titanic")          # <variant>.json for `dvc metrics show`
 HISTORY = Path("plots/titanic/history")    # <variant>.csv, per-epoch, for `dvc plots show`
 FIGURES = Path("plots/titanic/figures")    # <variant>_loss.png, <variant>_confusion.png
+
+IRIS_RAW = Path("data/iris/raw.csv")
+IRIS_SOURCE = Path("data/iris/source.json")
+IRIS_PREPARED = Path("data/iris/prepared.npz")
+IRIS_META = Path("data/iris/prepared.json")
+
+SWEEP_RECORD = Path("results/iris/sweep.json")       # per-alpha results, for publishing
+SWEEP_METRICS = Path("metrics/iris/sweep.json")      # summary for `dvc metrics show`
+SWEEP_TABLE = Path("plots/iris/alpha_sweep.csv")     # per-alpha table, a DVC plot
+SWEEP_GIF = Path("plots/iris/alpha_sweep.gif")       # the decision boundary, frame by frame
+SWEEP_SUMMARY = Path("plots/iris/alpha_summary.png")  # accuracies and weight norm against alpha

@@ -108,17 +108,11 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         "scaler_fitted_on": "train",
         "source": source,
     }
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    atomic.write_bytes(PREPARED, buffer.getvalue())
+    atomic.write_npz(PREPARED, arrays)
     atomic.write_json(META, meta)
     print(f"preprocess_titanic: {meta['rows_clean']} clean rows -> {meta['train_rows']} train, "
           f"{meta['val_rows']} validation")
 
 
-def load_prepared(path: Path = PREPARED) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro preprocess_titanic` first") from None
+def load_prepared(path=None) -> dict:
+    return atomic.read_npz(path or PREPARED, "preprocess_titanic")

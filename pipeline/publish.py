@@ -1,4 +1,5 @@
-"""Stage publish: every trained variant becomes one MLflow run, once.
+"""Stage publish: each Titanic variant becomes one MLflow run, each alpha sweep a parent with a
+child per alpha; once.
 
 Training stages only write files; this stage logs whatever MLflow does not hold yet. A run
 is identified by the digest of its configuration and results (tag `pipeline.digest`), so a
@@ -8,141 +9,16 @@ the missing runs and never one twice. A run left half-logged by an interrupted p
 """
 from __future__ import annotations
 
-import io
+import json
 import logging
-import os
-import shutil
-import sys
-import tempfile
 import warnings
-from pathlib import Path
 
-from . import config, tracking
+from . import config, iris_run, tracking
 from .errors import PipelineError
-from .paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED as PREPARED
+from .paths import SWEEP_RECORD
 from .plot_titanic import read_record
 from .preprocess_titanic import load_prepared
-
-DIGEST_TAG = "pipeline.digest"
-
-
-def run_params(record: dict) -> dict[str, str]:
-    c, t = record["config"], record["config"]["training"]
-    d = record["data"]
-    params = {
-        "variant": record["variant"], "loss": c["loss"], "last_activation": c["last_activation"],
-        "target_encoding": c["target_encoding"], "outputs": c["outputs"],
-        "optimizer": t["optimizer"], "lr": t["lr"], "batch_size": t["batch_size"],
-        "epochs": t["epochs"], "shuffle": t["shuffle"], "seed": record["seed"],
-        "hidden_size": t["hidden_size"], "hidden_layers": t["hidden_layers"],
-        "layer_sizes": "-".join(map(str, record["layer_sizes"])),
-        "regularization.penalty": t["regularization"]["penalty"],
-        "regularization.strength": t["regularization"]["strength"],
-        "regularization.l1_ratio": t["regularization"]["l1_ratio"],
-        "data.source": d["source"], "data.address": d["address"], "data.sha256": d["sha256"],
-        "data.rows": d["rows"], "data.train_rows": d["train_rows"], "data.val_rows": d["val_rows"],
-        "data.features": ",".join(d["features"]),
-    }
-    return {key: str(value) for key, value in params.items()}
-
-
-def run_tags(record: dict) -> dict[str, str]:
-    c = record["config"]
-    diagnosis = record["diagnosis"]
-    note = f"**{record['variant']}**: {c['loss']} on {c['last_activation']} outputs. " \
-           f"Diagnosis: {diagnosis['status']} ({diagnosis['reason']})."
-    if record["warning"]:
-        note += f"\n\nWarned before training: {record['warning']}."
-    tags = {
-        "variant": record["variant"], "loss_family": record["loss_family"],
-        "last_activation": c["last_activation"], "diagnosis": diagnosis["status"],
-        "diagnosis.reason": diagnosis["reason"], "mismatch_warning": record["warning"] or "none",
-        "pipeline.stage": f"train@{record['variant']}", DIGEST_TAG: record["digest"],
-        "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
-    }
-    if c.get("contrast"):
-        tags["contrast"] = c["contrast"]
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
-    return tags
-
-
-def run_metrics(record: dict):
-    from mlflow.entities import Metric
-
-    metrics = []
-    for h in record["history"]:
-        values = {"train/loss": h["train_loss"], "val/loss": h["val_loss"], "val/accuracy": h["val_accuracy"]}
-        if record["config"]["training"]["regularization"]["penalty"] != "none":
-            values["train/penalty"] = h["train_penalty"]
-        metrics += [Metric(key, float(v), h["timestamp_ms"], h["epoch"]) for key, v in values.items()]
-    last = record["history"][-1]
-    summary = record["summary"]
-    metrics += [Metric("val/best_accuracy", summary["best_val_accuracy"], last["timestamp_ms"], last["epoch"]),
-                Metric("best_epoch", summary["best_epoch"], last["timestamp_ms"], last["epoch"])]
-    return metrics
-
-
-def load_model(record: dict):
-    import torch
-
-    from .model import build_mlp
-
-    c, t = record["config"], record["config"]["training"]
-    model = build_mlp(record["layer_sizes"][0], t["hidden_size"], t["hidden_layers"], c["outputs"],
-                      c["last_activation"])
-    state = torch.load(io.BytesIO((RESULTS / record["variant"] / "model.pt").read_bytes()), weights_only=True)
-    model.load_state_dict(state)
-    return model.eval()
-
-
-def datasets(data: dict, source: dict):
-    """The training and validation splits as MLflow dataset inputs (name, digest, schema)."""
-    import mlflow.data
-    from mlflow.entities import DatasetInput, InputTag
-    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
-
-    origin = source["address"] if source["source"] == "url" else str(PREPARED.resolve())
-    inputs = []
-    for split, context in (("train", "training"), ("val", "validation")):
-        dataset = mlflow.data.from_numpy(data[f"x_{split}"], targets=data[f"y_{split}"], source=origin,
-                                         name=f"titanic-{split}")
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
-    return inputs
-
-
-def log_run(client, experiment_id: str, record: dict, data: dict, inputs) -> str:
-    import mlflow
-    import torch
-    from mlflow.entities import Param
-    from mlflow.models import infer_signature
-
-    name = record["variant"]
-    run = client.create_run(experiment_id, start_time=record["started_ms"], tags=run_tags(record), run_name=name)
-    run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record).items()])
-    client.log_batch(run_id, metrics=run_metrics(record))
-    client.log_inputs(run_id, datasets=inputs)
-    # The same artifact names in every run, so the UI lines them up across variants.
-    with tempfile.TemporaryDirectory() as tmp:
-        for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
-                               (FIGURES / f"{name}_confusion.png", "confusion_matrix.png"),
-                               (HISTORY / f"{name}.csv", "history.csv"),
-                               (RESULTS / name / "record.json", "record.json")):
-            shutil.copyfile(source, Path(tmp) / target)
-        client.log_artifacts(run_id, tmp)
-    model = load_model(record)
-    example = data["x_val"][:5]
-    with torch.no_grad():
-        signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
-    with mlflow.start_run(run_id=run_id):
-        # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule);
-        # explicit requirements skip inference, which costs 4-5 s a model.
-        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
-                                 input_example=example,
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-    client.set_terminated(run_id, "FINISHED", end_time=record["ended_ms"])
-    return run_id
+from .titanic_run import DIGEST_TAG, datasets, log_run
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -159,40 +35,55 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def publish(records: list[dict], uri: str) -> dict[str, str]:
-    """Log the records MLflow lacks; return {variant: 'logged' | 'present'}."""
+def is_logged(client, exp_id: str, digest: str) -> bool:
+    """True when a finished run has this digest; otherwise clear what an interrupted publish left."""
+    existing = client.search_runs([exp_id], filter_string=f"tags.`{DIGEST_TAG}` = '{digest}'")
+    if any(run.info.status == "FINISHED" for run in existing):
+        return True
+    leftovers = existing + client.search_runs(
+        [exp_id], filter_string=f"tags.`{iris_run.PARENT_DIGEST_TAG}` = '{digest}'")
+    for run in leftovers:
+        client.delete_run(run.info.run_id)
+    return False
+
+
+def publish(records: list[dict], sweep: dict | None, uri: str) -> dict[str, str]:
+    """Log what MLflow lacks; return {name: 'logged' | 'present'}."""
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    exp_id = experiment_id(client, tracking.EXPERIMENT, tracking.artifact_location(uri))
-    data = load_prepared()
-    source = records[0]["data"]
-    inputs = None
     outcome = {}
+    exp_id = experiment_id(client, tracking.EXPERIMENT, tracking.artifact_location(uri))
+    inputs = None
     for record in records:
-        existing = client.search_runs([exp_id], filter_string=f"tags.`{DIGEST_TAG}` = '{record['digest']}'")
-        if any(run.info.status == "FINISHED" for run in existing):
+        if is_logged(client, exp_id, record["digest"]):
             outcome[record["variant"]] = "present"
             continue
-        for leftover in existing:  # half-logged by an interrupted publish
-            client.delete_run(leftover.info.run_id)
-        inputs = inputs or datasets(data, source)
+        data = load_prepared()
+        inputs = inputs or datasets(data, record["data"])
         log_run(client, exp_id, record, data, inputs)
         outcome[record["variant"]] = "logged"
+    if sweep is not None:
+        exp_id = experiment_id(client, iris_run.EXPERIMENT, tracking.artifact_location(uri))
+        logged = is_logged(client, exp_id, sweep["digest"])
+        if not logged:
+            iris_run.log_sweep(client, exp_id, sweep)
+        outcome["iris alpha sweep"] = "present" if logged else "logged"
     return outcome
 
 
 def main(params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
     records = [read_record(name) for name in params.variants]
+    sweep = json.loads(SWEEP_RECORD.read_text()) if SWEEP_RECORD.exists() else None
     uri = tracking.tracking_uri()
     warnings.filterwarnings("ignore", module="mlflow")
-    # The pickle format is chosen on purpose (see log_run); its caution fills the log otherwise.
+    # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     try:
-        outcome = publish(records, uri)
+        outcome = publish(records, sweep, uri)
     except PipelineError:
         raise
     except Exception as exc:  # the store or server failed: say where, keep the training outputs
@@ -201,4 +92,4 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
                             f"(training results are kept; run `dvc repro publish` again)") from exc
     logged = [name for name, state in outcome.items() if state == "logged"]
     print(f"publish: {len(logged)} run(s) logged, {len(outcome) - len(logged)} already in MLflow "
-          f"({tracking.redact(uri)}, experiment {tracking.EXPERIMENT})", file=sys.stderr if not logged else sys.stdout)
+          f"({tracking.redact(uri)})")

@@ -117,3 +117,14 @@ def prepared(project):
                               '"sha256": "%s", "rows": 240, "bytes": %d}' % ("ab" * 32, len(body)))
     preprocess_titanic.main()
     return project
+
+
+@pytest.fixture
+def iris_prepared(project):
+    """A project with Iris fetched and preprocessed (the seed's split); returns the project."""
+    from pipeline import fetch_iris, preprocess_iris
+
+    project.params()
+    fetch_iris.main()
+    preprocess_iris.main()
+    return project

@@ -41,7 +41,8 @@ def repo(tmp_path, serve):
     copy_pipeline(repo)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, repo / name)
-    params = small_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest()})
+    params = small_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest(),
+                             "iris.alpha_count": 4, "iris.max_iter": 200})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
     sh(repo, "dvc", "init", "-q")
@@ -60,7 +61,7 @@ def set_epochs(repo: Path, variant: str, epochs: int) -> None:
 
 def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     first = sh(repo, "dvc", "repro")
-    assert "publish: 3 run(s) logged" in first
+    assert "publish: 4 run(s) logged" in first  # three variants and the alpha sweep
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["mse", "nll_logsoftmax", "nll_relu"]
     assert all(run.info.status == "FINISHED" for run in runs)
@@ -77,7 +78,7 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     third = sh(repo, "dvc", "repro")
     assert [line for line in third.splitlines() if line.startswith("Running stage 'train@")] == [
         "Running stage 'train@mse':"]
-    assert "publish: 1 run(s) logged, 2 already in MLflow" in third
+    assert "publish: 1 run(s) logged, 3 already in MLflow" in third
     assert len(store_runs(repo)) == 4
 
 
@@ -93,7 +94,7 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
     (repo / "params.yaml").write_text(original)
     out = sh(repo, "dvc", "repro")
     assert "Stage 'train@mse' is cached - skipping run" in out
-    assert "publish: 3 run(s) logged" in out
+    assert "publish: 4 run(s) logged" in out
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["mse", "nll_logsoftmax", "nll_relu"]
     mse = next(run for run in runs if run.info.run_name == "mse")

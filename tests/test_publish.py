@@ -7,7 +7,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline import plot_titanic, publish, train, tracking
+from pipeline import plot_titanic, publish, titanic_run, tracking, train
 from pipeline.paths import RESULTS
 from pipeline.preprocess_titanic import load_prepared
 
@@ -72,7 +72,7 @@ def test_the_logged_model_loads_back_as_the_same_module(trained):
     assert info.saved_input_example_info is not None
     model = mlflow.pytorch.load_model(f"models:/{model_id}")
     assert isinstance(model, torch.nn.Sequential)
-    original = publish.load_model(json.loads((RESULTS / "mse" / "record.json").read_text()))
+    original = titanic_run.load_model(json.loads((RESULTS / "mse" / "record.json").read_text()))
     x = torch.from_numpy(load_prepared()["x_val"])
     with torch.no_grad():
         assert np.array_equal(model(x).numpy(), original(x).numpy())
@@ -81,7 +81,7 @@ def test_the_logged_model_loads_back_as_the_same_module(trained):
 def test_publishing_twice_logs_nothing_twice(trained, capsys):
     publish.main()
     publish.main()
-    assert "0 run(s) logged, 3 already in MLflow" in capsys.readouterr().err
+    assert "0 run(s) logged, 3 already in MLflow" in capsys.readouterr().out
     _, found = runs(trained.uri())
     assert len(found) == 3
 
