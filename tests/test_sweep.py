@@ -52,14 +52,15 @@ def test_gif_table_and_summary(iris_prepared):
 def test_same_seed_same_results_in_parallel_or_not(iris_prepared):
     data = load_prepared()
     settings = seed_settings(alpha_count=6)
-    in_parallel = sweep_alpha.sweep(data, settings, 42)
-    alone = sweep_alpha.sweep(data, config.IrisSweep(**{**config.as_dict(settings), "workers": 1}), 42)
-    assert in_parallel == alone
-    assert sweep_alpha.sweep(data, settings, 7) != alone
+    rows, frames = sweep_alpha.sweep(data, settings, 42, draw=True)
+    rows_alone, frames_alone = sweep_alpha.sweep(data, seed_settings(alpha_count=6, workers=1), 42, draw=True)
+    assert rows == rows_alone
+    assert all(np.array_equal(a, b) for a, b in zip(frames, frames_alone))
+    assert sweep_alpha.sweep(data, settings, 7)[0] != rows
 
 
 def test_ridge_is_the_other_model(iris_prepared):
-    rows = sweep_alpha.sweep(load_prepared(), seed_settings(model="ridge", alpha_count=3, workers=1), 42)
+    rows, _ = sweep_alpha.sweep(load_prepared(), seed_settings(model="ridge", alpha_count=3, workers=1), 42)
     assert [r["n_iter"] for r in rows] == [None] * 3
     assert rows[-1]["weight_l2_norm"] < rows[0]["weight_l2_norm"]
 
