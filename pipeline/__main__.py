@@ -11,16 +11,17 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, takes a variant name)
+# command -> (module, what it takes: None, "variant" or "names")
 COMMANDS = {
-    "fetch-titanic": ("fetch_titanic", False),
-    "preprocess-titanic": ("preprocess_titanic", False),
-    "train": ("train", True),
-    "plot-titanic": ("plot_titanic", False),
-    "fetch-iris": ("fetch_iris", False),
-    "preprocess-iris": ("preprocess_iris", False),
-    "sweep-alpha": ("sweep_alpha", False),
-    "publish": ("publish", False),
+    "fetch-titanic": ("fetch_titanic", None),
+    "preprocess-titanic": ("preprocess_titanic", None),
+    "train": ("train", "variant"),
+    "plot-titanic": ("plot_titanic", None),
+    "fetch-iris": ("fetch_iris", None),
+    "preprocess-iris": ("preprocess_iris", None),
+    "sweep-alpha": ("sweep_alpha", None),
+    "report": ("report", None),
+    "publish": ("publish", "names"),
 }
 
 
@@ -29,16 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, takes_variant) in COMMANDS.items():
+    for name, (_, takes) in COMMANDS.items():
         command = sub.add_parser(name)
-        if takes_variant:
+        if takes == "variant":
             command.add_argument("variant")
+        elif takes == "names":
+            command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
     args = parser.parse_args(argv)
-    module_name, takes_variant = COMMANDS[args.command]
+    module_name, takes = COMMANDS[args.command]
     try:
         module = importlib.import_module(f"pipeline.{module_name}")
-        if takes_variant:
+        if takes == "variant":
             module.main(args.variant, params_path=args.params)
+        elif takes == "names":
+            module.main(params_path=args.params, only=args.names or None)
         else:
             module.main(params_path=args.params)
     except PipelineError as exc:

@@ -82,6 +82,8 @@ class Params:
     training: Training
     variants: dict[str, Variant]
     iris: IrisSweep = field(default_factory=IrisSweep)
+    # Variants drawn together in the report's third figure (the contrast pairs come from `contrast`).
+    report_compare: tuple[str, ...] = ()
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
@@ -206,7 +208,7 @@ def _iris(c: _Checker, raw) -> IrisSweep:
 def parse(raw) -> Params:
     """Validate a params mapping; raise one PipelineError listing every problem."""
     c = _Checker()
-    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "iris"})
+    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "iris", "report"})
     seed = c.number(raw, "", "seed", 42, int, low=0)
     t = c.section(raw.get("titanic"), "titanic", {f.name for f in dataclasses.fields(TitanicData)})
     titanic = TitanicData(
@@ -222,9 +224,18 @@ def parse(raw) -> Params:
         variants_raw = {}
     variants = {str(name): _variant(c, str(name), spec, shared) for name, spec in variants_raw.items()}
     iris = _iris(c, raw.get("iris"))
+    report = c.section(raw.get("report"), "report", {"compare"})
+    compare = report.get("compare", [])
+    if not isinstance(compare, list):
+        c.fail("report.compare", f"must be a list of variant names, got {compare!r}")
+        compare = []
+    for name in compare:
+        if name not in variants:
+            c.fail("report.compare", f"no variant named {name!r}")
     if c.errors:
         raise PipelineError(f"{PARAMS_FILE}: " + "; ".join(c.errors))
-    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, iris=iris)
+    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, iris=iris,
+                  report_compare=tuple(compare))
 
 
 def load(path: str | os.PathLike = PARAMS_FILE) -> Params:

@@ -17,7 +17,7 @@ PARENT_DIGEST_TAG = "pipeline.parent_digest"
 SCORES = ("train_accuracy", "test_accuracy", "weight_l2_norm", "n_iter", "log10_alpha")
 
 
-def log_sweep(client, experiment_id: str, record: dict) -> str:
+def log_sweep(client, experiment_id: str, record: dict, extra_tags: dict) -> str:
     from mlflow.entities import Metric, Param
 
     s = record["settings"]
@@ -27,7 +27,8 @@ def log_sweep(client, experiment_id: str, record: dict) -> str:
         DIGEST_TAG: record["digest"], "model": s["model"], "pipeline.stage": "sweep_alpha",
         "mlflow.source.name": "dvc repro",
         "mlflow.note.content": f"{s['model']} on Iris (setosa against versicolor, sepal and petal length) "
-                               f"for {s['alpha_count']} alphas from {s['alpha_min']:g} to {s['alpha_max']:g}."})
+                               f"for {s['alpha_count']} alphas from {s['alpha_min']:g} to {s['alpha_max']:g}.",
+        **extra_tags})
     parent_id = parent.info.run_id
     params = {**{k: v for k, v in s.items() if k != "workers"}, "seed": record["seed"],
               "data.source": data["source"], "data.sha256": data["sha256"],

@@ -25,3 +25,5 @@ SWEEP_METRICS = Path("metrics/iris/sweep.json")      # summary for `dvc metrics 
 SWEEP_TABLE = Path("plots/iris/alpha_sweep.csv")     # per-alpha table, a DVC plot
 SWEEP_GIF = Path("plots/iris/alpha_sweep.gif")       # the decision boundary, frame by frame
 SWEEP_SUMMARY = Path("plots/iris/alpha_summary.png")  # accuracies and weight norm against alpha
+
+REPORT = Path("reports/titanic")  # comparison.md, comparison.csv, contrast_<name>.png, compare.png, summary.json

@@ -4,19 +4,10 @@ One process draws them all, so matplotlib's import (about 0.5 s) is paid once, n
 """
 from __future__ import annotations
 
-import json
 
 from . import atomic, config
-from .errors import PipelineError
-from .paths import FIGURES, RESULTS
-
-
-def read_record(name: str) -> dict:
-    path = RESULTS / name / "record.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro train@{name}` first") from None
+from .paths import FIGURES
+from .records import read_record
 
 
 def loss_figure(record: dict):

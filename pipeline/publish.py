@@ -1,24 +1,30 @@
 """Stage publish: each Titanic variant becomes one MLflow run, each alpha sweep a parent with a
-child per alpha; once.
+child per alpha, the comparison report a summary run; once.
 
 Training stages only write files; this stage logs whatever MLflow does not hold yet. A run
 is identified by the digest of its configuration and results (tag `pipeline.digest`), so a
 DVC run-cache restore, a retry after the server was down, or a second publish logs exactly
 the missing runs and never one twice. A run left half-logged by an interrupted publish
 (still RUNNING, or FAILED) is deleted and logged again.
+
+Under `mlflow run`, MLFLOW_RUN_ID names the launch's own run: new runs nest under it, and it
+is tagged with every run it stands for, new or already there.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 
-from . import config, iris_run, tracking
+from . import config, iris_run, report_run, tracking
 from .errors import PipelineError
-from .paths import SWEEP_RECORD
-from .plot_titanic import read_record
+from .paths import REPORT
 from .preprocess_titanic import load_prepared
+from .records import read_record, read_sweep
 from .titanic_run import DIGEST_TAG, datasets, log_run
+
+SWEEP, REPORT_NAME = "sweep", "report"
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -35,61 +41,112 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def is_logged(client, exp_id: str, digest: str) -> bool:
-    """True when a finished run has this digest; otherwise clear what an interrupted publish left."""
+def logged_run(client, exp_id: str, digest: str) -> str | None:
+    """The finished run with this digest; otherwise clear what an interrupted publish left, None."""
     existing = client.search_runs([exp_id], filter_string=f"tags.`{DIGEST_TAG}` = '{digest}'")
-    if any(run.info.status == "FINISHED" for run in existing):
-        return True
+    for run in existing:
+        if run.info.status == "FINISHED":
+            return run.info.run_id
     leftovers = existing + client.search_runs(
         [exp_id], filter_string=f"tags.`{iris_run.PARENT_DIGEST_TAG}` = '{digest}'")
     for run in leftovers:
         client.delete_run(run.info.run_id)
-    return False
+    return None
 
 
-def publish(records: list[dict], sweep: dict | None, uri: str) -> dict[str, str]:
-    """Log what MLflow lacks; return {name: 'logged' | 'present'}."""
+class Launch:
+    """The run `mlflow run` opened for this launch (MLFLOW_RUN_ID), if any."""
+
+    def __init__(self, client):
+        self.client = client
+        self.run_id = os.environ.get("MLFLOW_RUN_ID")
+        self.experiment_id = client.get_run(self.run_id).info.experiment_id if self.run_id else None
+
+    def tags(self, exp_id: str) -> dict[str, str]:
+        if not self.run_id:
+            return {}
+        tags = {"pipeline.launch_run_id": self.run_id}
+        if exp_id == self.experiment_id:  # the UI nests runs within one experiment only
+            tags["mlflow.parentRunId"] = self.run_id
+        return tags
+
+    def stands_for(self, runs: dict[str, tuple[str, str]]) -> None:
+        if not self.run_id:
+            return
+        from mlflow.entities import RunTag
+
+        lines = [f"- {name}: run {run_id} ({state})" for name, (state, run_id) in runs.items()]
+        tags = [RunTag(f"pipeline.run.{name}", run_id) for name, (_, run_id) in runs.items()]
+        tags.append(RunTag("mlflow.note.content", "This launch stands for these runs:\n\n" + "\n".join(lines)))
+        self.client.log_batch(self.run_id, tags=tags)
+
+
+def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: str) -> dict[str, tuple[str, str]]:
+    """Log what MLflow lacks; return {name: ('logged' | 'present', run_id)}."""
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    outcome = {}
+    launch = Launch(client)
+    outcome: dict[str, tuple[str, str]] = {}
     exp_id = experiment_id(client, tracking.EXPERIMENT, tracking.artifact_location(uri))
-    inputs = None
+    inputs = data = None
     for record in records:
-        if is_logged(client, exp_id, record["digest"]):
-            outcome[record["variant"]] = "present"
+        run_id = logged_run(client, exp_id, record["digest"])
+        if run_id:
+            outcome[record["variant"]] = ("present", run_id)
             continue
-        data = load_prepared()
+        data = data or load_prepared()
         inputs = inputs or datasets(data, record["data"])
-        log_run(client, exp_id, record, data, inputs)
-        outcome[record["variant"]] = "logged"
+        outcome[record["variant"]] = ("logged", log_run(client, exp_id, record, data, inputs, launch.tags(exp_id)))
+    if summary is not None:
+        run_id = logged_run(client, exp_id, report_run.digest())
+        if run_id:
+            outcome[REPORT_NAME] = ("present", run_id)
+        else:
+            variant_runs = {name: run_id for name, (_, run_id) in outcome.items()}
+            outcome[REPORT_NAME] = ("logged", report_run.log_report(client, exp_id, summary, variant_runs,
+                                                                    launch.tags(exp_id)))
+        report_run.register_champion(client, outcome[summary["champion"]][1])
     if sweep is not None:
-        exp_id = experiment_id(client, iris_run.EXPERIMENT, tracking.artifact_location(uri))
-        logged = is_logged(client, exp_id, sweep["digest"])
-        if not logged:
-            iris_run.log_sweep(client, exp_id, sweep)
-        outcome["iris alpha sweep"] = "present" if logged else "logged"
+        sweep_exp = experiment_id(client, iris_run.EXPERIMENT, tracking.artifact_location(uri))
+        run_id = logged_run(client, sweep_exp, sweep["digest"])
+        outcome[SWEEP] = ("present", run_id) if run_id else (
+            "logged", iris_run.log_sweep(client, sweep_exp, sweep, launch.tags(sweep_exp)))
+    launch.stands_for(outcome)
     return outcome
 
 
-def main(params_path: str = config.PARAMS_FILE) -> None:
+def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:
+    """Publish every variant, the sweep and the report; or `only` those named (variants, 'sweep', 'report')."""
     params = config.load(params_path)
-    records = [read_record(name) for name in params.variants]
-    sweep = json.loads(SWEEP_RECORD.read_text()) if SWEEP_RECORD.exists() else None
+    names = only or [*params.variants, SWEEP, REPORT_NAME]
+    for name in names:
+        if name not in params.variants and name not in (SWEEP, REPORT_NAME):
+            raise PipelineError(f"publish: no variant named {name!r} (known: {', '.join(params.variants)}, "
+                                f"or {SWEEP}, {REPORT_NAME})")
+    report = REPORT_NAME in names
+    # The report's summary run points at every variant's run, so it needs them all.
+    wanted = list(params.variants) if report else [n for n in names if n in params.variants]
+    records = [read_record(name) for name in wanted]
+    sweep = read_sweep() if SWEEP in names else None
+    summary = json.loads((REPORT / "summary.json").read_text()) if report and (REPORT / "summary.json").exists() \
+        else None
+    if report and summary is None:
+        raise PipelineError(f"{REPORT / 'summary.json'}: not found; run `dvc repro report` first")
     uri = tracking.tracking_uri()
     warnings.filterwarnings("ignore", module="mlflow")
     # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     try:
-        outcome = publish(records, sweep, uri)
+        outcome = publish(records, sweep, summary, uri)
     except PipelineError:
         raise
     except Exception as exc:  # the store or server failed: say where, keep the training outputs
         raise PipelineError(f"publishing to MLflow at {tracking.redact(uri)} failed: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                             f"(training results are kept; run `dvc repro publish` again)") from exc
-    logged = [name for name, state in outcome.items() if state == "logged"]
+    logged = [name for name, (state, _) in outcome.items() if state == "logged"]
     print(f"publish: {len(logged)} run(s) logged, {len(outcome) - len(logged)} already in MLflow "
           f"({tracking.redact(uri)})")

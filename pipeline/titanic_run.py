@@ -97,14 +97,15 @@ def datasets(data: dict, source: dict):
     return inputs
 
 
-def log_run(client, experiment_id: str, record: dict, data: dict, inputs) -> str:
+def log_run(client, experiment_id: str, record: dict, data: dict, inputs, extra_tags: dict) -> str:
     import mlflow
     import torch
     from mlflow.entities import Param
     from mlflow.models import infer_signature
 
     name = record["variant"]
-    run = client.create_run(experiment_id, start_time=record["started_ms"], tags=run_tags(record), run_name=name)
+    run = client.create_run(experiment_id, start_time=record["started_ms"], tags={**run_tags(record), **extra_tags},
+                             run_name=name)
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record).items()])
     client.log_batch(run_id, metrics=run_metrics(record))

@@ -37,6 +37,7 @@ def small_params(**overrides) -> dict:
     params["train"]["epochs"] = 2
     keep = overrides.pop("variants", ["nll_relu", "nll_logsoftmax", "mse"])
     params["variants"] = {name: params["variants"][name] for name in keep}
+    params["report"]["compare"] = [name for name in params["report"]["compare"] if name in keep]
     for key, value in overrides.items():
         section, _, leaf = key.partition(".")
         if leaf:

@@ -61,25 +61,25 @@ def set_epochs(repo: Path, variant: str, epochs: int) -> None:
 
 def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     first = sh(repo, "dvc", "repro")
-    assert "publish: 4 run(s) logged" in first  # three variants and the alpha sweep
+    assert "publish: 5 run(s) logged" in first  # three variants, the report and the alpha sweep
     runs = store_runs(repo)
-    assert sorted(run.info.run_name for run in runs) == ["mse", "nll_logsoftmax", "nll_relu"]
+    assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     assert all(run.info.status == "FINISHED" for run in runs)
-    assert all(run.data.params["data.source"] == "url" for run in runs)
+    assert all(run.data.params["data.source"] == "url" for run in runs if run.info.run_name != "comparison-report")
     for plot in ("figures/mse_loss.png", "figures/mse_confusion.png", "history/mse.csv"):
         assert (repo / "plots/titanic" / plot).exists()
 
     second = sh(repo, "dvc", "repro")
     assert "Running stage" not in second
-    assert len(store_runs(repo)) == 3
+    assert len(store_runs(repo)) == 4
 
-    # One variant's settings changed: that variant alone retrains, and only it is logged.
+    # One variant's settings changed: that variant alone retrains; it and the new report are logged.
     set_epochs(repo, "mse", 3)
     third = sh(repo, "dvc", "repro")
     assert [line for line in third.splitlines() if line.startswith("Running stage 'train@")] == [
         "Running stage 'train@mse':"]
-    assert "publish: 1 run(s) logged, 3 already in MLflow" in third
-    assert len(store_runs(repo)) == 4
+    assert "publish: 2 run(s) logged, 3 already in MLflow" in third
+    assert len(store_runs(repo)) == 6
 
 
 def test_a_run_cache_restore_still_ends_in_mlflow(repo):
@@ -94,9 +94,9 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
     (repo / "params.yaml").write_text(original)
     out = sh(repo, "dvc", "repro")
     assert "Stage 'train@mse' is cached - skipping run" in out
-    assert "publish: 4 run(s) logged" in out
+    assert "publish: 5 run(s) logged" in out
     runs = store_runs(repo)
-    assert sorted(run.info.run_name for run in runs) == ["mse", "nll_logsoftmax", "nll_relu"]
+    assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     mse = next(run for run in runs if run.info.run_name == "mse")
     assert mse.data.params["epochs"] == "2"
 

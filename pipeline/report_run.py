@@ -1,0 +1,54 @@
+"""The comparison report in MLflow: a summary run pointing at the runs it summarizes, and the
+champion's model registered as `titanic-survival` under the alias `champion`."""
+from __future__ import annotations
+
+import hashlib
+
+from .paths import REPORT
+from .titanic_run import DIGEST_TAG
+
+MODEL_NAME = "titanic-survival"
+ALIAS = "champion"
+
+
+def digest() -> str:
+    blob = b"".join((REPORT / name).read_bytes() for name in sorted(p.name for p in REPORT.iterdir()))
+    return hashlib.sha256(blob).hexdigest()
+
+
+def log_report(client, experiment_id: str, summary: dict, run_ids: dict[str, str], extra_tags: dict) -> str:
+    from mlflow.entities import Metric, Param
+
+    tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
+            "champion": summary["champion"], "champion.run_id": run_ids[summary["champion"]],
+            **{f"summarizes.{name}": run_id for name, run_id in run_ids.items()},
+            "mlflow.note.content": (REPORT / "comparison.md").read_text(), **extra_tags}
+    run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param("variants", str(len(run_ids))), Param("champion", summary["champion"])],
+                     metrics=[Metric("champion_final_val_accuracy", summary["champion_final_val_accuracy"],
+                                     run.info.start_time, 0)])
+    client.log_artifacts(run_id, str(REPORT))
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def register_champion(client, champion_run_id: str) -> str:
+    """Point the alias at the champion's logged model, registering a version only when it moved."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        current = client.get_model_version_by_alias(MODEL_NAME, ALIAS)
+        if current.run_id == champion_run_id:
+            return current.version
+    except MlflowException:
+        pass  # no model or no alias yet
+    try:
+        client.create_registered_model(MODEL_NAME, description="Titanic survival: the loss study's best variant")
+    except MlflowException:
+        pass  # already registered
+    model_id = client.get_run(champion_run_id).outputs.model_outputs[0].model_id
+    version = client.create_model_version(MODEL_NAME, source=f"models:/{model_id}", run_id=champion_run_id,
+                                          model_id=model_id)
+    client.set_registered_model_alias(MODEL_NAME, ALIAS, version.version)
+    return version.version
