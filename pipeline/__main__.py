@@ -22,6 +22,7 @@ COMMANDS = {
     "sweep-alpha": ("sweep_alpha", None),
     "report": ("report", None),
     "publish": ("publish", "names"),
+    "launch": ("launch", "argv"),
 }
 
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("variant")
         elif takes == "names":
             command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
+        elif takes == "argv":
+            command.add_argument("argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
     args = parser.parse_args(argv)
     module_name, takes = COMMANDS[args.command]
     try:
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             module.main(args.variant, params_path=args.params)
         elif takes == "names":
             module.main(params_path=args.params, only=args.names or None)
+        elif takes == "argv":
+            module.main(args.argv, params_path=args.params)
         else:
             module.main(params_path=args.params)
     except PipelineError as exc:

@@ -18,7 +18,12 @@ def project_root() -> Path:
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    # A relative SQLite path (`mlflow run` passes sqlite:///mlflow.db) means the project's root,
+    # not whichever temporary copy DVC runs a stage in.
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{project_root() / uri[len('sqlite:///'):]}"
+    return uri
 
 
 def artifact_location(uri: str) -> str | None:

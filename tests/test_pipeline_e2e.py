@@ -26,10 +26,10 @@ def sh(repo: Path, *command: str) -> str:
     return done.stdout + done.stderr
 
 
-def store_runs(repo: Path):
+def store_runs(repo: Path, experiment: str = tracking.EXPERIMENT):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
-    return client.search_runs([experiment.experiment_id])
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id])
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def repo(tmp_path, serve):
     repo = tmp_path / "repo"
     repo.mkdir()
     copy_pipeline(repo)
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, repo / name)
     params = small_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest(),
                              "iris.alpha_count": 4, "iris.max_iter": 200})

@@ -120,3 +120,9 @@ def test_an_unreachable_server_fails_in_one_line_and_keeps_training_results(trai
     with pytest.raises(publish.PipelineError, match="publishing to MLflow at http://127.0.0.1:9 failed"):
         publish.main(only=list(VARIANTS))
     assert all((RESULTS / name / "model.pt").exists() for name in VARIANTS)
+
+
+def test_a_relative_sqlite_uri_means_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"

@@ -1,0 +1,73 @@
+"""`mlflow run .`: the MLproject's defaults, and real launches in a temporary repository."""
+import yaml
+
+import pytest
+
+from pipeline import config, launch
+
+from .conftest import ROOT
+from .test_pipeline_e2e import repo, sh, store_runs  # noqa: F401  (repo is a fixture)
+
+
+def test_mlproject_defaults_are_params_yaml():
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    params = config.load(ROOT / "params.yaml")
+    train = {k: v["default"] for k, v in project["entry_points"]["train"]["parameters"].items()}
+    variant = params.variant(train.pop("variant"))
+    assert train.pop("seed") == params.seed
+    assert train == {key: getattr(variant.training, key) for key in train}
+    sweep = {k: v["default"] for k, v in project["entry_points"]["sweep"]["parameters"].items()}
+    assert sweep.pop("seed") == params.seed
+    assert sweep == {key: getattr(params.iris, key) for key in sweep}
+    assert set(sweep) == set(launch.SWEEP_KEYS) and set(train) == set(launch.TRAIN_KEYS)
+    env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
+    assert env["dependencies"] == ["-r requirements.txt"]
+
+
+def test_only_values_that_differ_become_overrides():
+    params = config.load(ROOT / "params.yaml")
+    args = launch.parser().parse_args(["train", "--variant", "mse", "--epochs", "20", "--lr", "0.01", "--seed", "42"])
+    assert launch.overrides(args, params) == ["variants.mse.lr=0.01"]
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert launch.apply(raw, ["variants.mse.lr=0.01", "seed=7"]) == ["+variants.mse.lr=0.01", "seed=7"]
+    assert launch.command("train", []) == ["dvc", "repro", "publish"]
+    args = launch.parser().parse_args(["sweep", "--alpha-count", "5", "--model", "ridge"])
+    assert launch.overrides(args, params) == ["iris.alpha_count=5", "iris.model=ridge"]
+
+
+def test_a_bad_override_is_refused_before_dvc_runs():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    with pytest.raises(config.PipelineError, match="variants.mse.epochs: must be >= 1"):
+        launch.apply(raw, ["variants.mse.epochs=0"])
+
+
+@pytest.mark.slow
+def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):  # noqa: F811
+    first = sh(repo, "mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "titanic-loss-functions")
+    assert "publish: 5 run(s) logged" in first
+    runs = store_runs(repo)
+    launch_run = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == launch_run.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
+
+    # An override goes through `dvc exp run --set-param`: params.yaml, dvc.lock and MLflow agree.
+    sh(repo, "mlflow", "run", ".", "--env-manager", "local", "-e", "train", "-P", "variant=mse", "-P", "epochs=3",
+       "--experiment-name", "titanic-loss-functions")
+    assert yaml.safe_load((repo / "params.yaml").read_text())["variants"]["mse"]["epochs"] == 3
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert lock["stages"]["train@mse"]["params"]["params.yaml"]["variants.mse"]["epochs"] == 3
+    runs = store_runs(repo)
+    second = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "train")
+    mse = [r for r in runs if r.info.run_name == "mse" and r.data.params["epochs"] == "3"]
+    assert len(mse) == 1 and mse[0].data.tags["mlflow.parentRunId"] == second.info.run_id
+    assert mse[0].data.tags["dvc.exp_name"] in sh(repo, "dvc", "exp", "list")
+
+    # Nothing changed: no new run, and the launch still says which runs it stands for.
+    count = len(runs)
+    sh(repo, "mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "titanic-loss-functions")
+    runs = store_runs(repo)
+    assert len(runs) == count + 1
+    third = max((r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"),
+                key=lambda r: r.info.start_time)
+    assert third.data.tags["pipeline.run.mse"] == mse[0].info.run_id
+    assert third.data.tags["pipeline.run.sweep"]
