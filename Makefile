@@ -13,10 +13,14 @@ UI_PORT ?= 5000
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	@# This machine's pip lists a few local package folders it cannot find; hide those lines.
 	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	@# vega, vega-lite and vega-embed from the npm registry, inlined into the offline page
+	@# template of `dvc plots show` (DVC's own loads them from a CDN).
+	npm ci --silent --no-audit --no-fund
+	$(BIN)/python -m pipeline plots-template
 	touch $@
 
 repro: install

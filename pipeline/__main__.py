@@ -23,6 +23,7 @@ COMMANDS = {
     "report": ("report", None),
     "publish": ("publish", "names"),
     "launch": ("launch", "argv"),
+    "plots-template": ("plots_template", None),
 }
 
 

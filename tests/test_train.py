@@ -74,6 +74,7 @@ def test_regularized_variant_records_its_penalty(prepared):
     raw = yaml.safe_load(open("params.yaml"))
     raw["variants"] = {"ce_l2": {"loss": "CrossEntropyLoss", "target_encoding": "index",
                                  "regularization": {"penalty": "l2", "strength": 0.01}}}
+    raw["report"] = {"compare": ["ce_l2"]}
     params = config.parse(raw)
     _, history, _ = train.train(params.variant("ce_l2"), params.seed, load_prepared(), progress=False)
     assert all(h["train_penalty"] > 0 for h in history)

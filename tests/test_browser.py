@@ -1,0 +1,140 @@
+"""The MLflow UI and `dvc plots show`, checked in a real headless Chromium (Debian's)."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipeline import plot_titanic, plots_template, publish, train, tracking
+
+from .conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts"
+# As root and offline: no sandbox, and none of Chromium's calls home (refused here, many at a time).
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+if not CHROMIUM.exists():
+    # CI installs it (.ci/run); elsewhere say so rather than pass silently.
+    pytestmark = pytest.mark.skipif(not os.environ.get("CI"), reason="no /usr/bin/chromium: apt-get install chromium")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ui(prepared):
+    """A store the pipeline filled (three variants), served by `mlflow server` on a free loopback port."""
+    for name in ("nll_relu", "nll_logsoftmax", "mse"):
+        train.main(name)
+    plot_titanic.main()
+    publish.main(only=["nll_relu", "nll_logsoftmax", "mse"])
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", prepared.uri(),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/health", timeout=2).read() == b"OK":
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("mlflow server did not come up") from None
+                time.sleep(0.5)
+        yield base, prepared.uri()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
+    from mlflow import MlflowClient
+
+    base, uri = ui
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs")
+    for name in ("nll_relu", "nll_logsoftmax", "mse"):
+        page.get_by_role("link", name=name, exact=True).first.wait_for(timeout=60_000)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SHOTS / "mlflow-runs.png")
+
+    pair = f'["{runs["nll_relu"]}","{runs["nll_logsoftmax"]}"]'
+    page.goto(f"{base}/#/compare-runs?runs={pair}&experiments=[\"{experiment.experiment_id}\"]")
+    page.get_by_text("Comparing 2 Runs").wait_for(timeout=60_000)
+    page.get_by_text("val/accuracy").first.wait_for()
+    body = page.inner_text("body")
+    for expected in ("nll_relu", "nll_logsoftmax", "val/accuracy", "train/loss", "ReLU", "LogSoftmax", "diagnosis"):
+        assert expected in body
+    # The parallel-coordinates chart of the pair, then the side-by-side metrics table.
+    page.locator(".js-plotly-plot, .plot-container").first.wait_for(timeout=60_000)
+    page.screenshot(path=SHOTS / "mlflow-compare-nll.png")
+    page.get_by_text("val/best_accuracy").first.scroll_into_view_if_needed()
+    page.screenshot(path=SHOTS / "mlflow-compare-nll-metrics.png")
+
+
+def test_dvc_plots_render_offline(tmp_path, browser):
+    """`dvc plots show` with the project's template draws every chart with no network."""
+    node_modules = ROOT / "node_modules"
+    if not node_modules.exists():
+        pytest.fail("node_modules missing: run `make install` (npm ci)")
+    repo = tmp_path / "plots"
+    repo.mkdir()
+    (repo / "history.csv").write_text("epoch,val_loss\n1,0.7\n2,0.5\n3,0.45\n")
+    (repo / "sweep.csv").write_text("log10_alpha,test_accuracy,train_accuracy\n-3,1.0,1.0\n3,0.43,0.53\n")
+    shutil.copy(ROOT / "plots/iris/alpha_summary.png" if (ROOT / "plots/iris/alpha_summary.png").exists()
+                else ROOT / "tests" / "__init__.py", repo / "figure.png")
+    (repo / "dvc.yaml").write_text(
+        "plots:\n  - history.csv:\n      x: epoch\n      y: val_loss\n"
+        "  - accuracy:\n      x: log10_alpha\n      y:\n        sweep.csv: [train_accuracy, test_accuracy]\n")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=repo, check=True)
+    (repo / ".dvc/plots").mkdir()
+    (repo / ".dvc/plots/offline.html").write_text(plots_template.render(node_modules))
+    subprocess.run([dvc, "config", "plots.html_template", "plots/offline.html"], cwd=repo, check=True)
+    subprocess.run([dvc, "plots", "show", "-q"], cwd=repo, check=True)
+    html = (repo / "dvc_plots/index.html").read_text()
+    assert "cdn.jsdelivr" not in html and "<script src=" not in html
+
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_())
+    page.goto((repo / "dvc_plots/index.html").as_uri())
+    page.wait_for_function("document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= 2",
+                           timeout=30_000)
+    assert errors == []
+    assert page.evaluate("document.querySelectorAll('.vega-embed').length") == 2
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SHOTS / "dvc-plots.png", full_page=True)
+
+
+def test_the_project_points_dvc_at_the_offline_template():
+    config = (ROOT / ".dvc/config").read_text()
+    assert "html_template = plots/offline.html" in config
+    assert plots_template.TEMPLATE == Path(".dvc/plots/offline.html")
