@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import PipelineError
@@ -57,8 +58,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # unwritable output folder, full disk, ...: name the file
+        if args.debug:
+            raise
+        where = exc.filename or ""
+        name = os.path.basename(str(where))
+        if name.startswith(".") and name.endswith(".tmp"):  # a staged output: name its folder
+            where = os.path.relpath(os.path.dirname(str(where)))
+        print(f"error: {where}: {exc.strerror or exc} (check that it is writable and the disk has room)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted: {args.command} stopped; its outputs are left as they were", file=sys.stderr)
         return 130
     return 0
 

@@ -17,30 +17,21 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def write_bytes(path: Path, data: bytes | str) -> None:
+    with Outputs() as out:
+        out.file(path, data)
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    write_bytes(path, text)
 
 
 def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    with Outputs() as out:
+        out.json(path, obj)
 
 
-def write_npz(path: Path, arrays: dict) -> None:
+def npz_bytes(arrays: dict) -> bytes:
     """Typed arrays, no pickles: read back with read_npz (allow_pickle=False)."""
     import io
 
@@ -48,7 +39,7 @@ def write_npz(path: Path, arrays: dict) -> None:
 
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def read_npz(path: Path, stage: str) -> dict:
@@ -81,3 +72,56 @@ def directory(path: Path):
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Outputs:
+    """All of a stage's outputs, or none: each is first written beside its target, and only when
+    every one is written are they moved into place. A read-only folder or a full disk therefore
+    stops the stage before it replaces anything.
+
+        with atomic.Outputs() as out:
+            out.file(path, data)
+            out.folder(path, {"model.pt": weights})
+    """
+
+    def __init__(self):
+        self.staged: list[tuple[Path, Path]] = []
+
+    def file(self, path: Path, data: bytes | str) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self.staged.append((Path(tmp), path))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+
+    def json(self, path: Path, obj) -> None:
+        self.file(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+    def folder(self, path: Path, files: dict[str, bytes | str]) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        self.staged.append((tmp, path))
+        for name, data in files.items():
+            (tmp / name).write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o777 & ~_UMASK)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            if kind is None:
+                for tmp, final in self.staged:
+                    if tmp.is_dir():
+                        shutil.rmtree(final, ignore_errors=True)
+                    os.replace(tmp, final)
+        finally:
+            for tmp, _ in self.staged:
+                if tmp.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)

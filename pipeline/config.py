@@ -149,16 +149,20 @@ _TRAINING_KEYS = {f.name for f in dataclasses.fields(Training)}
 
 
 def _training(c: _Checker, raw: dict, key: str, base: Training) -> Training:
+    """Settings under `key`; a setting it does not name is inherited from `base`, already checked."""
+    def own(name, check):
+        return check() if name in raw else getattr(base, name)
+
     return Training(
-        hidden_size=c.number(raw, key, "hidden_size", base.hidden_size, int, low=1),
-        hidden_layers=c.number(raw, key, "hidden_layers", base.hidden_layers, int, low=1),
-        optimizer=c.choice(raw, key, "optimizer", base.optimizer, OPTIMIZERS),
-        lr=c.number(raw, key, "lr", base.lr, float, low=0, low_open=True),
-        batch_size=c.number(raw, key, "batch_size", base.batch_size, int, low=1),
-        epochs=c.number(raw, key, "epochs", base.epochs, int, low=1),
-        shuffle=bool(raw.get("shuffle", base.shuffle)),
-        regularization=_regularization(c, raw.get("regularization"), f"{key}.regularization",
-                                       base.regularization),
+        hidden_size=own("hidden_size", lambda: c.number(raw, key, "hidden_size", None, int, low=1)),
+        hidden_layers=own("hidden_layers", lambda: c.number(raw, key, "hidden_layers", None, int, low=1)),
+        optimizer=own("optimizer", lambda: c.choice(raw, key, "optimizer", None, OPTIMIZERS)),
+        lr=own("lr", lambda: c.number(raw, key, "lr", None, float, low=0, low_open=True)),
+        batch_size=own("batch_size", lambda: c.number(raw, key, "batch_size", None, int, low=1)),
+        epochs=own("epochs", lambda: c.number(raw, key, "epochs", None, int, low=1)),
+        shuffle=own("shuffle", lambda: bool(raw["shuffle"])),
+        regularization=own("regularization", lambda: _regularization(c, raw["regularization"],
+                                                                    f"{key}.regularization", base.regularization)),
     )
 
 

@@ -18,9 +18,10 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     lines = [",".join(COLUMNS)] + [
         ",".join(f"{v:g}" for v in row) + f",{int(label)}" for row, label in zip(iris.data, iris.target)]
     data = ("\n".join(lines) + "\n").encode()
-    atomic.write_bytes(IRIS_RAW, data)
-    atomic.write_json(IRIS_SOURCE, {"source": "scikit-learn", "address": "sklearn.datasets.load_iris",
-                                    "version": sklearn.__version__, "rows": len(iris.target),
-                                    "sha256": hashlib.sha256(data).hexdigest(),
-                                    "classes": list(map(str, iris.target_names))})
+    with atomic.Outputs() as out:
+        out.file(IRIS_RAW, data)
+        out.json(IRIS_SOURCE, {"source": "scikit-learn", "address": "sklearn.datasets.load_iris",
+                                "version": sklearn.__version__, "rows": len(iris.target),
+                                "sha256": hashlib.sha256(data).hexdigest(),
+                                "classes": list(map(str, iris.target_names))})
     print(f"fetch_iris: {len(iris.target)} rows from scikit-learn {sklearn.__version__}")

@@ -66,7 +66,8 @@ def fetch(url: str, sha256: str, timeout: float) -> tuple[bytes, dict]:
 def main(params_path: str = config.PARAMS_FILE) -> None:
     titanic = config.load(params_path).titanic
     data, source = fetch(titanic.url, titanic.sha256, titanic.timeout)
-    atomic.write_bytes(RAW, data)
-    atomic.write_json(SOURCE, source)
+    with atomic.Outputs() as out:
+        out.file(RAW, data)
+        out.json(SOURCE, source)
     print(f"fetch_titanic: {source['rows']} rows from {source['source']} ({source['address']}), "
           f"sha256 {source['sha256'][:12]}")

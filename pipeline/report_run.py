@@ -6,6 +6,7 @@ import hashlib
 
 from .paths import REPORT
 from .titanic_run import DIGEST_TAG
+from .tracking import closing_run
 
 MODEL_NAME = "titanic-survival"
 ALIAS = "champion"
@@ -25,11 +26,12 @@ def log_report(client, experiment_id: str, summary: dict, run_ids: dict[str, str
             "mlflow.note.content": (REPORT / "comparison.md").read_text(), **extra_tags}
     run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param("variants", str(len(run_ids))), Param("champion", summary["champion"])],
-                     metrics=[Metric("champion_final_val_accuracy", summary["champion_final_val_accuracy"],
-                                     run.info.start_time, 0)])
-    client.log_artifacts(run_id, str(REPORT))
-    client.set_terminated(run_id, "FINISHED")
+    with closing_run(client, run_id):
+        client.log_batch(run_id, params=[Param("variants", str(len(run_ids))), Param("champion", summary["champion"])],
+                         metrics=[Metric("champion_final_val_accuracy", summary["champion_final_val_accuracy"],
+                                         run.info.start_time, 0)])
+        client.log_artifacts(run_id, str(REPORT))
+        client.set_terminated(run_id, "FINISHED")
     return run_id
 
 

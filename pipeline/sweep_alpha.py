@@ -113,13 +113,15 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     stable = {k: v for k, v in record.items() if k not in ("started_ms", "ended_ms")}
     stable["settings"] = {k: v for k, v in stable["settings"].items() if k != "workers"}
     record["digest"] = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
-    atomic.write_bytes(SWEEP_GIF, gif_bytes(frames, settings.frame_ms))
-    atomic.write_bytes(SWEEP_SUMMARY, summary_png(rows, settings.model))
     columns = ("alpha", "log10_alpha", "train_accuracy", "test_accuracy", "weight_l2_norm", "n_iter")
-    atomic.write_text(SWEEP_TABLE, "\n".join([",".join(columns)] + [
-        ",".join("" if r[c] is None else repr(r[c]) for c in columns) for r in rows]) + "\n")
-    atomic.write_json(SWEEP_METRICS, record["summary"])
-    atomic.write_json(SWEEP_RECORD, record)
+    table = "\n".join([",".join(columns)] + [
+        ",".join("" if r[c] is None else repr(r[c]) for c in columns) for r in rows]) + "\n"
+    with atomic.Outputs() as out:
+        out.file(SWEEP_GIF, gif_bytes(frames, settings.frame_ms))
+        out.file(SWEEP_SUMMARY, summary_png(rows, settings.model))
+        out.file(SWEEP_TABLE, table)
+        out.json(SWEEP_METRICS, record["summary"])
+        out.json(SWEEP_RECORD, record)
     s = record["summary"]
     print(f"sweep_alpha: {len(rows)} alphas with {settings.model}; test accuracy "
           f"{s['test_accuracy_at_min_alpha']:.2f} at alpha {rows[0]['alpha']:.3g}, "

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from .paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED
+from .tracking import closing_run
 
 DIGEST_TAG = "pipeline.digest"
 
@@ -107,26 +108,27 @@ def log_run(client, experiment_id: str, record: dict, data: dict, inputs, extra_
     run = client.create_run(experiment_id, start_time=record["started_ms"], tags={**run_tags(record), **extra_tags},
                              run_name=name)
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record).items()])
-    client.log_batch(run_id, metrics=run_metrics(record))
-    client.log_inputs(run_id, datasets=inputs)
-    # The same artifact names in every run, so the UI lines them up across variants.
-    with tempfile.TemporaryDirectory() as tmp:
-        for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
-                               (FIGURES / f"{name}_confusion.png", "confusion_matrix.png"),
-                               (HISTORY / f"{name}.csv", "history.csv"),
-                               (RESULTS / name / "record.json", "record.json")):
-            shutil.copyfile(source, Path(tmp) / target)
-        client.log_artifacts(run_id, tmp)
-    model = load_model(record)
-    example = data["x_val"][:5]
-    with torch.no_grad():
-        signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
-    with mlflow.start_run(run_id=run_id):
-        # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule);
-        # explicit requirements skip inference, which costs 4-5 s a model.
-        mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
-                                 input_example=example,
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-    client.set_terminated(run_id, "FINISHED", end_time=record["ended_ms"])
+    with closing_run(client, run_id):
+        client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record).items()])
+        client.log_batch(run_id, metrics=run_metrics(record))
+        client.log_inputs(run_id, datasets=inputs)
+        # The same artifact names in every run, so the UI lines them up across variants.
+        with tempfile.TemporaryDirectory() as tmp:
+            for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
+                                   (FIGURES / f"{name}_confusion.png", "confusion_matrix.png"),
+                                   (HISTORY / f"{name}.csv", "history.csv"),
+                                   (RESULTS / name / "record.json", "record.json")):
+                shutil.copyfile(source, Path(tmp) / target)
+            client.log_artifacts(run_id, tmp)
+        model = load_model(record)
+        example = data["x_val"][:5]
+        with torch.no_grad():
+            signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
+        with mlflow.start_run(run_id=run_id):
+            # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule);
+            # explicit requirements skip inference, which costs 4-5 s a model.
+            mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
+                                     input_example=example,
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        client.set_terminated(run_id, "FINISHED", end_time=record["ended_ms"])
     return run_id

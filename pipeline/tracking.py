@@ -6,6 +6,7 @@ copy logs to the same store. MLFLOW_TRACKING_URI overrides all of it (a team ser
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -40,3 +41,15 @@ def redact(uri: str) -> str:
     if parsed.password:
         return uri.replace(f":{parsed.password}@", ":***@")
     return uri
+
+
+@contextlib.contextmanager
+def closing_run(client, run_id: str):
+    """A run whose logging fails or is interrupted is marked FAILED, not left RUNNING; the next
+    publish deletes it and logs it again. (After a SIGKILL it stays RUNNING until then.)"""
+    try:
+        yield run_id
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+        raise

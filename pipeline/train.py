@@ -136,13 +136,13 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     torch.save(model.state_dict(), buffer)
     weights = buffer.getvalue()
     record["digest"] = digest(record, weights)
-    with atomic.directory(RESULTS / name) as tmp:
-        (tmp / "model.pt").write_bytes(weights)
-        (tmp / "record.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    atomic.write_json(METRICS / f"{name}.json", {**record["summary"], "diagnosis": record["diagnosis"]["status"]})
     rows = ["epoch,train_loss,val_loss,val_accuracy"] + [
         f"{h['epoch']},{h['train_loss']!r},{h['val_loss']!r},{h['val_accuracy']!r}" for h in history]
-    atomic.write_text(HISTORY / f"{name}.csv", "\n".join(rows) + "\n")
+    with atomic.Outputs() as out:
+        out.folder(RESULTS / name, {"model.pt": weights,
+                                    "record.json": json.dumps(record, indent=2, sort_keys=True) + "\n"})
+        out.json(METRICS / f"{name}.json", {**record["summary"], "diagnosis": record["diagnosis"]["status"]})
+        out.file(HISTORY / f"{name}.csv", "\n".join(rows) + "\n")
     s = record["summary"]
     print(f"train {name}: val loss {s['final_val_loss']:.4f}, val accuracy {s['final_val_accuracy']:.2%} "
           f"(best {s['best_val_accuracy']:.2%} at epoch {s['best_epoch']}); "

@@ -1,0 +1,88 @@
+"""Interrupting a real `dvc repro` (Ctrl-C, SIGKILL), then running it again: it finishes, and
+MLflow holds every run once, none stuck as RUNNING."""
+import contextlib
+import os
+import sqlite3
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_pipeline_e2e import repo, sh, store_runs  # noqa: F401  (repo is a fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def interrupt(repo: Path, when: str, how: signal.Signals, delay: float = 0.0, ready=None) -> str:
+    """Start `dvc repro`, wait for a line containing `when` (then `delay` seconds, or until
+    `ready()` is true), then send `how` to its whole group."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if when in line:
+            time.sleep(delay)
+            deadline = time.monotonic() + 60
+            while ready is not None and not ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            os.killpg(process.pid, how)
+            break
+    seen.append(process.stdout.read())
+    process.wait(timeout=120)
+    return "".join(seen)
+
+
+def slower(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 60  # long enough to be interrupted mid-stage
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def assert_every_run_once(repo: Path) -> None:
+    runs = store_runs(repo)
+    names = [run.info.run_name for run in runs]
+    assert sorted(names) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    sweep = store_runs(repo, "iris-alpha-sweep")
+    assert all(run.info.status == "FINISHED" for run in sweep)
+    assert len([r for r in sweep if "mlflow.parentRunId" not in r.data.tags]) == 1
+
+
+def test_ctrl_c_during_training_then_repro(repo):  # noqa: F811
+    slower(repo)
+    out = interrupt(repo, "Running stage 'train@nll_logsoftmax'", signal.SIGINT, 1.5)
+    assert "publish:" not in out
+    assert not (repo / "mlflow.db").exists() or not store_runs(repo)
+    again = sh(repo, "dvc", "repro")
+    assert "Running stage 'train@nll_logsoftmax'" in again
+    assert_every_run_once(repo)
+
+
+def first_run_created(repo: Path):
+    def ready() -> bool:
+        database = repo / "mlflow.db"
+        if not database.exists():
+            return False
+        with contextlib.closing(sqlite3.connect(database, timeout=1)) as connection:
+            try:
+                return connection.execute("select count(*) from runs").fetchone()[0] > 0
+            except sqlite3.OperationalError:  # tables not created yet, or locked
+                return False
+    return ready
+
+
+def test_sigkill_during_publish_then_repro(repo):  # noqa: F811
+    out = interrupt(repo, "Running stage 'publish'", signal.SIGKILL, ready=first_run_created(repo))
+    assert "publish: " not in out  # killed before it finished
+    left = store_runs(repo)
+    assert left and any(run.info.status == "RUNNING" for run in left)  # killed mid-run
+    again = sh(repo, "dvc", "repro")
+    assert "Running stage 'publish'" in again
+    assert_every_run_once(repo)

@@ -1,0 +1,180 @@
+"""Every row of the README's troubleshooting table: one clear line, a non-zero exit, nothing half-written.
+
+Each case runs the real command-line entry (`python -m pipeline ...`) in a small project.
+"""
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.paths import HISTORY, METRICS, RESULTS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE
+
+from .conftest import ROOT, small_params, titanic_csv
+
+GOOD = titanic_csv(rows=120)
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def one_clear_line(done: subprocess.CompletedProcess, expected: str) -> None:
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert expected in errors[0], errors[0]
+
+
+def write_params(**changes) -> None:
+    params = small_params()
+    for key, value in changes.items():
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def raw(body: bytes) -> None:
+    TITANIC_RAW.parent.mkdir(parents=True, exist_ok=True)
+    TITANIC_RAW.write_bytes(body)
+
+
+def no_age(body: bytes) -> bytes:
+    lines = body.decode().splitlines()
+    return ("\n".join([lines[0]] + [",".join(l.split(",")[:6] + [""] + l.split(",")[7:]) for l in lines[1:]])
+            + "\n").encode()
+
+
+DATA = {
+    "empty file": (b"", "the file is empty"),
+    "header only": (GOOD.splitlines()[0] + b"\n", "has a header but no data rows"),
+    "wrong delimiter": (GOOD.replace(b",", b";"), "separated by semicolons, not commas"),
+    "missing column": (b"Survived,Pclass,Sex,Age\n0,3,male,22\n", "missing column(s) Fare"),
+    "non-numeric age": (GOOD.replace(b",male,22", b",male,twenty-two", 1) if b",male,22" in GOOD
+                        else GOOD.replace(b",male,", b",male,old", 1), "column Age has non-numeric value"),
+    "non-numeric fare": (GOOD.replace(b",S\n", b"x,S\n", 1), "column Fare has non-numeric value"),
+    "unknown sex": (GOOD.replace(b",female,", b",F,", 1), "column Sex has value(s) 'f'"),
+    "every row dropped": (no_age(GOOD), "no row left after dropping rows with a missing value"),
+    "single class": (b"Survived,Pclass,Sex,Age,Fare\n" + b"0,3,male,30,8.0\n" * 20, "must hold both 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("case", DATA)
+def test_bad_data(project, case):
+    body, expected = DATA[case]
+    write_params()
+    raw(body)
+    done = cli("preprocess-titanic")
+    one_clear_line(done, expected)
+    assert "data/titanic/raw.csv" in done.stderr
+    assert not TITANIC_PREPARED.exists() and not TITANIC_META.exists()
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("checksum mismatch", "does not match params.yaml titanic.sha256"),
+    ("download stops halfway", "download stopped after"),
+])
+def test_bad_download(project, serve, case, expected):
+    url = serve({"/t.csv": GOOD}, lie_about_length=case == "download stops halfway") + "/t.csv"
+    write_params(**{"titanic.url": url, "titanic.sha256": "0" * 64 if case == "checksum mismatch"
+                    else hashlib.sha256(GOOD).hexdigest()})
+    one_clear_line(cli("fetch-titanic"), expected)
+    assert not TITANIC_RAW.exists() and not TITANIC_SOURCE.exists()
+
+
+PARAMS = {
+    "unknown key": ({"train.epoch": 3}, "train.epoch: unknown key"),
+    "unknown loss": ({"variants.mse.loss": "MSELos"}, "variants.mse.loss: unknown value 'MSELos'"),
+    "unknown activation": ({"variants.mse.last_activation": "Softplus"}, "variants.mse.last_activation: unknown value"),
+    "unknown target encoding": ({"variants.mse.target_encoding": "ordinal"}, "variants.mse.target_encoding: unknown"),
+    "encoding the loss cannot take": ({"variants.mse.target_encoding": "index", "variants.mse.outputs": 2},
+                                      "MSELoss cannot take 'index' targets"),
+    "epochs of 0": ({"train.epochs": 0}, "train.epochs: must be >= 1, got 0"),
+    "hidden size below 1": ({"variants.mse.hidden_size": -4}, "variants.mse.hidden_size: must be >= 1, got -4"),
+    "lr of 0 or below": ({"train.lr": -0.1}, "train.lr: must be > 0, got -0.1"),
+    "empty alpha range": ({"iris.alpha_count": 0}, "iris.alpha_count: must be >= 1, got 0"),
+    "reversed alpha range": ({"iris.alpha_min": 10, "iris.alpha_max": 0.1}, "the alpha range is reversed"),
+    "non-positive alpha": ({"iris.alpha_min": 0}, "iris.alpha_min: must be > 0, got 0"),
+    "unknown sweep model": ({"iris.model": "svm"}, "iris.model: unknown value 'svm'"),
+}
+
+
+@pytest.mark.parametrize("case", PARAMS)
+def test_bad_params_stop_every_stage_before_it_writes(prepared, case):
+    changes, expected = PARAMS[case]
+    write_params(**changes)
+    for command in (["train", "mse"], ["sweep-alpha"]):
+        done = cli(*command)
+        one_clear_line(done, expected)
+        assert done.stderr.count("params.yaml:") == 1
+    assert not (RESULTS / "mse").exists() and not (METRICS / "mse.json").exists()
+
+
+def test_all_params_errors_come_together(prepared):
+    write_params(**{"train.epochs": 0, "train.lr": 0, "variants.mse.loss": "X", "iris.alpha_count": 0})
+    line = cli("train", "mse").stderr
+    for key in ("train.epochs", "train.lr", "variants.mse.loss", "iris.alpha_count"):
+        assert key in line
+
+
+def test_malformed_params_yaml(prepared):
+    Path("params.yaml").write_text("seed: 42\ntrain: {epochs: 3\n")
+    one_clear_line(cli("train", "mse"), "params.yaml: line 3 is not valid YAML")
+
+
+def test_a_batch_larger_than_the_data_works(prepared):
+    write_params(**{"variants.mse.batch_size": 100_000})
+    done = cli("train", "mse")
+    assert done.returncode == 0, done.stderr
+    assert (RESULTS / "mse" / "model.pt").exists() and (HISTORY / "mse.csv").exists()
+
+
+def test_unreachable_tracking_uri_keeps_training_results(prepared):
+    assert cli("train", "mse").returncode == 0
+    assert cli("plot-titanic").returncode == 1  # the other variants were never trained
+    params = small_params(variants=["mse"])
+    params["report"]["compare"] = []
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert cli("plot-titanic").returncode == 0
+    done = cli("publish", "mse", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+                                      "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
+    one_clear_line(done, "publishing to MLflow at http://127.0.0.1:9 failed")
+    assert "training results are kept" in done.stderr
+    assert (RESULTS / "mse" / "model.pt").exists()
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """A folder even root cannot write: the immutable attribute, else a read-only mount."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        return
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                      capture_output=True).returncode == 0:
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+        return
+    pytest.skip("neither chattr +i nor a read-only mount works here")
+
+
+def test_a_read_only_output_folder(prepared):
+    with read_only(METRICS):
+        done = cli("train", "mse")
+    one_clear_line(done, f"error: {METRICS}: ")
+    # Nothing of the stage's outputs was written, not even those in writable folders.
+    assert not list(METRICS.iterdir()) and not (RESULTS / "mse").exists() and not (HISTORY / "mse.csv").exists()
