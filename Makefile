@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 UI_PORT ?= 5000
 
-.PHONY: install repro test ui clean-store
+.PHONY: install repro test ui clean-store team-server team-server-stop
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,14 @@ test: install
 # The MLflow UI on the default store, for this machine only.
 ui: install
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+# A team's tracking server: PostgreSQL plus `mlflow server` on 127.0.0.1 (README: team server).
+# Needs MLFLOW_DB_PASSWORD in the environment; it is never printed.
+team-server: install
+	bash team/server.sh start
+
+team-server-stop:
+	bash team/server.sh stop
 
 # Forget every MLflow run of the default store (DVC outputs stay; `make repro` re-publishes nothing
 # until a stage changes: run `python -m pipeline publish` to log them again).

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import time
 import warnings
 
 from . import config, iris_run, report_run, tracking
@@ -25,6 +27,7 @@ from .records import read_record, read_sweep
 from .titanic_run import DIGEST_TAG, datasets, log_run
 
 SWEEP, REPORT_NAME = "sweep", "report"
+LOCKED_RETRIES = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -55,20 +58,31 @@ def logged_run(client, exp_id: str, digest: str) -> str | None:
 
 
 class Launch:
-    """The run `mlflow run` opened for this launch (MLFLOW_RUN_ID), if any."""
+    """Where this publish comes from: the run `mlflow run` opened (MLFLOW_RUN_ID) and the DVC
+    experiment it runs in (DVC_EXP_NAME), if any."""
 
     def __init__(self, client):
         self.client = client
         self.run_id = os.environ.get("MLFLOW_RUN_ID")
         self.experiment_id = client.get_run(self.run_id).info.experiment_id if self.run_id else None
+        self.dvc_exp = os.environ.get("DVC_EXP_NAME")
 
     def tags(self, exp_id: str) -> dict[str, str]:
-        if not self.run_id:
-            return {}
-        tags = {"pipeline.launch_run_id": self.run_id}
-        if exp_id == self.experiment_id:  # the UI nests runs within one experiment only
-            tags["mlflow.parentRunId"] = self.run_id
+        """Tags for a run this publish creates."""
+        tags = {}
+        if self.run_id:
+            tags["pipeline.launch_run_id"] = self.run_id
+            if exp_id == self.experiment_id:  # the UI nests runs within one experiment only
+                tags["mlflow.parentRunId"] = self.run_id
+        if self.dvc_exp:
+            tags["dvc.exp_name"] = self.dvc_exp
+            tags[f"dvc.exp.{self.dvc_exp}"] = "logged"
         return tags
+
+    def reused(self, run_id: str) -> None:
+        """A run this DVC experiment shares with earlier ones (not logged again) still names it."""
+        if self.dvc_exp:
+            self.client.set_tag(run_id, f"dvc.exp.{self.dvc_exp}", "reused")
 
     def stands_for(self, runs: dict[str, tuple[str, str]]) -> None:
         if not self.run_id:
@@ -96,6 +110,7 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
         run_id = logged_run(client, exp_id, record["digest"])
         if run_id:
             outcome[record["variant"]] = ("present", run_id)
+            launch.reused(run_id)
             continue
         data = data or load_prepared()
         inputs = inputs or datasets(data, record["data"])
@@ -104,6 +119,7 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
         run_id = logged_run(client, exp_id, report_run.digest())
         if run_id:
             outcome[REPORT_NAME] = ("present", run_id)
+            launch.reused(run_id)
         else:
             variant_runs = {name: run_id for name, (_, run_id) in outcome.items()}
             outcome[REPORT_NAME] = ("logged", report_run.log_report(client, exp_id, summary, variant_runs,
@@ -112,8 +128,11 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
     if sweep is not None:
         sweep_exp = experiment_id(client, iris_run.EXPERIMENT, tracking.artifact_location(uri))
         run_id = logged_run(client, sweep_exp, sweep["digest"])
-        outcome[SWEEP] = ("present", run_id) if run_id else (
-            "logged", iris_run.log_sweep(client, sweep_exp, sweep, launch.tags(sweep_exp)))
+        if run_id:
+            outcome[SWEEP] = ("present", run_id)
+            launch.reused(run_id)
+        else:
+            outcome[SWEEP] = ("logged", iris_run.log_sweep(client, sweep_exp, sweep, launch.tags(sweep_exp)))
     launch.stands_for(outcome)
     return outcome
 
@@ -136,17 +155,33 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     if report and summary is None:
         raise PipelineError(f"{REPORT / 'summary.json'}: not found; run `dvc repro report` first")
     uri = tracking.tracking_uri()
+    # A stopped server must fail the publish in bounded time, not after MLflow's default
+    # minutes of retries; a user's own settings win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     warnings.filterwarnings("ignore", module="mlflow")
     # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-    try:
-        outcome = publish(records, sweep, summary, uri)
-    except PipelineError:
-        raise
-    except Exception as exc:  # the store or server failed: say where, keep the training outputs
-        raise PipelineError(f"publishing to MLflow at {tracking.redact(uri)} failed: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                            f"(training results are kept; run `dvc repro publish` again)") from exc
+    for attempt, pause in enumerate([*LOCKED_RETRIES, None]):
+        try:
+            outcome = publish(records, sweep, summary, uri)
+            break
+        except PipelineError:
+            raise
+        except Exception as exc:  # the store or server failed: say where, keep the training outputs
+            if pause is not None and "database is locked" in str(exc):
+                # Parallel DVC workers share one SQLite file. Publishing is idempotent (digests),
+                # so waiting and publishing again loses nothing and logs nothing twice.
+                print(f"publish: {tracking.redact(uri)} is locked by another writer; "
+                      f"retrying in {pause:g} s", file=sys.stderr)
+                time.sleep(pause)
+                continue
+            hint = ("; with parallel workers a tracking server is the way (README: team server)"
+                    if "database is locked" in str(exc) else "")
+            raise PipelineError(f"publishing to MLflow at {tracking.redact(uri)} failed: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                f"(training results are kept; run `dvc repro publish` again{hint})") from exc
     logged = [name for name, (state, _) in outcome.items() if state == "logged"]
     print(f"publish: {len(logged)} run(s) logged, {len(outcome) - len(logged)} already in MLflow "
           f"({tracking.redact(uri)})")

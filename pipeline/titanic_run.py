@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -49,8 +48,6 @@ def run_tags(record: dict) -> dict[str, str]:
     }
     if c.get("contrast"):
         tags["contrast"] = c["contrast"]
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
     return tags
 
 

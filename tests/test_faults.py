@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_pipeline_e2e import repo, sh, store_runs  # noqa: F401  (repo is a fixture)
+from .conftest import sh, store_runs
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def assert_every_run_once(repo: Path) -> None:
     assert len([r for r in sweep if "mlflow.parentRunId" not in r.data.tags]) == 1
 
 
-def test_ctrl_c_during_training_then_repro(repo):  # noqa: F811
+def test_ctrl_c_during_training_then_repro(repo):
     slower(repo)
     out = interrupt(repo, "Running stage 'train@nll_logsoftmax'", signal.SIGINT, 1.5)
     assert "publish:" not in out
@@ -78,7 +78,7 @@ def first_run_created(repo: Path):
     return ready
 
 
-def test_sigkill_during_publish_then_repro(repo):  # noqa: F811
+def test_sigkill_during_publish_then_repro(repo):
     out = interrupt(repo, "Running stage 'publish'", signal.SIGKILL, ready=first_run_created(repo))
     assert "publish: " not in out  # killed before it finished
     left = store_runs(repo)

@@ -6,7 +6,7 @@ import pytest
 from pipeline import config, launch
 
 from .conftest import ROOT
-from .test_pipeline_e2e import repo, sh, store_runs  # noqa: F401  (repo is a fixture)
+from .conftest import sh, store_runs
 
 
 def test_mlproject_defaults_are_params_yaml():
@@ -42,7 +42,7 @@ def test_a_bad_override_is_refused_before_dvc_runs():
 
 
 @pytest.mark.slow
-def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):  # noqa: F811
+def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     first = sh(repo, "mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "titanic-loss-functions")
     assert "publish: 5 run(s) logged" in first
     runs = store_runs(repo)

@@ -1,56 +1,13 @@
 """The real `dvc repro` on a small copy of the project in a temporary git repository."""
-import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from mlflow import MlflowClient
 
-from pipeline import tracking
-
-from .conftest import ROOT, copy_pipeline, small_params, titanic_csv
+from .conftest import sh, store_runs
 
 pytestmark = pytest.mark.slow
-
-
-def sh(repo: Path, *command: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("DVC_ROOT", None)
-    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
-
-
-def store_runs(repo: Path, experiment: str = tracking.EXPERIMENT):
-    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    return client.search_runs([found.experiment_id])
-
-
-@pytest.fixture
-def repo(tmp_path, serve):
-    body = titanic_csv(rows=200)
-    url = serve({"/titanic.csv": body}) + "/titanic.csv"
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    copy_pipeline(repo)
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml", "requirements.txt"):
-        shutil.copy(ROOT / name, repo / name)
-    params = small_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest(),
-                             "iris.alpha_count": 4, "iris.max_iter": 200})
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "git", "init", "-q")
-    sh(repo, "dvc", "init", "-q")
-    sh(repo, "dvc", "config", "core.analytics", "false")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-qm", "init")
-    return repo
-
 
 def set_epochs(repo: Path, variant: str, epochs: int) -> None:
     path = repo / "params.yaml"

@@ -126,3 +126,25 @@ def test_a_relative_sqlite_uri_means_the_project_root(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
     assert tracking.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+
+
+@pytest.mark.slow
+def test_a_locked_sqlite_store_is_waited_for_not_lost(trained, capsys):
+    """Two DVC workers publishing to one SQLite file: a writer holding the lock past MLflow's
+    20 s busy timeout makes publish wait and try again, and every run still arrives once."""
+    import sqlite3
+    import threading
+
+    publish.main(only=["mse"])  # creates the store
+    holder = sqlite3.connect(trained.path / "mlflow.db", check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(25, lambda: (holder.rollback(), holder.close()))
+    release.start()
+    try:
+        publish.main(only=list(VARIANTS))
+    finally:
+        release.join()
+    assert "is locked by another writer; retrying" in capsys.readouterr().err
+    _, found = runs(trained.uri())
+    assert sorted(run.info.run_name for run in found) == sorted(VARIANTS)
+    assert all(run.info.status == "FINISHED" for run in found)

@@ -1,0 +1,164 @@
+"""The team setup for real: PostgreSQL, `mlflow server` on 127.0.0.1 started by team/server.sh,
+the pipeline logging there, parallel DVC experiments, and the server stopped mid-publish."""
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from .conftest import ROOT
+from .conftest import sh
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+if not shutil.which("pg_lsclusters"):
+    pytestmark.append(pytest.mark.skipif(not os.environ.get("CI"), reason="PostgreSQL is not installed"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TeamServer:
+    def __init__(self, tmp: Path):
+        self.password = secrets.token_urlsafe(16)
+        self.env = {**os.environ, "MLFLOW_DB_PASSWORD": self.password, "MLFLOW_TEAM_DIR": str(tmp / "team"),
+                    "MLFLOW_TEAM_PORT": str(free_port()), "MLFLOW_DB_NAME": f"mlflow_test_{secrets.token_hex(4)}",
+                    "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow"), "MLFLOW_TEAM_WORKERS": "1"}
+        self.uri = f"http://127.0.0.1:{self.env['MLFLOW_TEAM_PORT']}"
+        self.artifacts = tmp / "team" / "artifacts"
+
+    def script(self, command: str) -> str:
+        done = subprocess.run(["bash", str(ROOT / "team/server.sh"), command], env=self.env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert self.password not in done.stdout + done.stderr
+        return done.stdout
+
+    def runs(self, experiment: str = "titanic-loss-functions"):
+        client = MlflowClient(self.uri)
+        found = client.get_experiment_by_name(experiment)
+        return client.search_runs([found.experiment_id]) if found else []
+
+
+def cluster_online() -> bool:
+    out = subprocess.run(["pg_lsclusters", "--no-header"], capture_output=True, text=True).stdout
+    return any(line.split()[2] == "5432" and line.split()[3] == "online" for line in out.splitlines() if line.strip())
+
+
+@pytest.fixture
+def team(tmp_path):
+    was_online = cluster_online()
+    server = TeamServer(tmp_path)
+    try:
+        out = server.script("start")
+        assert f"MLflow at {server.uri}" in out
+        yield server
+    finally:
+        subprocess.run(["bash", str(ROOT / "team/server.sh"), "stop"], env=server.env, capture_output=True)
+        subprocess.run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", server.env["MLFLOW_DB_NAME"]],
+                       capture_output=True)
+        if not was_online:  # stop what this test started
+            subprocess.run(["pg_ctlcluster", "15", "main", "stop"], capture_output=True)
+
+
+def sh_env(repo: Path, env: dict, *command: str) -> str:
+    full = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    done = subprocess.run(command, cwd=repo, env=full, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def test_the_whole_pipeline_logs_to_the_team_server(team, repo):
+    out = sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "repro")
+    assert "publish: 5 run(s) logged" in out and team.password not in out
+    runs = team.runs()
+    assert sorted(r.info.run_name for r in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
+    sweep = team.runs("iris-alpha-sweep")
+    assert len(sweep) == 1 + 4  # the parent and one child per alpha
+    # Artifacts go through the server into its artifacts folder.
+    mse = next(r for r in runs if r.info.run_name == "mse")
+    assert mse.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert any(path.name == "loss_curve.png" for path in team.artifacts.rglob("*"))
+    assert "loss_curve.png" in {a.path for a in MlflowClient(team.uri).list_artifacts(mse.info.run_id)}
+    assert mse.outputs.model_outputs  # the model, a logged model of its own in MLflow 3
+    # The password is nowhere in what was logged, nor in the server's log.
+    for run in runs + sweep:
+        assert all(team.password not in value for value in [*run.data.params.values(), *run.data.tags.values()])
+    assert team.password not in (team.artifacts.parent / "mlflow-server.log").read_text()
+    assert team.password not in (repo / "params.yaml").read_text()
+
+
+def queue_four(repo: Path) -> None:
+    for epochs in (3, 4, 5, 6):
+        sh(repo, "dvc", "exp", "run", "--queue", "-q", "--set-param", f"+variants.mse.epochs={epochs}")
+
+
+def count_experiment_runs(runs) -> Counter:
+    return Counter((r.info.run_name, r.data.tags["dvc.exp_name"]) for r in runs if "dvc.exp_name" in r.data.tags)
+
+
+def test_four_queued_experiments_two_workers_against_the_server(team, repo):
+    sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "repro")
+    before = len(team.runs())
+    queue_four(repo)
+    sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "exp", "run", "--run-all", "-j", "2")
+    runs = team.runs()
+    counted = count_experiment_runs(runs)
+    names = {exp for _, exp in counted}
+    assert len(names) == 4
+    # Each experiment changed mse alone: its mse run and its report arrive, tagged with its name.
+    assert counted == Counter({(run, exp): 1 for exp in names for run in ("mse", "comparison-report")})
+    assert len(runs) == before + 8
+    # The runs it shares with the others (unchanged variants) name it too.
+    nll = next(r for r in runs if r.info.run_name == "nll_relu")
+    assert {f"dvc.exp.{name}" for name in names} <= set(nll.data.tags)
+
+
+def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(repo):
+    sh(repo, "dvc", "repro")
+    queue_four(repo)
+    sh(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("titanic-loss-functions").experiment_id])
+    counted = count_experiment_runs(runs)
+    assert len({exp for _, exp in counted}) == 4 and sum(counted.values()) == 8
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_server_stopped_mid_publish_then_back(team, repo):
+    sh(repo, "dvc", "repro", "plot_titanic", "report", "sweep_alpha")  # everything but publish
+    env = {**os.environ, "MLFLOW_TRACKING_URI": team.uri, "PYTHONPATH": str(repo)}
+    publishing = subprocess.Popen([sys.executable, "-m", "pipeline", "publish"], cwd=repo, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not team.runs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert team.runs(), "publish never reached the server"
+    team.script("stop")
+    stopped = time.monotonic()
+    out, err = publishing.communicate(timeout=180)
+    assert publishing.returncode == 1, out + err
+    assert time.monotonic() - stopped < 120  # bounded: no endless retries
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"publishing to MLflow at {team.uri} failed" in errors[0]
+    assert "Traceback" not in err
+    assert all((repo / "results/titanic" / v / "model.pt").exists() for v in ("mse", "nll_relu", "nll_logsoftmax"))
+
+    team.script("start")
+    again = subprocess.run([sys.executable, "-m", "pipeline", "publish"], cwd=repo, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    runs = team.runs()
+    assert sorted(r.info.run_name for r in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert len(team.runs("iris-alpha-sweep")) == 5
