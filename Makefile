@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 UI_PORT ?= 5000
 
-.PHONY: install repro test ui clean-store team-server team-server-stop
+.PHONY: install repro test ui clean-store team-server team-server-stop bench
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ test: install
 # The MLflow UI on the default store, for this machine only.
 ui: install
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+# Ours against the seed notebook's way (benchmarks/README.md); wants a quiet machine.
+bench: install
+	python -m benchmarks.run
 
 # A team's tracking server: PostgreSQL plus `mlflow server` on 127.0.0.1 (README: team server).
 # Needs MLFLOW_DB_PASSWORD in the environment; it is never printed.

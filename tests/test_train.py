@@ -78,3 +78,36 @@ def test_regularized_variant_records_its_penalty(prepared):
     params = config.parse(raw)
     _, history, _ = train.train(params.variant("ce_l2"), params.seed, load_prepared(), progress=False)
     assert all(h["train_penalty"] > 0 for h in history)
+
+
+def test_a_training_process_does_not_import_dynamo(prepared):
+    """torch._dynamo costs 1.4 s a process; training never compiles, so it must not load."""
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    code = ("import sys; from pipeline import train; train.main('mse'); "
+            "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
+            "'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False False False False"
+
+
+def test_the_plain_step_gives_the_same_numbers_as_optimizer_step(prepared):
+    import torch
+
+    params = config.load()
+    data = load_prepared()
+    variant = params.variant("nll_logsoftmax")
+    _, plain, _ = train.train(variant, params.seed, data, progress=False)
+    original = train._plain_step
+    train._plain_step = lambda optimizer: optimizer.step
+    try:
+        _, wrapped, _ = train.train(variant, params.seed, data, progress=False)
+    finally:
+        train._plain_step = original
+    strip = lambda history: [{k: v for k, v in h.items() if k != "timestamp_ms"} for h in history]  # noqa: E731
+    assert strip(plain) == strip(wrapped)
+    assert torch.is_grad_enabled()

