@@ -171,9 +171,10 @@ torch.set_num_threads(1)
 params = config.load(); data = load_prepared(); k = int(sys.argv[2])
 data["x_train"] = np.tile(data["x_train"], (k, 1)); data["y_train"] = np.tile(data["y_train"], k)
 variant = params.variant("cross_entropy")
-variant = type(variant)(**{**variant.__dict__, "training": type(variant.training)(**{**variant.training.__dict__, "epochs": 3})})
+from dataclasses import replace
+variant = replace(variant, training=replace(variant.training, epochs=3))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-train.train(type(variant)(**{**variant.__dict__, "training": type(variant.training)(**{**variant.training.__dict__, "epochs": 1})}), params.seed, data, progress=False)  # warm-up
+train.train(replace(variant, training=replace(variant.training, epochs=1)), params.seed, data, progress=False)  # warm-up
 start = time.perf_counter(); train.train(variant, params.seed, data, progress=False)
 per_epoch = (time.perf_counter() - start) / 3
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

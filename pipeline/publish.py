@@ -163,7 +163,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     warnings.filterwarnings("ignore", module="mlflow")
     # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-    for attempt, pause in enumerate([*LOCKED_RETRIES, None]):
+    for pause in [*LOCKED_RETRIES, None]:
         try:
             outcome = publish(records, sweep, summary, uri)
             break
