@@ -12,7 +12,6 @@ is tagged with every run it stands for, new or already there.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -21,9 +20,8 @@ import warnings
 
 from . import config, iris_run, report_run, tracking
 from .errors import PipelineError
-from .paths import REPORT
 from .preprocess_titanic import load_prepared
-from .records import read_record, read_sweep
+from .records import read_record, read_report_summary, read_sweep
 from .titanic_run import DIGEST_TAG, datasets, log_run
 
 SWEEP, REPORT_NAME = "sweep", "report"
@@ -150,10 +148,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     wanted = list(params.variants) if report else [n for n in names if n in params.variants]
     records = [read_record(name) for name in wanted]
     sweep = read_sweep() if SWEEP in names else None
-    summary = json.loads((REPORT / "summary.json").read_text()) if report and (REPORT / "summary.json").exists() \
-        else None
-    if report and summary is None:
-        raise PipelineError(f"{REPORT / 'summary.json'}: not found; run `dvc repro report` first")
+    summary = read_report_summary() if report else None
     uri = tracking.tracking_uri()
     # A stopped server must fail the publish in bounded time, not after MLflow's default
     # minutes of retries; a user's own settings win.

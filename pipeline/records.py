@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from .errors import PipelineError
-from .paths import RESULTS, SWEEP_RECORD
+from .paths import REPORT, RESULTS, SWEEP_RECORD
 
 
 def read_record(name: str) -> dict:
@@ -20,3 +20,11 @@ def read_sweep() -> dict:
         return json.loads(SWEEP_RECORD.read_text())
     except FileNotFoundError:
         raise PipelineError(f"{SWEEP_RECORD}: not found; run `dvc repro sweep_alpha` first") from None
+
+
+def read_report_summary() -> dict:
+    path = REPORT / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run `dvc repro report` first") from None
