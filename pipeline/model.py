@@ -1,10 +1,13 @@
-"""The seed's SimpleMLP, built as a plain nn.Sequential.
+"""The seed's SimpleMLP, built as a plain nn.Sequential, and a stack of them trained as one.
 
 A plain Sequential of torch layers pickles without any of this package's code, so the
-model logged to MLflow loads back anywhere torch is installed.
+model logged to MLflow loads back anywhere torch is installed. The study's replicas share its
+architecture: their parameters are stacked along a leading replica axis and every Linear layer
+becomes one batched matmul, so 25 replicas cost little more than one.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from .losses import make_activation
@@ -28,10 +31,33 @@ def build_mlp(inputs: int, hidden_size: int, hidden_layers: int, outputs: int,
     return nn.Sequential(*layers)
 
 
-def weight_penalty(model: nn.Module, penalty: str, strength: float, l1_ratio: float):
-    """The seed's regularization section: L1, L2 or elastic net on the weights (not biases)."""
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear)]
-    l1 = sum(w.abs().sum() for w in weights)
-    l2 = sum(w.pow(2).sum() for w in weights)
+def stack(models: list[nn.Sequential]) -> dict[str, torch.Tensor]:
+    """Each model's parameters stacked along a new first axis: leaf tensors of shape
+    (replicas, *parameter shape), named as in the Sequential's state dict."""
+    params, _ = torch.func.stack_module_state(models)
+    return params
+
+
+def stacked_forward(template: nn.Sequential, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """(replicas, rows, inputs) -> (replicas, rows, outputs): `template`'s layers with each
+    replica's own weights; the activations act elementwise or over the last axis."""
+    for i, layer in enumerate(template):
+        if isinstance(layer, nn.Linear):
+            x = torch.baddbmm(params[f"{i}.bias"].unsqueeze(1), x, params[f"{i}.weight"].transpose(1, 2))
+        else:
+            x = layer(x)
+    return x
+
+
+def unstack(params: dict[str, torch.Tensor], replica: int) -> dict[str, torch.Tensor]:
+    """One replica's state dict, for a plain build_mlp model."""
+    return {name: value[replica].detach().clone() for name, value in params.items()}
+
+
+def weight_penalty(weights: list[torch.Tensor], penalty: str, strength: float, l1_ratio: float) -> torch.Tensor:
+    """The seed's regularization section: L1, L2 or elastic net on the weights (not biases).
+    `weights` are the Linear weights of one model, or stacked: one value per replica."""
+    l1 = sum(w.abs().sum(dim=(-2, -1)) for w in weights)
+    l2 = sum(w.pow(2).sum(dim=(-2, -1)) for w in weights)
     share = {"l1": 1.0, "l2": 0.0, "elasticnet": l1_ratio}[penalty]
     return strength * (share * l1 + (1.0 - share) * l2)

@@ -5,15 +5,22 @@ its libraries (the plot stage must not pay for torch).
 """
 from pathlib import Path
 
+# The notebook's file as shipped with the project (used when its address cannot be reached),
+# and what it is a copy of.
+TITANIC_SHIPPED = Path("data/shipped/titanic.csv")
+TITANIC_SHIPPED_SOURCE = Path("data/shipped/titanic.json")
+
 TITANIC_RAW = Path("data/titanic/raw.csv")
 TITANIC_SOURCE = Path("data/titanic/source.json")
 TITANIC_PREPARED = Path("data/titanic/prepared.npz")
 TITANIC_META = Path("data/titanic/prepared.json")
 
-RESULTS = Path("results/titanic")          # one folder per variant: model.pt, record.json
+RESULTS = Path("results/titanic")          # one folder per variant: model.pt, record.json, replicas.csv
 METRICS = Path("metrics/titanic")          # <variant>.json for `dvc metrics show`
 HISTORY = Path("plots/titanic/history")    # <variant>.csv, per-epoch, for `dvc plots show`
 FIGURES = Path("plots/titanic/figures")    # <variant>_loss.png, <variant>_confusion.png
+# When each stage ran, for MLflow: not a DVC output, so wall-clock times never change what DVC hashes.
+RUN_TIMES = Path("logs/run-times")         # <variant>.json, sweep.json
 
 IRIS_RAW = Path("data/iris/raw.csv")
 IRIS_SOURCE = Path("data/iris/source.json")

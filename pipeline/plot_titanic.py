@@ -1,4 +1,5 @@
-"""Stage plot_titanic: a loss-curve and a confusion-matrix PNG per variant.
+"""Stage plot_titanic: a loss-curve and a confusion-matrix PNG per variant (its canonical run,
+with the replicas' mean and spread beside it).
 
 One process draws them all, so matplotlib's import (about 0.5 s) is paid once, not per variant.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 
 from . import atomic, config
+from .diagnosis import describe
 from .paths import FIGURES
 from .records import read_record
 
@@ -21,11 +23,15 @@ def loss_figure(record: dict):
     left.set(xlabel="epoch", ylabel="loss", title=f"{record['config']['loss']} loss")
     left.axhline(0, color="grey", lw=0.6)
     left.legend()
-    right.plot(epochs, [h["val_accuracy"] for h in history], marker="o", ms=3, color="tab:green")
+    right.plot(epochs, [h["val_accuracy"] for h in history], marker="o", ms=3, color="tab:green",
+               label="canonical run")
+    spread = record["curves"]["val_accuracy"]
+    right.plot(epochs, spread["mean"], color="black", lw=1.2, label=f"mean of {record['study']['replicas']} replicas")
+    right.fill_between(epochs, spread["min"], spread["max"], color="grey", alpha=0.2, label="their min to max")
     right.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="accuracy")
-    diagnosis = record["diagnosis"]["status"]
-    fig.suptitle(f"{record['variant']} (last activation {record['config']['last_activation']}; "
-                 f"diagnosis: {diagnosis})")
+    right.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{record['variant']} (last activation {record['config']['last_activation']}): canonical run "
+                 f"{record['diagnosis']['status']}; replicas {describe(record['diagnoses'])}", fontsize=10)
     fig.tight_layout()
     return fig
 

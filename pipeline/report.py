@@ -1,83 +1,206 @@
-"""Stage report: the study's conclusion, side by side.
+"""Stage report: the study's conclusions, with how sure we are of each.
 
-A table of every variant (Markdown and CSV), a figure per contrast pair (NLL on ReLU against
-NLL on LogSoftmax, the same for KLDiv), one figure of the regression losses and regularized
-variants, and summary.json naming the champion. Publishing turns it into a summary run and
-registers the champion's model.
+Per variant, over its replicas: the mean final validation accuracy with a bootstrap interval,
+and against the reference, paired by replica, the mean difference with its interval, the
+probability of improvement, a Holm-corrected p-value and a verdict (statistics.py). The
+champion is the best mean, named with every variant it cannot be told apart from. Written as a
+table (Markdown and CSV), figures (each contrast pair with every replica's curves, the
+variants of `report.compare` with their bands, every variant's interval) and summary.json,
+which publishing turns into MLflow runs and the registered champion.
 """
 from __future__ import annotations
 
 import csv
 import io
+import math
 
-from . import atomic, config
+import numpy as np
+
+from . import atomic, config, statistics
+from .diagnosis import describe
 from .paths import REPORT
-from .records import read_record
+from .records import read_record, read_replicas
 
-COLUMNS = ("variant", "loss", "last_activation", "final_train_loss", "final_val_loss", "best_val_accuracy",
-           "final_val_accuracy", "best_epoch", "diagnosis")
-
-
-def table(records: list[dict]) -> list[dict]:
-    return [{"variant": r["variant"], "loss": r["config"]["loss"], "last_activation": r["config"]["last_activation"],
-             **{k: r["summary"][k] for k in ("final_train_loss", "final_val_loss", "best_val_accuracy",
-                                             "final_val_accuracy", "best_epoch")},
-             "diagnosis": r["diagnosis"]["status"]} for r in records]
+COLUMNS = ("variant", "loss", "last_activation", "replicas", "val_accuracy_mean", "val_accuracy_sd",
+           "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",
+           "diff_ci_low", "diff_ci_high", "p_improvement", "p_value", "p_holm", "verdict", "diagnoses", "test")
 
 
-def champion(rows: list[dict]) -> dict:
-    """Best final validation accuracy: the weights kept are the last epoch's. Ties go to params order."""
-    return max(rows, key=lambda row: row["final_val_accuracy"])
+def accuracy_grid(record: dict) -> np.ndarray:
+    """Final validation accuracy of each replica, shaped (seeds, splits); NaN for non-finite ones."""
+    study = record["study"]
+    values = [math.nan if r["final_val_accuracy"] is None else r["final_val_accuracy"] for r in record["replicas"]]
+    return np.array(values, dtype=float).reshape(study["seeds"], study["splits"])
 
 
-def markdown(rows: list[dict], best: dict) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def study_rows(records: list[dict], params: config.Params) -> tuple[list[dict], dict]:
+    """One row per variant (COLUMNS) and what the report concludes: reference, champion, its ties."""
+    study = params.study
+    grids = {r["variant"]: accuracy_grid(r) for r in records}
+    data = records[0]["data"]
+    test_share = data["val_rows"] / data["train_rows"]
+    against = statistics.compare(grids, study.reference, test_share, study.confidence)
+    rows = []
+    for record in records:
+        name = record["variant"]
+        spread = statistics.interval(grids[name].ravel(), study.confidence, params.seed)
+        vs = against[name]
+        rows.append({"variant": name, "loss": record["config"]["loss"],
+                     "last_activation": record["config"]["last_activation"], "replicas": spread["n"],
+                     "val_accuracy_mean": spread["mean"], "val_accuracy_sd": spread["sd"],
+                     "val_accuracy_ci_low": spread["ci_low"], "val_accuracy_ci_high": spread["ci_high"],
+                     "canonical_val_accuracy": record["summary"]["final_val_accuracy"],
+                     "diff_vs_reference": vs["diff"], "diff_ci_low": vs["diff_low"], "diff_ci_high": vs["diff_high"],
+                     "p_improvement": vs["p_improvement"], "p_value": vs["p"], "p_holm": vs["p_holm"],
+                     "verdict": vs["verdict"], "diagnoses": describe(record["diagnoses"], record["non_finite"]),
+                     "test": vs["method"]})
+    best = max(rows, key=lambda row: row["val_accuracy_mean"])
+    ties = statistics.compare(grids, best["variant"], test_share, study.confidence)
+    conclusion = {"reference": study.reference, "champion": best["variant"],
+                  "champion_val_accuracy_mean": best["val_accuracy_mean"],
+                  "indistinguishable_from_champion": [name for name, row in ties.items()
+                                                      if row["verdict"] in (statistics.SAME, statistics.UNTESTED)],
+                  "confidence": study.confidence, "seeds": study.seeds, "splits": study.splits,
+                  "test": against[next(n for n in grids if n != study.reference)]["method"] if len(grids) > 1 else "",
+                  "comparisons": len(grids) - 1, "val_rows": data["val_rows"], "train_rows": data["train_rows"]}
+    return rows, conclusion
+
+
+def _number(value, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def _p(value) -> str:
+    if not isinstance(value, float) or not math.isfinite(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def markdown(rows: list[dict], conclusion: dict) -> str:
+    level = round(100 * conclusion["confidence"])
+    head = ["variant", "mean val acc", f"{level}% CI", "sd", "canonical", "diff vs reference", f"{level}% CI of diff",
+            "P(better)", "p (Holm)", "verdict", "diagnoses"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
-        if row is best:
-            cells[0] = f"**{cells[0]}**"
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(["# Titanic loss study", "", *lines, "",
-                      f"Champion (best final validation accuracy): **{best['variant']}**, "
-                      f"{best['final_val_accuracy']:.4f}.", ""])
+        name = row["variant"]
+        if name == conclusion["champion"]:
+            name = f"**{name}**"
+        lines.append("| " + " | ".join([
+            name, _number(row["val_accuracy_mean"]),
+            f"[{_number(row['val_accuracy_ci_low'])}, {_number(row['val_accuracy_ci_high'])}]",
+            _number(row["val_accuracy_sd"]), _number(row["canonical_val_accuracy"]),
+            f"{row['diff_vs_reference']:+.3f}" if math.isfinite(row["diff_vs_reference"]) else "n/a",
+            f"[{row['diff_ci_low']:+.3f}, {row['diff_ci_high']:+.3f}]" if math.isfinite(row["diff_ci_low"]) else "n/a",
+            _number(row["p_improvement"], 2), _p(row["p_holm"]), row["verdict"], row["diagnoses"]]) + " |")
+    ties = [n for n in conclusion["indistinguishable_from_champion"] if n != conclusion["champion"]]
+    champion = next(r for r in rows if r["variant"] == conclusion["champion"])
+    return "\n".join([
+        "# Titanic loss study", "",
+        f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant ({conclusion['train_rows']} "
+        f"training, {conclusion['val_rows']} validation passengers each); final validation accuracy; "
+        f"reference **{conclusion['reference']}**; intervals at {level}%; "
+        f"test: {conclusion['test']}, Holm-corrected over {conclusion['comparisons']} comparisons "
+        f"at level {1 - conclusion['confidence']:.2g}.", "", *lines, "",
+        f"Champion (best mean): **{conclusion['champion']}**, {_number(champion['val_accuracy_mean'])} "
+        f"[{_number(champion['val_accuracy_ci_low'])}, {_number(champion['val_accuracy_ci_high'])}]. "
+        + (f"It cannot be told apart from: {', '.join(ties)}." if ties else
+           "Every other variant is distinguishably worse."), ""])
 
 
-def curves_figure(records: list[dict], title: str):
-    """Loss (top) and validation accuracy (bottom), one column per variant."""
+def _replica_panel(ax, epochs, values, colour, label):
+    """Every replica faint, their mean bold."""
+    for line in values:
+        ax.plot(epochs, line, color=colour, alpha=0.25, lw=0.8)
+    ax.plot(epochs, np.nanmean(values, axis=0), color=colour, lw=2.4, label=label)
+
+
+def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
+    """Loss (top) and validation accuracy (bottom), one column per variant, every replica drawn."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(records), figsize=(4.2 * len(records), 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(records), figsize=(4.6 * len(records), 6.8), squeeze=False)
     for column, record in enumerate(records):
-        epochs = [h["epoch"] for h in record["history"]]
+        runs = replicas[record["variant"]]
+        epochs = np.arange(1, runs["train_loss"].shape[1] + 1)
         top, bottom = axes[0][column], axes[1][column]
-        top.plot(epochs, [h["train_loss"] for h in record["history"]], label="train")
-        top.plot(epochs, [h["val_loss"] for h in record["history"]], label="validation")
+        _replica_panel(top, epochs, runs["train_loss"], "tab:blue", "train (mean)")
+        _replica_panel(top, epochs, runs["val_loss"], "tab:orange", "validation (mean)")
         top.axhline(0, color="grey", lw=0.6)
-        top.set(title=f"{record['variant']}\n{record['config']['loss']} on {record['config']['last_activation']}",
-                xlabel="epoch", ylabel="loss")
+        if np.nanmin(runs["train_loss"]) < -100:  # losses running off to minus infinity: show all scales
+            top.set_yscale("symlog", linthresh=1)
+        top.set(title=f"{record['variant']}: {record['config']['loss']} on {record['config']['last_activation']}\n"
+                      f"{describe(record['diagnoses'])}", xlabel="epoch", ylabel="loss")
+        top.title.set_fontsize(9)
         top.legend(fontsize=8)
-        bottom.plot(epochs, [h["val_accuracy"] for h in record["history"]], color="tab:green")
+        _replica_panel(bottom, epochs, runs["val_accuracy"], "tab:green", "mean")
         bottom.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1),
-                   title=f"diagnosis: {record['diagnosis']['status']}")
+                   title=f"{len(runs['seed'])} replicas (faint), their mean (bold)")
+        bottom.title.set_fontsize(9)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def overlay_figure(records: list[dict]):
+def compare_figure(records: list[dict]):
+    """Mean validation accuracy and training loss per epoch over the replicas, each with a band of
+    one standard error of that mean (the min-max spread of 25 replicas would bury the means)."""
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.6))
     for record in records:
-        epochs = [h["epoch"] for h in record["history"]]
-        left.plot(epochs, [h["val_accuracy"] for h in record["history"]], label=record["variant"])
-        right.plot(epochs, [h["train_loss"] for h in record["history"]], label=record["variant"])
-    left.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
-    right.set(xlabel="epoch", ylabel="training loss (each its own loss)", title="training loss")
+        for ax, key in ((left, "val_accuracy"), (right, "train_loss")):
+            curve = record["curves"][key]
+            epochs = np.arange(1, len(curve["mean"]) + 1)
+            mean = np.array(curve["mean"])
+            error = np.array(curve["sd"]) / np.sqrt(np.maximum(curve["n"], 1))
+            line, = ax.plot(epochs, mean, label=record["variant"], lw=1.8)
+            ax.fill_between(epochs, mean - error, mean + error, color=line.get_color(), alpha=0.18)
+    left.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy: mean over replicas, ±1 s.e.")
+    right.set(xlabel="epoch", ylabel="training loss (each its own loss)", title="training loss: mean, ±1 s.e.")
     right.legend(fontsize=8)
-    fig.suptitle("Regression losses and regularized variants")
+    fig.suptitle("Regression losses, regularized and unscaled variants, over their replicas")
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "indistinguishable": "tab:grey",
+                   "reference": "black", "untested": "tab:purple"}
+
+
+def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion: dict):
+    """Every variant's replicas (dots), mean and interval (bar); right: its difference to the reference."""
+    import matplotlib.pyplot as plt
+
+    level = round(100 * conclusion["confidence"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 0.42 * len(rows) + 1.8), sharey=True)
+    jitter = np.random.default_rng(0)
+    for i, row in enumerate(rows):
+        y = len(rows) - 1 - i
+        colour = VERDICT_COLOURS.get(row["verdict"], "black")
+        values = grids[row["variant"]].ravel()
+        left.scatter(values, y + jitter.uniform(-0.18, 0.18, len(values)), s=8, color=colour, alpha=0.35, lw=0)
+        left.errorbar(row["val_accuracy_mean"], y, xerr=[[row["val_accuracy_mean"] - row["val_accuracy_ci_low"]],
+                                                         [row["val_accuracy_ci_high"] - row["val_accuracy_mean"]]],
+                      fmt="o", color=colour, capsize=3, lw=2)
+        if math.isfinite(row["diff_ci_low"]):
+            right.errorbar(row["diff_vs_reference"], y, xerr=[[row["diff_vs_reference"] - row["diff_ci_low"]],
+                                                              [row["diff_ci_high"] - row["diff_vs_reference"]]],
+                           fmt="o", color=colour, capsize=3, lw=2)
+    left.set_yticks(range(len(rows)), [r["variant"] for r in reversed(rows)])
+    left.set(xlabel="final validation accuracy", title=f"replicas, mean and {level}% bootstrap interval")
+    right.axvline(0, color="black", lw=0.8)
+    right.set(xlabel=f"difference to {conclusion['reference']} (paired)",
+              title=f"mean difference, {level}% interval ({conclusion['test']})")
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()
+               if any(r["verdict"] == v for r in rows)]
+    right.legend(handles=handles, fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def _json_safe(row: dict) -> dict:
+    """NaN (no test for the reference, say) as null: summary.json stays standard JSON."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def png(fig) -> bytes:
@@ -95,24 +218,31 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     matplotlib.use("Agg")
     params = config.load(params_path)
     records = [read_record(name) for name in params.variants]
-    rows = table(records)
-    best = champion(rows)
+    rows, conclusion = study_rows(records, params)
     pairs: dict[str, list[dict]] = {}
     for record in records:
         if record["config"].get("contrast"):
             pairs.setdefault(record["config"]["contrast"], []).append(record)
+    by_name = {r["variant"]: r for r in records}
     with atomic.directory(REPORT) as tmp:
-        (tmp / "comparison.md").write_text(markdown(rows, best))
+        (tmp / "comparison.md").write_text(markdown(rows, conclusion))
         with open(tmp / "comparison.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
         for name, group in pairs.items():
-            (tmp / f"contrast_{name}.png").write_bytes(png(curves_figure(group, f"Contrast: {name}")))
-        by_name = {r["variant"]: r for r in records}
+            replicas = {r["variant"]: read_replicas(r["variant"]) for r in group}
+            (tmp / f"contrast_{name}.png").write_bytes(png(contrast_figure(group, replicas, f"Contrast: {name}")))
         if params.report_compare:
-            (tmp / "compare.png").write_bytes(png(overlay_figure([by_name[n] for n in params.report_compare])))
+            (tmp / "compare.png").write_bytes(png(compare_figure([by_name[n] for n in params.report_compare])))
+        grids = {r["variant"]: accuracy_grid(r) for r in records}
+        (tmp / "intervals.png").write_bytes(png(intervals_figure(rows, grids, conclusion)))
         atomic.write_json(tmp / "summary.json", {
-            "champion": best["variant"], "champion_final_val_accuracy": best["final_val_accuracy"],
+            **conclusion, "variants": {row["variant"]: _json_safe(row) for row in rows},
             "digests": {r["variant"]: r["digest"] for r in records}, "contrasts": sorted(pairs)})
-    print(f"report: {len(rows)} variants; champion {best['variant']} ({best['final_val_accuracy']:.2%})")
+    champion = next(r for r in rows if r["variant"] == conclusion["champion"])
+    verdicts = describe({v: sum(r["verdict"] == v for r in rows) for v in VERDICT_COLOURS
+                         if any(r["verdict"] == v for r in rows)})
+    print(f"report: {len(rows)} variants against {conclusion['reference']}: {verdicts}; champion "
+          f"{conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean), indistinguishable from "
+          f"{len(conclusion['indistinguishable_from_champion'])} other(s)")

@@ -1,5 +1,6 @@
 """The comparison report in MLflow: a summary run pointing at the runs it summarizes, and the
-champion's model registered as `titanic-survival` under the alias `champion`."""
+champion's canonical model (params' seed, split 0) registered as `titanic-survival` under the
+alias `champion`."""
 from __future__ import annotations
 
 import hashlib
@@ -22,13 +23,18 @@ def log_report(client, experiment_id: str, summary: dict, run_ids: dict[str, str
 
     tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             "champion": summary["champion"], "champion.run_id": run_ids[summary["champion"]],
+            "indistinguishable_from_champion": ", ".join(summary["indistinguishable_from_champion"]) or "none",
             **{f"summarizes.{name}": run_id for name, run_id in run_ids.items()},
+            **{f"verdict.{name}": row["verdict"] for name, row in summary["variants"].items()},
             "mlflow.note.content": (REPORT / "comparison.md").read_text(), **extra_tags}
     run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id):
-        client.log_batch(run_id, params=[Param("variants", str(len(run_ids))), Param("champion", summary["champion"])],
-                         metrics=[Metric("champion_final_val_accuracy", summary["champion_final_val_accuracy"],
+        params = {"variants": len(run_ids), "champion": summary["champion"], "reference": summary["reference"],
+                  "study.seeds": summary["seeds"], "study.splits": summary["splits"],
+                  "study.confidence": summary["confidence"], "test": summary["test"]}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                         metrics=[Metric("champion_val_accuracy_mean", summary["champion_val_accuracy_mean"],
                                          run.info.start_time, 0)])
         client.log_artifacts(run_id, str(REPORT))
         client.set_terminated(run_id, "FINISHED")

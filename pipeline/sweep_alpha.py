@@ -17,8 +17,9 @@ import numpy as np
 
 from . import atomic, config
 from .boundary_gif import Frames, gif_bytes, grid, summary_png
-from .paths import IRIS_META, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from .paths import IRIS_META, RUN_TIMES, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from .preprocess_iris import load_prepared
+from .progress import progress
 
 _shared: dict = {}
 
@@ -80,13 +81,13 @@ def sweep(data: dict, settings: config.IrisSweep, seed: int, draw: bool = False)
     workers = min(settings.workers or os.cpu_count() or 1, len(alphas))
     if workers <= 1:
         _init(data, settings, seed, draw)
-        results = [_work(alpha) for alpha in alphas]
+        results = list(progress(map(_work, alphas), "sweep_alpha: fits", total=len(alphas)))
     else:
         if draw:
             import matplotlib.pyplot  # noqa: F401  likewise inherited
         context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         with context.Pool(workers, initializer=_init, initargs=(data, settings, seed, draw)) as pool:
-            results = pool.map(_work, alphas, chunksize=1)
+            results = list(progress(pool.imap(_work, alphas, chunksize=1), "sweep_alpha: fits", total=len(alphas)))
     return [row for row, _ in results], [frame for _, frame in results]
 
 
@@ -108,10 +109,8 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     meta = json.loads(IRIS_META.read_text())
     record = {"settings": config.as_dict(settings), "seed": params.seed, "alphas": [r["alpha"] for r in rows],
               "rows": rows, "summary": summarize(rows), "data": {**meta["source"],
-              "train_rows": meta["train_rows"], "test_rows": meta["test_rows"], "features": meta["features"]},
-              "started_ms": started, "ended_ms": int(time.time() * 1000)}
-    stable = {k: v for k, v in record.items() if k not in ("started_ms", "ended_ms")}
-    stable["settings"] = {k: v for k, v in stable["settings"].items() if k != "workers"}
+              "train_rows": meta["train_rows"], "test_rows": meta["test_rows"], "features": meta["features"]}}
+    stable = {**record, "settings": {k: v for k, v in record["settings"].items() if k != "workers"}}
     record["digest"] = hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()
     columns = ("alpha", "log10_alpha", "train_accuracy", "test_accuracy", "weight_l2_norm", "n_iter")
     table = "\n".join([",".join(columns)] + [
@@ -122,6 +121,8 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         out.file(SWEEP_TABLE, table)
         out.json(SWEEP_METRICS, record["summary"])
         out.json(SWEEP_RECORD, record)
+    # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
+    atomic.write_json(RUN_TIMES / "sweep.json", {"started_ms": started, "ended_ms": int(time.time() * 1000)})
     s = record["summary"]
     print(f"sweep_alpha: {len(rows)} alphas with {settings.model}; test accuracy "
           f"{s['test_accuracy_at_min_alpha']:.2f} at alpha {rows[0]['alpha']:.3g}, "

@@ -1,9 +1,15 @@
-"""What one Titanic variant's MLflow run holds: params, tags, per-epoch metrics, datasets, artifacts, model."""
+"""What one Titanic variant's MLflow run holds: params, tags, per-epoch metrics (its canonical
+run's and its replicas' mean and band), the study's summary, datasets, artifacts (every
+replica's history as replicas.csv), the canonical model."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED
@@ -12,58 +18,99 @@ from .tracking import closing_run
 DIGEST_TAG = "pipeline.digest"
 
 
-def run_params(record: dict) -> dict[str, str]:
+# The report's per-variant statistics, logged as the run's summary metrics (prefix study/).
+STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
+                 "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_value", "p_holm")
+
+
+def run_digest(record: dict, stats: dict, conclusion: dict) -> str:
+    """A variant run holds its training record and what the report concluded about it."""
+    blob = json.dumps({"record": record["digest"], "stats": stats, "reference": conclusion["reference"],
+                       "champion": conclusion["champion"]}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def run_params(record: dict, source: dict, conclusion: dict) -> dict[str, str]:
     c, t = record["config"], record["config"]["training"]
     d = record["data"]
     params = {
         "variant": record["variant"], "loss": c["loss"], "last_activation": c["last_activation"],
         "target_encoding": c["target_encoding"], "outputs": c["outputs"],
         "optimizer": t["optimizer"], "lr": t["lr"], "batch_size": t["batch_size"],
-        "epochs": t["epochs"], "shuffle": t["shuffle"], "seed": record["seed"],
+        "epochs": t["epochs"], "shuffle": t["shuffle"], "standardize": t["standardize"], "seed": record["seed"],
         "hidden_size": t["hidden_size"], "hidden_layers": t["hidden_layers"],
         "layer_sizes": "-".join(map(str, record["layer_sizes"])),
         "regularization.penalty": t["regularization"]["penalty"],
         "regularization.strength": t["regularization"]["strength"],
         "regularization.l1_ratio": t["regularization"]["l1_ratio"],
-        "data.source": d["source"], "data.address": d["address"], "data.sha256": d["sha256"],
-        "data.rows": d["rows"], "data.train_rows": d["train_rows"], "data.val_rows": d["val_rows"],
-        "data.features": ",".join(d["features"]),
+        "study.seeds": record["study"]["seeds"], "study.splits": record["study"]["splits"],
+        "study.replicas": record["study"]["replicas"], "study.reference": conclusion["reference"],
+        "study.confidence": conclusion["confidence"],
+        "data.source": source.get("source", "unknown"), "data.address": source.get("address", "unknown"),
+        "data.sha256": d["sha256"], "data.rows": source.get("rows", "unknown"), "data.rows_clean": d["rows_clean"],
+        "data.train_rows": d["train_rows"], "data.val_rows": d["val_rows"], "data.features": ",".join(d["features"]),
     }
     return {key: str(value) for key, value in params.items()}
 
 
-def run_tags(record: dict) -> dict[str, str]:
+def run_tags(record: dict, stats: dict, conclusion: dict) -> dict[str, str]:
     c = record["config"]
     diagnosis = record["diagnosis"]
-    note = f"**{record['variant']}**: {c['loss']} on {c['last_activation']} outputs. " \
-           f"Diagnosis: {diagnosis['status']} ({diagnosis['reason']})."
+    name = record["variant"]
+    champion = conclusion["champion"]
+    if name == champion:
+        standing = "the champion (best mean)"
+    elif name in conclusion["indistinguishable_from_champion"]:
+        standing = f"indistinguishable from the champion {champion}"
+    else:
+        standing = f"distinguishably worse than the champion {champion}"
+    note = (f"**{name}**: {c['loss']} on {c['last_activation']} outputs, {record['study']['replicas']} replicas "
+            f"({record['study']['seeds']} seeds x {record['study']['splits']} splits).\n\n"
+            f"Final validation accuracy {stats['val_accuracy_mean']:.3f} "
+            f"[{stats['val_accuracy_ci_low']:.3f}, {stats['val_accuracy_ci_high']:.3f}] over the replicas; "
+            f"against {conclusion['reference']}: **{stats['verdict']}**; {standing}.\n\n"
+            f"Diagnoses: {stats['diagnoses']}. Canonical run (seed {record['seed']}, split 0, the model logged "
+            f"here): {diagnosis['status']} ({diagnosis['reason']}).")
     if record["warning"]:
         note += f"\n\nWarned before training: {record['warning']}."
     tags = {
-        "variant": record["variant"], "loss_family": record["loss_family"],
+        "variant": name, "loss_family": record["loss_family"],
         "last_activation": c["last_activation"], "diagnosis": diagnosis["status"],
-        "diagnosis.reason": diagnosis["reason"], "mismatch_warning": record["warning"] or "none",
-        "pipeline.stage": f"train@{record['variant']}", DIGEST_TAG: record["digest"],
-        "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
+        "diagnosis.reason": diagnosis["reason"], "diagnoses": stats["diagnoses"],
+        **{f"diagnoses.{status}": f"{n}/{record['study']['replicas']}" for status, n in record["diagnoses"].items()},
+        "verdict": stats["verdict"], "champion": "yes" if name == champion else "no",
+        "mismatch_warning": record["warning"] or "none",
+        "pipeline.stage": f"train@{name}", "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
     }
     if c.get("contrast"):
         tags["contrast"] = c["contrast"]
     return tags
 
 
-def run_metrics(record: dict):
+def run_metrics(record: dict, stats: dict, times: dict | None):
+    """Per epoch (step = epoch): the canonical run's curves and the replicas' mean, min and max;
+    then the study's summary, at the last epoch."""
     from mlflow.entities import Metric
 
+    now = int(time.time() * 1000)
+    history = record["history"]
+    stamps = (times or {}).get("epoch_ms") or [now] * len(history)
+    penalized = record["config"]["training"]["regularization"]["penalty"] != "none"
     metrics = []
-    for h in record["history"]:
+    for h, stamp in zip(history, stamps):
         values = {"train/loss": h["train_loss"], "val/loss": h["val_loss"], "val/accuracy": h["val_accuracy"]}
-        if record["config"]["training"]["regularization"]["penalty"] != "none":
+        if penalized:
             values["train/penalty"] = h["train_penalty"]
-        metrics += [Metric(key, float(v), h["timestamp_ms"], h["epoch"]) for key, v in values.items()]
-    last = record["history"][-1]
+        for key, curve in record["curves"].items():
+            for edge in ("mean", "min", "max"):
+                values[f"replicas/{key}_{edge}"] = curve[edge][h["epoch"] - 1]
+        metrics += [Metric(key, float(v), stamp, h["epoch"]) for key, v in values.items()]
+    last, stamp = history[-1]["epoch"], stamps[-1]
     summary = record["summary"]
-    metrics += [Metric("val/best_accuracy", summary["best_val_accuracy"], last["timestamp_ms"], last["epoch"]),
-                Metric("best_epoch", summary["best_epoch"], last["timestamp_ms"], last["epoch"])]
+    metrics += [Metric("val/best_accuracy", summary["best_val_accuracy"], stamp, last),
+                Metric("best_epoch", summary["best_epoch"], stamp, last)]
+    metrics += [Metric(f"study/{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
+                if stats.get(key) is not None]
     return metrics
 
 
@@ -80,45 +127,67 @@ def load_model(record: dict):
     return model.eval()
 
 
-def datasets(data: dict, source: dict):
-    """The training and validation splits as MLflow dataset inputs (name, digest, schema)."""
+def datasets(split: dict, source: dict):
+    """The canonical training and validation split as MLflow dataset inputs (name, digest, schema)."""
     import mlflow.data
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    origin = source["address"] if source["source"] == "url" else str(TITANIC_PREPARED.resolve())
+    origin = source["address"] if source.get("source") == "url" else str(TITANIC_PREPARED.resolve())
     inputs = []
-    for split, context in (("train", "training"), ("val", "validation")):
-        dataset = mlflow.data.from_numpy(data[f"x_{split}"], targets=data[f"y_{split}"], source=origin,
-                                         name=f"titanic-{split}")
+    for part, context in (("train", "training"), ("val", "validation")):
+        dataset = mlflow.data.from_numpy(split[f"x_{part}"], targets=split[f"y_{part}"], source=origin,
+                                         name=f"titanic-{part}")
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return inputs
 
 
-def log_run(client, experiment_id: str, record: dict, data: dict, inputs, extra_tags: dict) -> str:
+@dataclass
+class VariantRun:
+    """What one variant's run is made of."""
+    record: dict                # the train stage's record.json
+    stats: dict                 # the report's row for this variant
+    conclusion: dict            # the report's reference, champion and its ties
+    source: dict                # where the data came from (data/titanic/source.json)
+    times: dict | None          # when it trained (logs/run-times), None after a run-cache restore
+    split: dict                 # the canonical split's arrays, as this variant trained on them
+    inputs: list                # those, as MLflow dataset inputs
+
+    @property
+    def digest(self) -> str:
+        return run_digest(self.record, self.stats, self.conclusion)
+
+
+def log_run(client, experiment_id: str, run: VariantRun, extra_tags: dict) -> str:
     import mlflow
     import torch
     from mlflow.entities import Param
     from mlflow.models import infer_signature
 
+    record, stats, conclusion = run.record, run.stats, run.conclusion
     name = record["variant"]
-    run = client.create_run(experiment_id, start_time=record["started_ms"], tags={**run_tags(record), **extra_tags},
-                             run_name=name)
-    run_id = run.info.run_id
+    tags = {**run_tags(record, stats, conclusion), DIGEST_TAG: run.digest, **extra_tags}
+    if run.times:
+        tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
+    created = client.create_run(experiment_id, tags=tags, run_name=name)
+    run_id = created.info.run_id
     with closing_run(client, run_id):
-        client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record).items()])
-        client.log_batch(run_id, metrics=run_metrics(record))
-        client.log_inputs(run_id, datasets=inputs)
+        client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record, run.source, conclusion).items()])
+        metrics = run_metrics(record, stats, run.times)
+        for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
+            client.log_batch(run_id, metrics=metrics[start:start + 1000])
+        client.log_inputs(run_id, datasets=run.inputs)
         # The same artifact names in every run, so the UI lines them up across variants.
         with tempfile.TemporaryDirectory() as tmp:
             for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
                                    (FIGURES / f"{name}_confusion.png", "confusion_matrix.png"),
                                    (HISTORY / f"{name}.csv", "history.csv"),
+                                   (RESULTS / name / "replicas.csv", "replicas.csv"),
                                    (RESULTS / name / "record.json", "record.json")):
                 shutil.copyfile(source, Path(tmp) / target)
             client.log_artifacts(run_id, tmp)
         model = load_model(record)
-        example = data["x_val"][:5]
+        example = run.split["x_val"][:5]
         with torch.no_grad():
             signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
         with mlflow.start_run(run_id=run_id):
@@ -127,5 +196,5 @@ def log_run(client, experiment_id: str, record: dict, data: dict, inputs, extra_
             mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
                                      input_example=example,
                                      pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-        client.set_terminated(run_id, "FINISHED", end_time=record["ended_ms"])
+        client.set_terminated(run_id, "FINISHED")
     return run_id

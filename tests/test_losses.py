@@ -48,9 +48,9 @@ def test_penalties_cover_weights_only():
     weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
     l1 = sum(w.abs().sum() for w in weights)
     l2 = sum(w.pow(2).sum() for w in weights)
-    assert torch.isclose(weight_penalty(model, "l1", 0.5, 0.3), 0.5 * l1)
-    assert torch.isclose(weight_penalty(model, "l2", 0.5, 0.3), 0.5 * l2)
-    assert torch.isclose(weight_penalty(model, "elasticnet", 0.5, 0.3), 0.5 * (0.3 * l1 + 0.7 * l2))
+    assert torch.isclose(weight_penalty(weights, "l1", 0.5, 0.3), 0.5 * l1)
+    assert torch.isclose(weight_penalty(weights, "l2", 0.5, 0.3), 0.5 * l2)
+    assert torch.isclose(weight_penalty(weights, "elasticnet", 0.5, 0.3), 0.5 * (0.3 * l1 + 0.7 * l2))
 
 
 def test_mismatches_are_recognised_before_training():

@@ -7,9 +7,10 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline import plot_titanic, publish, titanic_run, tracking, train
-from pipeline.paths import RESULTS
+from pipeline import plot_titanic, publish, report, titanic_run, tracking, train
+from pipeline.paths import REPORT, RESULTS, RUN_TIMES
 from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import split_arrays
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 
@@ -19,6 +20,7 @@ def trained(prepared):
     for name in VARIANTS:
         train.main(name)
     plot_titanic.main()
+    report.main()
     return prepared
 
 
@@ -36,26 +38,38 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert sorted(by_name) == sorted(VARIANTS)
     run = by_name["nll_relu"]
     record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
+    times = json.loads((RUN_TIMES / "nll_relu.json").read_text())
+    stats = json.loads((REPORT / "summary.json").read_text())["variants"]["nll_relu"]
     assert run.info.status == "FINISHED"
-    assert (run.info.start_time, run.info.end_time) == (record["started_ms"], record["ended_ms"])
+    assert run.data.tags["pipeline.trained_ms"] == f"{times['started_ms']}-{times['ended_ms']}"
     params = run.data.params
     assert params["loss"] == "NLLLoss" and params["last_activation"] == "ReLU"
     assert params["target_encoding"] == "index" and params["optimizer"] == "adam"
     assert params["lr"] == "0.001" and params["batch_size"] == "32" and params["epochs"] == "2"
     assert params["seed"] == "42" and params["layer_sizes"] == "4-64-64-2"
-    assert params["regularization.penalty"] == "none"
-    assert params["data.source"] == "url" and params["data.sha256"] == "ab" * 32
+    assert params["regularization.penalty"] == "none" and params["standardize"] == "True"
+    assert params["data.source"] == "url" and params["data.sha256"] == record["data"]["sha256"]
+    assert (params["study.seeds"], params["study.splits"], params["study.replicas"]) == ("2", "2", "4")
+    assert params["study.reference"] == "nll_logsoftmax" and params["study.confidence"] == "0.95"
     tags = run.data.tags
     assert tags["variant"] == "nll_relu" and tags["loss_family"] == "nll" and tags["contrast"] == "nll"
     assert tags["last_activation"] == "ReLU" and tags["diagnosis"] == record["diagnosis"]["status"]
+    assert tags["diagnoses"] == stats["diagnoses"] and tags["verdict"] == stats["verdict"]
+    assert {f"diagnoses.{status}" for status in record["diagnoses"]} <= set(tags)
     assert by_name["nll_logsoftmax"].data.tags["contrast"] == "nll"
     assert "contrast" not in by_name["mse"].data.tags
     history = client.get_metric_history(run.info.run_id, "val/accuracy")
     assert [(m.step, m.value, m.timestamp) for m in history] == [
-        (h["epoch"], h["val_accuracy"], h["timestamp_ms"]) for h in record["history"]]
+        (h["epoch"], h["val_accuracy"], stamp) for h, stamp in zip(record["history"], times["epoch_ms"])]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+    band = client.get_metric_history(run.info.run_id, "replicas/val_accuracy_max")
+    assert [m.value for m in band] == record["curves"]["val_accuracy"]["max"]
+    metrics = run.data.metrics
+    assert metrics["study/val_accuracy_mean"] == pytest.approx(stats["val_accuracy_mean"])
+    assert metrics["study/val_accuracy_ci_low"] == pytest.approx(stats["val_accuracy_ci_low"])
+    assert metrics["study/diff_vs_reference"] == pytest.approx(stats["diff_vs_reference"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"loss_curve.png", "confusion_matrix.png", "history.csv", "record.json"} <= artifacts
+    assert {"loss_curve.png", "confusion_matrix.png", "history.csv", "record.json", "replicas.csv"} <= artifacts
     contexts = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
     assert contexts["training"].name == "titanic-train" and contexts["validation"].name == "titanic-val"
     assert tracking.artifact_location(uri).endswith("/mlartifacts")
@@ -73,9 +87,24 @@ def test_the_logged_model_loads_back_as_the_same_module(trained):
     model = mlflow.pytorch.load_model(f"models:/{model_id}")
     assert isinstance(model, torch.nn.Sequential)
     original = titanic_run.load_model(json.loads((RESULTS / "mse" / "record.json").read_text()))
-    x = torch.from_numpy(load_prepared()["x_val"])
+    x = torch.from_numpy(split_arrays(load_prepared(), 0)["x_val"])
     with torch.no_grad():
         assert np.array_equal(model(x).numpy(), original(x).numpy())
+
+
+def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(trained):
+    publish.main(only=list(VARIANTS))
+    _, found = runs(trained.uri(), order_by=["attributes.start_time DESC"])
+    assert [run.info.run_name for run in found] == ["nll_logsoftmax", "nll_relu", "mse"]
+
+
+def test_variant_runs_need_the_report_made_from_the_same_results(trained):
+    train.main("mse")  # the same numbers: still current
+    publish.main(only=["mse"])
+    (REPORT / "summary.json").write_text((REPORT / "summary.json").read_text().replace(
+        json.loads((RESULTS / "mse" / "record.json").read_text())["digest"], "0" * 64))
+    with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
+        publish.main(only=["nll_relu", "mse"])
 
 
 def test_publishing_twice_logs_nothing_twice(trained, capsys):

@@ -1,83 +1,221 @@
+"""Training every replica of a variant as one batched computation."""
+import csv
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from pipeline import config, train
 from pipeline.errors import PipelineError
-from pipeline.paths import HISTORY, METRICS, RESULTS
+from pipeline.losses import encode_targets, make_loss, predict
+from pipeline.model import build_mlp, weight_penalty
+from pipeline.paths import HISTORY, METRICS, RESULTS, RUN_TIMES
 from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import replicas, split_arrays
 
 
-def test_a_variant_writes_weights_record_metrics_and_history(prepared, capsys):
+def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
     train.main("nll_logsoftmax")
     record = json.loads((RESULTS / "nll_logsoftmax" / "record.json").read_text())
     assert (RESULTS / "nll_logsoftmax" / "model.pt").stat().st_size > 1000
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert all(0 <= h["val_accuracy"] <= 1 for h in record["history"])
     assert record["layer_sizes"] == [4, 64, 64, 2]
-    assert record["data"]["source"] == "url" and record["data"]["train_rows"] > 0
+    assert record["study"] == {"seeds": 2, "splits": 2, "replicas": 4}
+    assert [(r["seed"], r["split"]) for r in record["replicas"]] == [(42, 0), (42, 1), (43, 0), (43, 1)]
+    # Replica 0 is the canonical run: its numbers are the record's history and summary.
+    assert record["replicas"][0]["final_val_accuracy"] == record["summary"]["final_val_accuracy"]
     assert record["diagnosis"]["status"] == "ok" and record["warning"] is None
+    assert record["diagnoses"] == {"ok": 4} and record["non_finite"] == []
     assert sum(map(sum, record["confusion_matrix"])) == record["data"]["val_rows"]
+    assert set(record["curves"]) == {"train_loss", "val_loss", "val_accuracy"}
+    accuracies = [r["final_val_accuracy"] for r in record["replicas"]]
+    assert record["curves"]["val_accuracy"]["mean"][-1] == pytest.approx(np.mean(accuracies))
+    assert record["curves"]["val_accuracy"]["max"][-1] == max(accuracies)
+    rows = list(csv.DictReader(open(RESULTS / "nll_logsoftmax" / "replicas.csv")))
+    assert len(rows) == 4 * 2 and rows[-1]["seed"] == "43" and rows[-1]["split"] == "1" and rows[-1]["epoch"] == "2"
+    assert float(rows[-1]["val_accuracy"]) == accuracies[-1]
     metrics = json.loads((METRICS / "nll_logsoftmax.json").read_text())
     assert metrics["final_val_accuracy"] == record["history"][-1]["val_accuracy"]
+    assert metrics["val_accuracy_mean"] == pytest.approx(np.mean(accuracies))
+    assert metrics["replicas"] == 4 and metrics["diagnoses"] == "ok 4/4"
     lines = (HISTORY / "nll_logsoftmax.csv").read_text().splitlines()
-    assert lines[0] == "epoch,train_loss,val_loss,val_accuracy" and len(lines) == 3
-    # Accuracy is a fraction, printed as a true percentage.
+    assert lines[0].startswith("epoch,train_loss,val_loss,val_accuracy,val_accuracy_mean") and len(lines) == 3
+    # No wall-clock time in what DVC hashes; it goes beside, for MLflow.
+    assert "_ms" not in json.dumps(record)
+    assert len(json.loads((RUN_TIMES / "nll_logsoftmax.json").read_text())["epoch_ms"]) == 2
     out = capsys.readouterr().out
-    assert f"{record['history'][-1]['val_accuracy']:.2%}" in out
+    assert f"canonical run {record['history'][-1]['val_accuracy']:.2%}" in out and "4 replica(s)" in out
 
 
-def test_a_mismatched_pairing_is_warned_about_before_training(prepared, capsys):
-    train.main("nll_relu")
-    assert "warning: variant nll_relu: NLLLoss expects log-probabilities" in capsys.readouterr().err
-    record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
-    assert "unbounded below" in record["warning"]
-    assert record["diagnosis"]["status"] in ("stalled", "below_lower_bound", "diverging")
+def alone(variant: config.Variant, seed: int, split: dict) -> np.ndarray:
+    """One model trained the plain way (nn.Sequential, torch.optim, one loss): what a replica
+    inside the batch must reproduce. Rows: epochs; columns: train loss, val loss, val accuracy."""
+    t = variant.training
+    torch.manual_seed(seed)
+    model = build_mlp(4, t.hidden_size, t.hidden_layers, variant.outputs, variant.last_activation)
+    optimizer = (torch.optim.Adam(model.parameters(), lr=t.lr) if t.optimizer == "adam"
+                 else torch.optim.SGD(model.parameters(), lr=t.lr))
+    loss_fn = make_loss(variant.loss)
+    x = torch.from_numpy(split["x_train"])
+    y = encode_targets(torch.from_numpy(split["y_train"]), variant.target_encoding)
+    x_val, labels = torch.from_numpy(split["x_val"]), torch.from_numpy(split["y_val"])
+    y_val = encode_targets(labels, variant.target_encoding)
+    reg = t.regularization
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for _ in range(t.epochs):
+        order = torch.randperm(len(x), generator=generator) if t.shuffle else torch.arange(len(x))
+        losses = []
+        for start in range(0, len(x), t.batch_size):
+            rows = order[start:start + t.batch_size]
+            loss = loss_fn(model(x[rows]), y[rows])
+            objective = loss
+            if reg.penalty != "none":
+                weights = [m.weight for m in model if isinstance(m, torch.nn.Linear)]
+                objective = loss + weight_penalty(weights, reg.penalty, reg.strength, reg.l1_ratio)
+            optimizer.zero_grad()
+            objective.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        with torch.no_grad():
+            out = model(x_val)
+            history.append((np.mean(losses), loss_fn(out, y_val).item(),
+                            (predict(out, variant.last_activation) == labels).double().mean().item()))
+    return np.array(history)
+
+
+# Every loss (with each encoding it takes), every last activation, every penalty, SGD, no shuffling
+# and unscaled features.
+CASES = {
+    "l1": {"loss": "L1Loss", "target_encoding": "float", "last_activation": "Sigmoid"},
+    "l1_onehot_softmax": {"loss": "L1Loss", "target_encoding": "onehot", "last_activation": "Softmax"},
+    "mse": {"loss": "MSELoss", "target_encoding": "float", "last_activation": "Sigmoid"},
+    "mse_onehot_tanh": {"loss": "MSELoss", "target_encoding": "onehot", "last_activation": "Tanh"},
+    "nll_logsoftmax": {"loss": "NLLLoss", "target_encoding": "index", "last_activation": "LogSoftmax"},
+    "nll_relu": {"loss": "NLLLoss", "target_encoding": "index", "last_activation": "ReLU"},
+    "cross_entropy": {"loss": "CrossEntropyLoss", "target_encoding": "index", "last_activation": "none"},
+    "cross_entropy_onehot": {"loss": "CrossEntropyLoss", "target_encoding": "onehot", "last_activation": "none"},
+    "kldiv_logsoftmax": {"loss": "KLDivLoss", "target_encoding": "onehot", "last_activation": "LogSoftmax"},
+    "kldiv_relu": {"loss": "KLDivLoss", "target_encoding": "onehot", "last_activation": "ReLU"},
+    "bce": {"loss": "BCEWithLogitsLoss", "target_encoding": "float", "last_activation": "none"},
+    "bce_onehot": {"loss": "BCEWithLogitsLoss", "target_encoding": "onehot", "last_activation": "none"},
+    "cosine": {"loss": "CosineEmbeddingLoss", "target_encoding": "onehot", "last_activation": "none"},
+    "penalty_l1": {"loss": "CrossEntropyLoss", "target_encoding": "index",
+                   "regularization": {"penalty": "l1", "strength": 0.001}},
+    "penalty_l2": {"loss": "CrossEntropyLoss", "target_encoding": "index",
+                   "regularization": {"penalty": "l2", "strength": 0.01}},
+    "penalty_elasticnet": {"loss": "CrossEntropyLoss", "target_encoding": "index",
+                           "regularization": {"penalty": "elasticnet", "strength": 0.005, "l1_ratio": 0.3}},
+    "sgd_unshuffled_unscaled": {"loss": "MSELoss", "target_encoding": "float", "last_activation": "Sigmoid",
+                                "optimizer": "sgd", "lr": 0.01, "shuffle": False, "standardize": False},
+}
+
+
+def case_variant(name: str, epochs: int = 4) -> config.Variant:
+    raw = yaml.safe_load(open("params.yaml"))
+    spec = {**CASES[name], "epochs": epochs}
+    spec.setdefault("outputs", 1 if spec["target_encoding"] == "float" else 2)
+    raw["variants"] = {name: spec}
+    raw["report"] = {"compare": []}
+    raw["study"]["reference"] = name
+    return config.parse(raw).variant(name)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_replica_in_the_batch_trains_as_it_would_alone(prepared, name):
+    variant = case_variant(name)
+    data = load_prepared()
+    layout = replicas(42, 2, 2)
+    trained = train.train(variant, layout, data, progress=False)
+    for r in (0, 3):  # the canonical replica, and one with another seed and another split
+        seed, split = layout[r]
+        expected = alone(variant, seed, split_arrays(data, split, variant.training.standardize))
+        batched = np.column_stack([trained.train_loss[r], trained.val_loss[r], trained.val_accuracy[r]])
+        np.testing.assert_allclose(batched[:, :2], expected[:, :2], rtol=1e-5, atol=1e-6)
+        assert np.abs(batched[:, 2] - expected[:, 2]).max() <= 1 / len(split_arrays(data, split)["y_val"])
+
+
+def test_one_seed_and_one_split_is_the_single_run(prepared):
+    """`study: {seeds: 1, splits: 1}` trains the canonical run alone, as the project did before."""
+    variant = case_variant("cross_entropy", epochs=3)
+    data = load_prepared()
+    single = train.train(variant, replicas(42, 1, 1), data, progress=False)
+    study = train.train(variant, replicas(42, 2, 2), data, progress=False)
+    assert single.train_loss.shape == (1, 3)
+    np.testing.assert_allclose(single.train_loss[0], study.train_loss[0], rtol=1e-6)
+    assert np.array_equal(single.val_accuracy[0], study.val_accuracy[0])
+    expected = alone(variant, 42, split_arrays(data, 0))
+    np.testing.assert_allclose(single.train_loss[0], expected[:, 0], rtol=1e-5)
+    for name, value in single.canonical.items():
+        torch.testing.assert_close(value, study.canonical[name], rtol=1e-5, atol=1e-6)
 
 
 def test_same_params_give_the_same_numbers_to_the_last_digit(prepared):
-    params = config.load()
+    variant = config.load().variant("mse")
     data = load_prepared()
-    variant = params.variant("mse")
-    _, first, _ = train.train(variant, params.seed, data, progress=False)
-    _, second, _ = train.train(variant, params.seed, data, progress=False)
-    strip = lambda history: [{k: v for k, v in h.items() if k != "timestamp_ms"} for h in history]  # noqa: E731
-    assert strip(first) == strip(second)
-    _, other_seed, _ = train.train(variant, params.seed + 1, data, progress=False)
-    assert strip(other_seed) != strip(first)
+    first = train.train(variant, replicas(42, 2, 2), data, progress=False)
+    second = train.train(variant, replicas(42, 2, 2), data, progress=False)
+    assert np.array_equal(first.train_loss, second.train_loss)
+    assert np.array_equal(first.val_accuracy, second.val_accuracy)
+    other = train.train(variant, replicas(43, 2, 2), data, progress=False)
+    assert not np.array_equal(other.train_loss, first.train_loss)
 
 
-def test_nll_on_relu_runs_below_its_bound_where_the_outputs_live(prepared):
-    """The seed's failure: with live ReLU outputs the NLL loss falls without limit."""
-    params = config.load()
+def test_nll_on_relu_runs_below_its_bound_in_some_replicas(prepared):
+    """The seed's failure: with live ReLU outputs the NLL loss falls without limit; with dead
+    ones it never moves. Which face shows depends on the seed: the diagnosis is a distribution."""
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["study"] = {"seeds": 4, "splits": 2, "reference": "nll_relu"}
+    raw["variants"]["nll_relu"]["epochs"] = 6
+    open("params.yaml", "w").write(yaml.safe_dump(raw))
+    train.main("nll_relu")
+    record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
+    statuses = [r["diagnosis"] for r in record["replicas"]]
+    assert sum(record["diagnoses"].values()) == 8 == len(statuses)
+    assert "diverging" in record["diagnoses"]
+    assert all(status in ("diverging", "below_lower_bound", "stalled") for status in statuses)
+    most = max(record["diagnoses"], key=record["diagnoses"].get)
+    assert json.loads((METRICS / "nll_relu.json").read_text())["diagnoses"].startswith(most)
+
+
+def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
+    """NLL on ReLU with plain SGD at lr 1: live outputs overflow within an epoch, dead ones
+    (every output 0, no gradient) never move. The variant keeps the replicas that stayed finite."""
+    variant = config.load().variant("nll_relu")
+    variant = dataclasses.replace(variant, training=dataclasses.replace(
+        variant.training, optimizer="sgd", lr=1.0, epochs=3))
+    layout = replicas(42, 4, 2)
+    trained = train.train(variant, layout, load_prepared(), progress=False)
+    broken = trained.non_finite_epoch > 0
+    assert 0 < broken.sum() < len(layout)
+    assert np.isnan(trained.val_accuracy[broken, -1]).all() and np.isfinite(trained.val_accuracy[~broken]).all()
+    rows, named = train.replica_rows(variant, trained)
+    assert [r["diagnosis"] == "non_finite" for r in rows] == broken.tolist()
+    assert named == [{"seed": layout[r].seed, "split": layout[r].split, "epoch": int(trained.non_finite_epoch[r])}
+                     for r in np.flatnonzero(broken)]
+    assert {r["diagnosis"] for r in rows} - {"non_finite"} <= {"stalled", "below_lower_bound", "diverging"}
+
+
+def test_when_every_replica_turns_non_finite_the_variant_fails_in_one_line(prepared):
     data = load_prepared()
-    variant = params.variant("nll_relu")
-    diverged = []
-    for seed in range(1, 6):
-        _, history, _ = train.train(variant, seed, data, progress=False)
-        diverged.append(min(h["train_loss"] for h in history) < 0)
-    assert any(diverged)
-
-
-def test_a_non_finite_loss_stops_the_variant_with_a_clear_error(prepared):
-    params = config.load()
-    data = load_prepared()
-    data["x_train"] = data["x_train"].copy()
-    data["x_train"][3, 2] = np.inf
-    with pytest.raises(PipelineError, match="variant mse: the loss became non-finite at epoch 1"):
-        train.train(params.variant("mse"), params.seed, data, progress=False)
+    data["x"] = data["x"].copy()
+    data["x"][data["train_index"][0][3], 2] = np.inf
+    data["x"][data["train_index"][1][3], 2] = np.inf
+    with pytest.raises(PipelineError) as caught:
+        train.train(config.load().variant("mse"), replicas(42, 2, 2), data, progress=False)
+    message = str(caught.value)
+    assert message.startswith("variant mse: the loss became non-finite in every replica (4 of 4")
+    assert "lower variants.mse.lr" in message and "\n" not in message
 
 
 def test_regularized_variant_records_its_penalty(prepared):
-    raw = yaml.safe_load(open("params.yaml"))
-    raw["variants"] = {"ce_l2": {"loss": "CrossEntropyLoss", "target_encoding": "index",
-                                 "regularization": {"penalty": "l2", "strength": 0.01}}}
-    raw["report"] = {"compare": ["ce_l2"]}
-    params = config.parse(raw)
-    _, history, _ = train.train(params.variant("ce_l2"), params.seed, load_prepared(), progress=False)
-    assert all(h["train_penalty"] > 0 for h in history)
+    variant = case_variant("penalty_l2", epochs=2)
+    trained = train.train(variant, replicas(42, 2, 2), load_prepared(), progress=False)
+    assert (trained.train_penalty > 0).all()
 
 
 def test_a_training_process_does_not_import_dynamo(prepared):
@@ -89,25 +227,24 @@ def test_a_training_process_does_not_import_dynamo(prepared):
 
     code = ("import sys; from pipeline import train; train.main('mse'); "
             "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
-            "'pandas' in sys.modules)")
+            "'pandas' in sys.modules, 'scipy.stats' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "False False False False"
+    assert done.stdout.strip().splitlines()[-1] == "False False False False False"
 
 
-def test_the_plain_step_gives_the_same_numbers_as_optimizer_step(prepared):
-    import torch
-
-    params = config.load()
+def test_the_plain_step_gives_the_same_numbers_as_optimizer_step(prepared, monkeypatch):
+    variant = config.load().variant("nll_logsoftmax")
     data = load_prepared()
-    variant = params.variant("nll_logsoftmax")
-    _, plain, _ = train.train(variant, params.seed, data, progress=False)
-    original = train._plain_step
-    train._plain_step = lambda optimizer: optimizer.step
-    try:
-        _, wrapped, _ = train.train(variant, params.seed, data, progress=False)
-    finally:
-        train._plain_step = original
-    strip = lambda history: [{k: v for k, v in h.items() if k != "timestamp_ms"} for h in history]  # noqa: E731
-    assert strip(plain) == strip(wrapped)
+    plain = train.train(variant, replicas(42, 2, 2), data, progress=False)
+    monkeypatch.setattr(train, "_plain_step", lambda optimizer: optimizer.step)
+    wrapped = train.train(variant, replicas(42, 2, 2), data, progress=False)
+    assert np.array_equal(plain.train_loss, wrapped.train_loss)
     assert torch.is_grad_enabled()
+
+
+def test_a_changed_setting_changes_only_its_variant(prepared):
+    variant = config.load().variant("mse")
+    longer = dataclasses.replace(variant, training=dataclasses.replace(variant.training, epochs=3))
+    data = load_prepared()
+    assert train.train(longer, replicas(42, 1, 1), data, progress=False).train_loss.shape == (1, 3)

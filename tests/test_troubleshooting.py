@@ -5,6 +5,7 @@ Each case runs the real command-line entry (`python -m pipeline ...`) in a small
 import contextlib
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,9 +83,12 @@ def test_bad_data(project, case):
 @pytest.mark.parametrize("case,expected", [
     ("checksum mismatch", "does not match params.yaml titanic.sha256"),
     ("download stops halfway", "download stopped after"),
+    ("unreachable, and params name another file", "is not what params.yaml asks for"),
 ])
 def test_bad_download(project, serve, case, expected):
-    url = serve({"/t.csv": GOOD}, lie_about_length=case == "download stops halfway") + "/t.csv"
+    shutil.copytree(ROOT / "data" / "shipped", "data/shipped")
+    files = {} if case.startswith("unreachable") else {"/t.csv": GOOD}
+    url = serve(files, lie_about_length=case == "download stops halfway") + "/t.csv"
     write_params(**{"titanic.url": url, "titanic.sha256": "0" * 64 if case == "checksum mismatch"
                     else hashlib.sha256(GOOD).hexdigest()})
     one_clear_line(cli("fetch-titanic"), expected)
@@ -105,6 +109,13 @@ PARAMS = {
     "reversed alpha range": ({"iris.alpha_min": 10, "iris.alpha_max": 0.1}, "the alpha range is reversed"),
     "non-positive alpha": ({"iris.alpha_min": 0}, "iris.alpha_min: must be > 0, got 0"),
     "unknown sweep model": ({"iris.model": "svm"}, "iris.model: unknown value 'svm'"),
+    "no seeds": ({"study.seeds": 0}, "study.seeds: must be >= 1, got 0"),
+    "negative splits": ({"study.splits": -2}, "study.splits: must be >= 1, got -2"),
+    "unknown reference": ({"study.reference": "mse2"}, "study.reference: no variant named 'mse2'"),
+    "confidence of 1 or more": ({"study.confidence": 1.5}, "study.confidence: must be < 1, got 1.5"),
+    "confidence of 0 or less": ({"study.confidence": 0}, "study.confidence: must be > 0, got 0"),
+    "standardize not true or false": ({"variants.mse.standardize": "yes"},
+                                      "variants.mse.standardize: must be true or false, got 'yes'"),
 }
 
 
@@ -144,7 +155,7 @@ def test_unreachable_tracking_uri_keeps_training_results(prepared):
     params = small_params(variants=["mse"])
     params["report"]["compare"] = []
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert cli("plot-titanic").returncode == 0
+    assert cli("plot-titanic").returncode == 0 and cli("report").returncode == 0
     done = cli("publish", "mse", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
                                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     one_clear_line(done, "publishing to MLflow at http://127.0.0.1:9 failed")

@@ -1,0 +1,45 @@
+"""The study's replicas: which seed and which train/validation split each one trains on.
+
+Split k is `train_test_split(..., test_size, random_state=seed + k)`, so split 0 is the
+notebook's split. Replica seeds are seed, seed + 1, ...; replica r pairs seed r // splits with
+split r % splits, so replica 0 (params' seed, split 0) is the canonical run. Every split has
+the same sizes, which lets the replicas of a variant train as one batched computation.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Replica(NamedTuple):
+    seed: int
+    split: int
+
+
+def replicas(seed: int, seeds: int, splits: int) -> list[Replica]:
+    """Seeds x splits, seed-major: replica 0 is (seed, split 0)."""
+    return [Replica(seed + j, k) for j in range(seeds) for k in range(splits)]
+
+
+def make_splits(rows: int, test_size: float, seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of each split: (count, train rows) and (count, validation rows)."""
+    from sklearn.model_selection import train_test_split
+
+    pairs = [train_test_split(np.arange(rows), test_size=test_size, random_state=seed + k) for k in range(count)]
+    return np.stack([train for train, _ in pairs]), np.stack([val for _, val in pairs])
+
+
+def split_arrays(prepared: dict, k: int, standardize: bool = True) -> dict[str, np.ndarray]:
+    """Split k as float32 features and int64 labels; standardized with its own training part's
+    mean and (population) standard deviation, as StandardScaler does, unless told not to."""
+    x, y = prepared["x"], prepared["y"]
+    train, val = prepared["train_index"][k], prepared["val_index"][k]
+    x_train, x_val = x[train], x[val]
+    if standardize:
+        mean = x_train.mean(axis=0)
+        scale = x_train.std(axis=0)
+        scale[scale == 0] = 1.0  # a constant column stays constant, as in StandardScaler
+        x_train, x_val = (x_train - mean) / scale, (x_val - mean) / scale
+    return {"x_train": x_train.astype(np.float32), "y_train": y[train],
+            "x_val": x_val.astype(np.float32), "y_val": y[val]}
