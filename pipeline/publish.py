@@ -97,10 +97,16 @@ class Launch:
         self.client.log_batch(self.run_id, tags=tags)
 
 
-def contrast_last(records: list[dict]) -> list[dict]:
-    """The order runs are logged in. MLflow's chart view draws the 10 most recent runs and hides
-    the rest until ticked; logging the contrast pairs last (then the report) puts them first."""
-    return sorted(records, key=lambda record: bool(record["config"].get("contrast")))
+def logging_order(records: list[dict], summary: dict) -> list[dict]:
+    """MLflow's chart view draws the 10 most recent runs and hides the rest until ticked. What a
+    reader looks for first is logged last: the reference and the champion, then the contrast
+    pairs, then (after these) the report; the other variants before them, in params order."""
+    def weight(record):
+        if record["config"].get("contrast"):
+            return 2
+        return 1 if record["variant"] in (summary["reference"], summary["champion"]) else 0
+
+    return sorted(records, key=weight)
 
 
 def variant_runs(records: list[dict], summary: dict) -> list[VariantRun]:
@@ -108,7 +114,7 @@ def variant_runs(records: list[dict], summary: dict) -> list[VariantRun]:
     source = json.loads(TITANIC_SOURCE.read_text()) if TITANIC_SOURCE.exists() else {}
     inputs: dict[bool, tuple] = {}  # per standardize setting: the canonical split, and as datasets
     runs = []
-    for record in contrast_last(records):
+    for record in logging_order(records, summary):
         standardize = record["config"]["training"]["standardize"]
         if standardize not in inputs:
             split = split_arrays(prepared, 0, standardize)

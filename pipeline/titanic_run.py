@@ -18,9 +18,14 @@ from .tracking import closing_run
 DIGEST_TAG = "pipeline.digest"
 
 
-# The report's per-variant statistics, logged as the run's summary metrics (prefix study/).
+# The report's per-variant statistics, logged as the run's summary metrics (study.<key>). No "/"
+# in their names: the UI's chart view sorts sections by the part before it, and these one-value
+# metrics belong after the train/ and val/ curves, in its last section.
 STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
                  "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_value", "p_holm")
+
+
+CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 
 
 def run_digest(record: dict, stats: dict, conclusion: dict) -> str:
@@ -88,8 +93,9 @@ def run_tags(record: dict, stats: dict, conclusion: dict) -> dict[str, str]:
 
 
 def run_metrics(record: dict, stats: dict, times: dict | None):
-    """Per epoch (step = epoch): the canonical run's curves and the replicas' mean, min and max;
-    then the study's summary, at the last epoch."""
+    """Per epoch (step = epoch): the canonical run's curves (train/loss, val/accuracy, ...) and,
+    beside them, the replicas' mean, min and max (val/accuracy_mean, ...); then the study's
+    summary (study.<key>) at the last epoch."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -103,14 +109,16 @@ def run_metrics(record: dict, stats: dict, times: dict | None):
             values["train/penalty"] = h["train_penalty"]
         for key, curve in record["curves"].items():
             for edge in ("mean", "min", "max"):
-                values[f"replicas/{key}_{edge}"] = curve[edge][h["epoch"] - 1]
+                values[f"{CURVE_NAMES[key]}_{edge}"] = curve[edge][h["epoch"] - 1]
         metrics += [Metric(key, float(v), stamp, h["epoch"]) for key, v in values.items()]
     last, stamp = history[-1]["epoch"], stamps[-1]
     summary = record["summary"]
     metrics += [Metric("val/best_accuracy", summary["best_val_accuracy"], stamp, last),
                 Metric("best_epoch", summary["best_epoch"], stamp, last)]
-    metrics += [Metric(f"study/{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
+    metrics += [Metric(f"study.{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
                 if stats.get(key) is not None]
+    if times:
+        metrics.append(Metric("train_seconds", (times["ended_ms"] - times["started_ms"]) / 1000, stamp, last))
     return metrics
 
 

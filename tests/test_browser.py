@@ -1,4 +1,6 @@
 """The MLflow UI and `dvc plots show`, checked in a real headless Chromium (Debian's)."""
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -9,8 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline import plot_titanic, plots_template, publish, train, tracking
+from pipeline import plot_titanic, plots_template, publish, report, train, tracking
 
 from .conftest import ROOT
 
@@ -41,16 +44,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ui(prepared):
-    """A store the pipeline filled (three variants), served by `mlflow server` on a free loopback port."""
-    for name in ("nll_relu", "nll_logsoftmax", "mse"):
-        train.main(name)
-    plot_titanic.main()
-    publish.main(only=["nll_relu", "nll_logsoftmax", "mse"])
+@contextlib.contextmanager
+def served(uri: str):
+    """`mlflow server` on a free loopback port over the store at `uri`; yields its base URL."""
     port = free_port()
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", prepared.uri(),
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", uri,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -64,10 +63,58 @@ def ui(prepared):
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("mlflow server did not come up") from None
                 time.sleep(0.5)
-        yield base, prepared.uri()
+        yield base
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def fill_store(names) -> None:
+    """Train, plot, report and publish these variants (and the report) as the pipeline does."""
+    for name in names:
+        train.main(name)
+    plot_titanic.main()
+    report.main()
+    publish.main(only=[*names, "report"])
+
+
+@pytest.fixture
+def ui(prepared):
+    """A store the pipeline filled (three variants and the report), served by `mlflow server`."""
+    fill_store(["nll_relu", "nll_logsoftmax", "mse"])
+    with served(prepared.uri()) as base:
+        yield base, prepared.uri()
+
+
+def test_first_look_at_the_chart_view_shows_the_contrast_runs(prepared, browser):
+    """Every variant of params.yaml (13) and the report: 14 runs, of which the chart view draws 10.
+    The NLL and KLDiv contrast pairs, the reference and the champion must be among them."""
+    every = list(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
+    prepared.params(variants=every)
+    fill_store(every)
+    summary = json.loads((prepared.path / "reports/titanic/summary.json").read_text())
+    contrast = ["nll_relu", "nll_logsoftmax", "kldiv_relu", "kldiv_logsoftmax"]
+    with served(prepared.uri()) as base:
+        from mlflow import MlflowClient
+
+        experiment = MlflowClient(prepared.uri()).get_experiment_by_name(tracking.EXPERIMENT)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs")
+        page.get_by_role("link", name="nll_relu", exact=True).first.wait_for(timeout=60_000)
+        page.locator("label:has(input[name=runs-view-mode][value=CHART])").click()
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        # Each row of the run list carries its visibility toggle, labelled "Hide run" while drawn.
+        shown = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('.ag-row'))
+            .filter(row => row.querySelector('a'))
+            .map(row => [row.querySelector('a').innerText.trim(),
+                         Array.from(row.querySelectorAll('label, [aria-label]')).some(
+                             e => (e.getAttribute('aria-label') || e.innerText).trim() === 'Hide run')]))""")
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SHOTS / "mlflow-chart-first-look.png")
+    assert len(shown) == len(every) + 1
+    assert sum(shown.values()) == 10  # the UI's default, so the test can tell hidden from drawn
+    for name in [*contrast, summary["reference"], summary["champion"], "comparison-report"]:
+        assert shown[name], f"{name} is hidden in the chart view"
 
 
 def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
@@ -94,7 +141,8 @@ def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
     # The parallel-coordinates chart of the pair, then the side-by-side metrics table.
     page.locator(".js-plotly-plot, .plot-container").first.wait_for(timeout=60_000)
     page.screenshot(path=SHOTS / "mlflow-compare-nll.png")
-    page.get_by_text("val/best_accuracy").first.scroll_into_view_if_needed()
+    # The study's summary sits beside the curves in the side-by-side metrics table.
+    page.get_by_text("study.val_accuracy_mean").first.scroll_into_view_if_needed()
     page.screenshot(path=SHOTS / "mlflow-compare-nll-metrics.png")
 
 

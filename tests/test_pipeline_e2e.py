@@ -62,3 +62,30 @@ def test_single_stage_by_name(repo):
     out = sh(repo, "dvc", "repro", "train@nll_relu")
     assert "Running stage 'train@nll_relu'" in out and "train@mse" not in out
     assert "NLLLoss expects log-probabilities" in out
+
+
+def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo):
+    """DVC outputs are a function of their inputs: no wall-clock time in what DVC hashes."""
+    sh(repo, "dvc", "repro")
+    lock = (repo / "dvc.lock").read_text()
+    out = sh(repo, "dvc", "repro", "-f", "train@mse")
+    assert "Running stage 'train@mse'" in out
+    assert (repo / "dvc.lock").read_text() == lock
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    again = sh(repo, "dvc", "repro")
+    assert "Running stage" not in again
+    # When it trained is still known to MLflow, from beside the outputs.
+    assert (repo / "logs" / "run-times" / "mse.json").exists()
+
+
+def test_the_study_is_replicated_and_the_report_concludes(repo):
+    out = sh(repo, "dvc", "repro")
+    assert "4 replica(s)" in out and "report: 3 variants against nll_logsoftmax" in out
+    summary = yaml.safe_load((repo / "reports/titanic/summary.json").read_text())
+    assert summary["seeds"] == 2 and summary["splits"] == 2
+    assert summary["variants"]["nll_logsoftmax"]["verdict"] == "reference"
+    runs = {run.info.run_name: run for run in store_runs(repo)}
+    assert runs["nll_relu"].data.params["study.replicas"] == "4"
+    assert runs["nll_relu"].data.tags["diagnoses"] == summary["variants"]["nll_relu"]["diagnoses"]
+    metrics = sh(repo, "dvc", "metrics", "show")
+    assert "val_accuracy_mean" in metrics

@@ -62,12 +62,12 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert [(m.step, m.value, m.timestamp) for m in history] == [
         (h["epoch"], h["val_accuracy"], stamp) for h, stamp in zip(record["history"], times["epoch_ms"])]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
-    band = client.get_metric_history(run.info.run_id, "replicas/val_accuracy_max")
+    band = client.get_metric_history(run.info.run_id, "val/accuracy_max")
     assert [m.value for m in band] == record["curves"]["val_accuracy"]["max"]
     metrics = run.data.metrics
-    assert metrics["study/val_accuracy_mean"] == pytest.approx(stats["val_accuracy_mean"])
-    assert metrics["study/val_accuracy_ci_low"] == pytest.approx(stats["val_accuracy_ci_low"])
-    assert metrics["study/diff_vs_reference"] == pytest.approx(stats["diff_vs_reference"])
+    assert metrics["study.val_accuracy_mean"] == pytest.approx(stats["val_accuracy_mean"])
+    assert metrics["study.val_accuracy_ci_low"] == pytest.approx(stats["val_accuracy_ci_low"])
+    assert metrics["study.diff_vs_reference"] == pytest.approx(stats["diff_vs_reference"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"loss_curve.png", "confusion_matrix.png", "history.csv", "record.json", "replicas.csv"} <= artifacts
     contexts = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
@@ -96,6 +96,11 @@ def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(traine
     publish.main(only=list(VARIANTS))
     _, found = runs(trained.uri(), order_by=["attributes.start_time DESC"])
     assert [run.info.run_name for run in found] == ["nll_logsoftmax", "nll_relu", "mse"]
+    summary = {"reference": "l1", "champion": "cross_entropy"}
+    records = [{"variant": name, "config": {"contrast": contrast}} for name, contrast in (
+        ("nll_relu", "nll"), ("l1", None), ("mse", None), ("cross_entropy", None), ("nll_logsoftmax", "nll"))]
+    assert [r["variant"] for r in publish.logging_order(records, summary)] == [
+        "mse", "l1", "cross_entropy", "nll_relu", "nll_logsoftmax"]
 
 
 def test_variant_runs_need_the_report_made_from_the_same_results(trained):
