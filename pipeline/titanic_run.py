@@ -54,6 +54,7 @@ def run_params(record: dict, source: dict, conclusion: dict) -> dict[str, str]:
         "data.source": source.get("source", "unknown"), "data.address": source.get("address", "unknown"),
         "data.sha256": d["sha256"], "data.rows": source.get("rows", "unknown"), "data.rows_clean": d["rows_clean"],
         "data.train_rows": d["train_rows"], "data.val_rows": d["val_rows"], "data.features": ",".join(d["features"]),
+        "data.encoding": d["encoding"], "data.delimiter": d["delimiter"],
     }
     return {key: str(value) for key, value in params.items()}
 

@@ -1,4 +1,6 @@
 """fetch_titanic and preprocess_titanic on a loopback server and synthetic files."""
+import codecs
+import csv
 import hashlib
 import json
 import math
@@ -165,3 +167,48 @@ def test_a_single_class_left_is_refused(project):
     prepare(project, body)
     with pytest.raises(PipelineError, match="must hold both 0 and 1"):
         preprocess_titanic.main()
+
+
+def as_people_have_it(body: bytes, how: str) -> bytes:
+    """The same table saved the ways spreadsheets and people save it."""
+    text = body.decode().replace("Passenger, No. 3", "Passenger, Ö. 3")  # one accented letter
+    if how == "windows-1252":
+        return text.encode("cp1252")
+    if how == "utf-8 with a byte-order mark":
+        return codecs.BOM_UTF8 + text.encode()
+    if how == "utf-16 tab-separated":
+        return "\n".join("\t".join(next(csv.reader([line]))) for line in text.splitlines()).encode("utf-16")
+    if how == "semicolons and decimal commas":
+        rows = [next(csv.reader([line])) for line in text.splitlines()]
+        return "\n".join(";".join(cell.replace(".", ",") if cell.replace(".", "").isdigit() else cell
+                                  for cell in row) for row in rows).encode()
+    if how == "Survived as True/False":
+        lines = text.splitlines()
+        flip = {"0": "False", "1": "True"}
+        return "\n".join([lines[0]] + [",".join([l.split(",")[0], flip[l.split(",")[1]], *l.split(",")[2:]])
+                                       for l in lines[1:]]).encode()
+    if how == "blank lines at the end":
+        return text.encode() + b"\n\n\n"
+    raise ValueError(how)
+
+
+ENCODINGS = {"windows-1252": "cp1252", "utf-8 with a byte-order mark": "utf-8-sig", "utf-16 tab-separated": "utf-16",
+             "semicolons and decimal commas": "utf-8", "Survived as True/False": "utf-8",
+             "blank lines at the end": "utf-8"}
+
+
+@pytest.mark.parametrize("how", ENCODINGS)
+def test_files_as_people_have_them_give_the_same_table(project, how):
+    body = titanic_csv(rows=120)
+    prepare(project, body)
+    preprocess_titanic.main()
+    expected = preprocess_titanic.load_prepared()
+    assert json.loads(TITANIC_META.read_text())["encoding"] == "utf-8"
+    TITANIC_RAW.write_bytes(as_people_have_it(body, how))
+    preprocess_titanic.main()
+    got = preprocess_titanic.load_prepared()
+    assert all(np.array_equal(got[key], expected[key]) for key in expected)
+    meta = json.loads(TITANIC_META.read_text())
+    assert meta["encoding"] == ENCODINGS[how]
+    assert meta["delimiter"] == {"utf-16 tab-separated": "tabs", "semicolons and decimal commas": "semicolons"}.get(
+        how, "commas")

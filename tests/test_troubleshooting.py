@@ -58,7 +58,9 @@ def no_age(body: bytes) -> bytes:
 DATA = {
     "empty file": (b"", "the file is empty"),
     "header only": (GOOD.splitlines()[0] + b"\n", "has a header but no data rows"),
-    "wrong delimiter": (GOOD.replace(b",", b";"), "separated by semicolons, not commas"),
+    "an unknown delimiter": (GOOD.replace(b",", b":"), "is not separated by commas, semicolons, tabs, pipes"),
+    "not a text file": (b"PK\x03\x04" + bytes(range(256)) * 4, "not a text file (it starts like a ZIP archive"),
+    "binary with NUL bytes": (b"\x00\x01garbage" * 100, "not a text file (it holds NUL bytes)"),
     "missing column": (b"Survived,Pclass,Sex,Age\n0,3,male,22\n", "missing column(s) Fare"),
     "non-numeric age": (GOOD.replace(b",male,22", b",male,twenty-two", 1) if b",male,22" in GOOD
                         else GOOD.replace(b",male,", b",male,old", 1), "column Age has non-numeric value"),
@@ -117,6 +119,16 @@ PARAMS = {
     "standardize not true or false": ({"variants.mse.standardize": "yes"},
                                       "variants.mse.standardize: must be true or false, got 'yes'"),
 }
+
+
+@pytest.mark.parametrize("name", ["mean squared", "mse/2", "mse@2", "-mse", "2mse"])
+def test_a_variant_name_dvc_or_the_shell_cannot_carry(prepared, name):
+    params = small_params()
+    params["variants"][name] = params["variants"].pop("mse")
+    params["report"]["compare"] = []
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = cli("train", "nll_relu")
+    one_clear_line(done, f"variants.{name!r}: a variant's name must start with a letter and hold only letters")
 
 
 @pytest.mark.parametrize("case", PARAMS)
