@@ -89,36 +89,35 @@ def alone(variant: config.Variant, seed: int, split: dict) -> np.ndarray:
 
 
 # Every loss (with each encoding it takes), every last activation, every penalty, SGD, no shuffling
-# and unscaled features.
+# and unscaled features: (loss, target encoding, last activation, other settings).
 CASES = {
-    "l1": {"loss": "L1Loss", "target_encoding": "float", "last_activation": "Sigmoid"},
-    "l1_onehot_softmax": {"loss": "L1Loss", "target_encoding": "onehot", "last_activation": "Softmax"},
-    "mse": {"loss": "MSELoss", "target_encoding": "float", "last_activation": "Sigmoid"},
-    "mse_onehot_tanh": {"loss": "MSELoss", "target_encoding": "onehot", "last_activation": "Tanh"},
-    "nll_logsoftmax": {"loss": "NLLLoss", "target_encoding": "index", "last_activation": "LogSoftmax"},
-    "nll_relu": {"loss": "NLLLoss", "target_encoding": "index", "last_activation": "ReLU"},
-    "cross_entropy": {"loss": "CrossEntropyLoss", "target_encoding": "index", "last_activation": "none"},
-    "cross_entropy_onehot": {"loss": "CrossEntropyLoss", "target_encoding": "onehot", "last_activation": "none"},
-    "kldiv_logsoftmax": {"loss": "KLDivLoss", "target_encoding": "onehot", "last_activation": "LogSoftmax"},
-    "kldiv_relu": {"loss": "KLDivLoss", "target_encoding": "onehot", "last_activation": "ReLU"},
-    "bce": {"loss": "BCEWithLogitsLoss", "target_encoding": "float", "last_activation": "none"},
-    "bce_onehot": {"loss": "BCEWithLogitsLoss", "target_encoding": "onehot", "last_activation": "none"},
-    "cosine": {"loss": "CosineEmbeddingLoss", "target_encoding": "onehot", "last_activation": "none"},
-    "penalty_l1": {"loss": "CrossEntropyLoss", "target_encoding": "index",
-                   "regularization": {"penalty": "l1", "strength": 0.001}},
-    "penalty_l2": {"loss": "CrossEntropyLoss", "target_encoding": "index",
-                   "regularization": {"penalty": "l2", "strength": 0.01}},
-    "penalty_elasticnet": {"loss": "CrossEntropyLoss", "target_encoding": "index",
-                           "regularization": {"penalty": "elasticnet", "strength": 0.005, "l1_ratio": 0.3}},
-    "sgd_unshuffled_unscaled": {"loss": "MSELoss", "target_encoding": "float", "last_activation": "Sigmoid",
-                                "optimizer": "sgd", "lr": 0.01, "shuffle": False, "standardize": False},
+    "l1": ("L1Loss", "float", "Sigmoid", {}),
+    "l1_onehot_softmax": ("L1Loss", "onehot", "Softmax", {}),
+    "mse": ("MSELoss", "float", "Sigmoid", {}),
+    "mse_onehot_tanh": ("MSELoss", "onehot", "Tanh", {}),
+    "nll_logsoftmax": ("NLLLoss", "index", "LogSoftmax", {}),
+    "nll_relu": ("NLLLoss", "index", "ReLU", {}),
+    "cross_entropy": ("CrossEntropyLoss", "index", "none", {}),
+    "cross_entropy_onehot": ("CrossEntropyLoss", "onehot", "none", {}),
+    "kldiv_logsoftmax": ("KLDivLoss", "onehot", "LogSoftmax", {}),
+    "kldiv_relu": ("KLDivLoss", "onehot", "ReLU", {}),
+    "bce": ("BCEWithLogitsLoss", "float", "none", {}),
+    "bce_onehot": ("BCEWithLogitsLoss", "onehot", "none", {}),
+    "cosine": ("CosineEmbeddingLoss", "onehot", "none", {}),
+    "penalty_l1": ("CrossEntropyLoss", "index", "none", {"regularization": {"penalty": "l1", "strength": 0.001}}),
+    "penalty_l2": ("CrossEntropyLoss", "index", "none", {"regularization": {"penalty": "l2", "strength": 0.01}}),
+    "penalty_elasticnet": ("CrossEntropyLoss", "index", "none",
+                           {"regularization": {"penalty": "elasticnet", "strength": 0.005, "l1_ratio": 0.3}}),
+    "sgd_unshuffled_unscaled": ("MSELoss", "float", "Sigmoid",
+                                {"optimizer": "sgd", "lr": 0.01, "shuffle": False, "standardize": False}),
 }
 
 
 def case_variant(name: str, epochs: int = 4) -> config.Variant:
     raw = yaml.safe_load(open("params.yaml"))
-    spec = {**CASES[name], "epochs": epochs}
-    spec.setdefault("outputs", 1 if spec["target_encoding"] == "float" else 2)
+    loss, encoding, activation, other = CASES[name]
+    spec = {"loss": loss, "target_encoding": encoding, "last_activation": activation,
+            "outputs": 1 if encoding == "float" else 2, "epochs": epochs, **other}
     raw["variants"] = {name: spec}
     raw["report"] = {"compare": []}
     raw["study"]["reference"] = name
