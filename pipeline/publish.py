@@ -112,17 +112,10 @@ def logging_order(records: list[dict], summary: dict) -> list[dict]:
 def variant_runs(records: list[dict], summary: dict) -> list[VariantRun]:
     prepared = load_prepared()
     source = json.loads(TITANIC_SOURCE.read_text()) if TITANIC_SOURCE.exists() else {}
-    inputs: dict[bool, tuple] = {}  # per standardize setting: the canonical split, and as datasets
-    runs = []
-    for record in logging_order(records, summary):
-        standardize = record["config"]["training"]["standardize"]
-        if standardize not in inputs:
-            split = split_arrays(prepared, 0, standardize)
-            inputs[standardize] = (split, datasets(split, source))
-        runs.append(VariantRun(record=record, stats=summary["variants"][record["variant"]], conclusion=summary,
-                               source=source, times=read_run_times(record["variant"]),
-                               split=inputs[standardize][0], inputs=inputs[standardize][1]))
-    return runs
+    return [VariantRun(record=record, stats=summary["variants"][record["variant"]], conclusion=summary,
+                       source=source, times=read_run_times(record["variant"]),
+                       split=split_arrays(prepared, 0, record["config"]["training"]["standardize"]))
+            for record in logging_order(records, summary)]
 
 
 def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: str,
@@ -147,8 +140,13 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
         else:
             missing.append(run)
             outcome[name] = ("missing", "")  # keeps the logging order in the outcome
+    inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
     for run in progress(missing, "publish: variant runs"):
-        outcome[run.record["variant"]] = ("logged", log_run(client, exp_id, run, launch.tags(exp_id)))
+        standardize = run.record["config"]["training"]["standardize"]
+        if standardize not in inputs:
+            inputs[standardize] = datasets(run.split, run.source)
+        outcome[run.record["variant"]] = ("logged", log_run(client, exp_id, run, inputs[standardize],
+                                                            launch.tags(exp_id)))
     if report:
         run_id = logged_run(client, exp_id, report_run.digest())
         if run_id:

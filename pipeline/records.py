@@ -30,7 +30,7 @@ def read_report_summary() -> dict:
         raise PipelineError(f"{path}: not found; run `dvc repro report` first") from None
 
 
-def read_replicas(name: str) -> dict[str, "np.ndarray"]:
+def read_replicas(name: str) -> dict:
     """A variant's replicas.csv as arrays shaped (replicas, epochs), plus each replica's seed and split."""
     import numpy as np
 

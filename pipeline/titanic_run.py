@@ -160,14 +160,14 @@ class VariantRun:
     source: dict                # where the data came from (data/titanic/source.json)
     times: dict | None          # when it trained (logs/run-times), None after a run-cache restore
     split: dict                 # the canonical split's arrays, as this variant trained on them
-    inputs: list                # those, as MLflow dataset inputs
 
     @property
     def digest(self) -> str:
         return run_digest(self.record, self.stats, self.conclusion)
 
 
-def log_run(client, experiment_id: str, run: VariantRun, extra_tags: dict) -> str:
+def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tags: dict) -> str:
+    """The run; `inputs` are its canonical split as MLflow dataset inputs (see datasets)."""
     import mlflow
     import torch
     from mlflow.entities import Param
@@ -185,7 +185,7 @@ def log_run(client, experiment_id: str, run: VariantRun, extra_tags: dict) -> st
         metrics = run_metrics(record, stats, run.times)
         for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
             client.log_batch(run_id, metrics=metrics[start:start + 1000])
-        client.log_inputs(run_id, datasets=run.inputs)
+        client.log_inputs(run_id, datasets=inputs)
         # The same artifact names in every run, so the UI lines them up across variants.
         with tempfile.TemporaryDirectory() as tmp:
             for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
