@@ -1,15 +1,21 @@
 """params.yaml, read and validated once into typed objects.
 
-Every stage calls `load()`; all problems in the file are reported together, each naming
-its key, so a user fixes them in one pass. Nothing downstream touches the YAML.
+The schema is pydantic's: frozen dataclasses (plain `dataclasses` downstream), strict types,
+unknown keys refused. Every problem in the file is reported together, each naming its key,
+on one line, so a user fixes them in one pass. Nothing downstream touches the YAML.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, ValidationInfo
+from pydantic import field_validator, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from .errors import PipelineError
 from .losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
@@ -19,70 +25,149 @@ PENALTIES = ("none", "l1", "l2", "elasticnet")
 OPTIMIZERS = ("adam", "sgd")
 SWEEP_MODELS = ("mlp", "ridge")
 
+SCHEMA = ConfigDict(extra="forbid")
 
-@dataclass(frozen=True)
+
+# Strict: `epochs: "3"` or `shuffle: 1` is a mistake in a params file, not something to coerce.
+Integer = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]  # an integer is a number too
+Flag = Annotated[bool, Strict()]
+Count = Annotated[Integer, Field(ge=1)]
+Positive = Annotated[Number, Field(gt=0)]
+Share = Annotated[Number, Field(gt=0, lt=1)]  # a fraction strictly between 0 and 1
+Text = Annotated[str, Strict(), Field(min_length=1)]
+
+
+def one_of(*choices: str):
+    """A string among `choices`; the message lists them without quotes, as the README shows."""
+    def check(value: str) -> str:
+        if value not in choices:
+            raise PydanticCustomError("unknown_value", "unknown value {value} (choose from {choices})",
+                                      {"value": repr(value), "choices": ", ".join(choices)})
+        return value
+    return Annotated[str, Strict(), AfterValidator(check)]
+
+
+Penalty, Optimizer, SweepModel = one_of(*PENALTIES), one_of(*OPTIMIZERS), one_of(*SWEEP_MODELS)
+Loss, Activation, Encoding = one_of(*LOSSES), one_of(*LAST_ACTIVATIONS), one_of(*TARGET_ENCODINGS)
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Regularization:
-    penalty: str = "none"
-    strength: float = 0.0
-    l1_ratio: float = 0.5  # elasticnet only: the share of the L1 term
+    penalty: Penalty = "none"
+    strength: Annotated[Number, Field(ge=0)] = 0.0
+    l1_ratio: Annotated[Number, Field(ge=0, le=1)] = 0.5  # elasticnet only: the share of the L1 term
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Training:
-    hidden_size: int = 64
-    hidden_layers: int = 2
-    optimizer: str = "adam"
-    lr: float = 0.001
-    batch_size: int = 32
-    epochs: int = 20
-    shuffle: bool = True
-    standardize: bool = True  # the notebook's StandardScaler, fitted on each split's training part
-    regularization: Regularization = field(default_factory=Regularization)
+    hidden_size: Count = 64
+    hidden_layers: Count = 2
+    optimizer: Optimizer = "adam"
+    lr: Positive = 0.001
+    batch_size: Count = 32
+    epochs: Count = 20
+    shuffle: Flag = True
+    standardize: Flag = True  # the notebook's StandardScaler, fitted on each split's training part
+    regularization: Regularization = dataclasses.field(default_factory=Regularization)
 
 
-@dataclass(frozen=True)
+TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(Training))
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Variant:
     name: str
-    loss: str
-    last_activation: str
-    target_encoding: str
-    outputs: int
-    training: Training
-    contrast: str | None = None  # variants sharing it are compared side by side
+    loss: Loss
+    last_activation: Activation = "none"
+    target_encoding: Encoding
+    # None: the encoding's own count. Checked against it, after the encoding (fields validate in order).
+    outputs: Optional[Count] = None
+    training: Training = dataclasses.field(default_factory=Training)
+    contrast: Optional[Text] = None  # variants sharing it are compared side by side
+
+    @field_validator("target_encoding")
+    @classmethod
+    def _taken_by_the_loss(cls, encoding: str, info: ValidationInfo) -> str:
+        loss = info.data.get("loss")
+        if loss and encoding not in LOSSES[loss].encodings:
+            raise PydanticCustomError("encoding", "{loss} cannot take {encoding} targets (it takes {takes})",
+                                      {"loss": loss, "encoding": repr(encoding),
+                                       "takes": ", ".join(LOSSES[loss].encodings)})
+        return encoding
+
+    @field_validator("outputs", mode="after")
+    @classmethod
+    def _as_the_encoding_needs(cls, outputs: int | None, info: ValidationInfo) -> int:
+        encoding = info.data.get("target_encoding")
+        needed = TARGET_ENCODINGS.get(encoding, 1)
+        if outputs is not None and encoding and outputs != needed:
+            raise PydanticCustomError("outputs", "{encoding} targets need {needed} output(s) for this "
+                                      "two-class problem, got {outputs}",
+                                      {"encoding": repr(encoding), "needed": needed, "outputs": outputs})
+        return needed
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, raw: Any, info: ValidationInfo) -> Any:
+        """A variant names its training overrides beside its own keys; the rest comes from `train`."""
+        if not isinstance(raw, dict):
+            return raw
+        own = {k: v for k, v in raw.items() if k not in TRAINING_KEYS}
+        shared = (info.context or {}).get("train", Training())
+        settings = {**dataclasses.asdict(shared), **{k: raw[k] for k in TRAINING_KEYS if k in raw}}
+        if isinstance(raw.get("regularization"), dict):  # a variant may override one of its keys
+            settings["regularization"] = {**dataclasses.asdict(shared.regularization),
+                                          **raw["regularization"]}
+        return {**own, "training": settings}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class TitanicData:
-    url: str
-    sha256: str
-    timeout: float = 10.0
-    test_size: float = 0.2
+    url: Text
+    sha256: Text
+    timeout: Positive = 10.0
+    test_size: Share = 0.2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Study:
     """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
-    seeds: int = 5            # replica seeds: seed, seed + 1, ...
-    splits: int = 5           # train/validation splits; split k uses random_state seed + k
-    reference: str = "cross_entropy"
-    confidence: float = 0.95  # of every interval; 1 - confidence is the tests' level
+    seeds: Count = 5            # replica seeds: seed, seed + 1, ...
+    splits: Count = 5           # train/validation splits; split k uses random_state seed + k
+    reference: Text = "cross_entropy"
+    confidence: Share = 0.95    # of every interval; 1 - confidence is the tests' level
+
+    @field_validator("reference")
+    @classmethod
+    def _a_variant(cls, reference: str, info: ValidationInfo) -> str:
+        return _known_variant(reference, info)
 
     @property
     def replicas(self) -> int:
         return self.seeds * self.splits
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class IrisSweep:
-    alpha_min: float = 1e-3
-    alpha_max: float = 1e3
-    alpha_count: int = 20     # alphas spaced evenly on a log scale, ends included
-    model: str = "mlp"        # mlp (what the seed ran) | ridge (what its homework text asks for)
-    neurons: int = 10
-    max_iter: int = 1000
-    frame_ms: int = 500
-    workers: int = 0          # processes for the fits; 0: one per core
-    test_size: float = 0.3
+    alpha_min: Positive = 1e-3
+    alpha_max: Positive = 1e3
+    alpha_count: Count = 20     # alphas spaced evenly on a log scale, ends included
+    model: SweepModel = "mlp"  # mlp (the seed ran it) | ridge (its homework text)
+    neurons: Count = 10
+    max_iter: Count = 1000
+    frame_ms: Count = 500
+    workers: Annotated[Integer, Field(ge=0)] = 0   # processes for the fits; 0: one per core
+    test_size: Share = 0.3
+
+    @field_validator("alpha_max")
+    @classmethod
+    def _not_reversed(cls, alpha_max: float, info: ValidationInfo) -> float:
+        alpha_min = info.data.get("alpha_min")
+        if alpha_min is not None and alpha_max < alpha_min:
+            raise PydanticCustomError("reversed", "{high} is below iris.alpha_min {low}: the alpha range is "
+                                      "reversed", {"high": f"{alpha_max:g}", "low": f"{alpha_min:g}"})
+        return alpha_max
 
     def alphas(self) -> list[float]:
         import numpy as np
@@ -90,16 +175,52 @@ class IrisSweep:
         return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.alpha_count).tolist()
 
 
-@dataclass(frozen=True)
+def _known_variant(name: str, info: ValidationInfo) -> str:
+    known = (info.context or {}).get("variants")
+    if known is not None and name not in known:
+        raise PydanticCustomError("variant", "no variant named {name} (known: {known})",
+                                  {"name": repr(name), "known": ", ".join(known)})
+    return name
+
+
+def _carried_whole(name: str) -> str:
+    # A variant's name becomes the stage train@<name> and a command-line argument: DVC and the
+    # shell must carry it whole.
+    if not VARIANT_NAME.fullmatch(name):
+        raise PydanticCustomError("name", "a variant's name must start with a letter and hold only letters, "
+                                  "digits, '_' and '-' (it becomes the stage train@<name>)")
+    return name
+
+
+VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
+class Report:
+    compare: tuple[Text, ...] = ()  # variants drawn together in the report's third figure
+
+    @field_validator("compare", mode="before")
+    @classmethod
+    def _a_list(cls, compare: Any) -> Any:
+        return tuple(compare) if isinstance(compare, list) else compare  # YAML has lists, not tuples
+
+    @field_validator("compare")
+    @classmethod
+    def _variants(cls, compare: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for name in compare:
+            _known_variant(name, info)
+        return compare
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Params:
-    seed: int
+    seed: Annotated[Integer, Field(ge=0)] = 42
     titanic: TitanicData
-    training: Training
-    variants: dict[str, Variant]
-    study: Study = field(default_factory=Study)
-    iris: IrisSweep = field(default_factory=IrisSweep)
-    # Variants drawn together in the report's third figure (the contrast pairs come from `contrast`).
-    report_compare: tuple[str, ...] = ()
+    train: Training = dataclasses.field(default_factory=Training)  # what every variant inherits
+    variants: Annotated[dict[Annotated[str, Strict(), AfterValidator(_carried_whole)], Variant], Field(min_length=1)]
+    study: Study = dataclasses.field(default_factory=Study)
+    iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
+    report: Report = dataclasses.field(default_factory=Report)
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
@@ -108,185 +229,65 @@ class Params:
         return self.variants[name]
 
 
-class _Checker:
-    """Collects every problem instead of stopping at the first."""
+_PARAMS = TypeAdapter(Params)
 
-    def __init__(self):
-        self.errors: list[str] = []
-
-    def fail(self, key: str, message: str) -> None:
-        self.errors.append(f"{key}: {message}")
-
-    def section(self, raw, key: str, allowed: set[str]) -> dict:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.fail(key, f"must be a mapping, got {raw!r}")
-            return {}
-        for unknown in sorted(set(raw) - allowed):
-            self.fail(f"{key}.{unknown}" if key else unknown, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        return raw
-
-    def number(self, raw: dict, key: str, name: str, default, kind, low=None, low_open=False, high=None, high_open=False):
-        value = raw.get(name, default)
-        path = f"{key}.{name}" if key else name
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            self.fail(path, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-            return default
-        if low is not None and (value <= low if low_open else value < low):
-            self.fail(path, f"must be {'>' if low_open else '>='} {low}, got {value!r}")
-        if high is not None and (value >= high if high_open else value > high):
-            self.fail(path, f"must be {'<' if high_open else '<='} {high}, got {value!r}")
-        return kind(value)
-
-    def choice(self, raw: dict, key: str, name: str, default, choices):
-        value = raw.get(name, default)
-        if value not in choices:
-            self.fail(f"{key}.{name}", f"unknown value {value!r} (choose from {', '.join(map(str, choices))})")
-        return value
-
-    def flag(self, raw: dict, key: str, name: str):
-        value = raw.get(name)
-        if not isinstance(value, bool):
-            self.fail(f"{key}.{name}", f"must be true or false, got {value!r}")
-        return bool(value)
-
-    def text(self, raw: dict, key: str, name: str, default):
-        value = raw.get(name, default)
-        if not isinstance(value, str) or not value:
-            self.fail(f"{key}.{name}", f"must be a non-empty string, got {value!r}")
-        return value
+# pydantic's error types, in the words the README's troubleshooting table uses.
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}", "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}", "less_than": "must be < {lt}",
+    "int_type": "must be an integer", "float_type": "must be a number", "bool_type": "must be true or false",
+    "string_type": "must be a non-empty string", "string_too_short": "must be a non-empty string",
+    "dataclass_type": "must be a mapping", "dict_type": "must be a mapping", "tuple_type": "must be a list",
+    "too_short": "must not be empty", "missing": "missing (required)",
+}
 
 
-def _regularization(c: _Checker, raw, key: str, base: Regularization) -> Regularization:
-    raw = c.section(raw, key, {f.name for f in dataclasses.fields(Regularization)})
-    return Regularization(
-        penalty=c.choice(raw, key, "penalty", base.penalty, PENALTIES),
-        strength=c.number(raw, key, "strength", base.strength, float, low=0),
-        l1_ratio=c.number(raw, key, "l1_ratio", base.l1_ratio, float, low=0, high=1),
-    )
+_SECTIONS = {None: Params, "titanic": TitanicData, "train": Training, "regularization": Regularization,
+             "study": Study, "iris": IrisSweep, "report": Report}
 
 
-_TRAINING_KEYS = {f.name for f in dataclasses.fields(Training)}
+def _describe(error: dict) -> str:
+    loc = list(error["loc"])
+    if loc[:1] == ["variants"] and len(loc) > 2 and loc[2] == "training":
+        del loc[2]  # the user wrote it beside the variant's own keys
+    if loc[:1] == ["variants"] and len(loc) > 1 and not VARIANT_NAME.fullmatch(str(loc[1])):
+        loc[1] = repr(loc[1])
+    key = ".".join(str(part) for part in loc if part != "[key]")
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        parent = loc[-2] if len(loc) > 1 else None
+        allowed = [f.name for f in dataclasses.fields(_SECTIONS.get(parent, Variant if loc[0] == "variants"
+                                                                      else Params))]
+        if loc[0] == "variants" and parent != "regularization":
+            allowed = [name for name in allowed + list(TRAINING_KEYS) if name not in ("name", "training")]
+        return f"{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
+    if kind in _MESSAGES:
+        bounds = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+        message = _MESSAGES[kind].format(**bounds)
+        return f"{key}: {message}" if kind == "missing" else f"{key}: {message}, got {error['input']!r}"
+    return f"{key}: {error['msg']}"
 
 
-def _training(c: _Checker, raw: dict, key: str, base: Training) -> Training:
-    """Settings under `key`; a setting it does not name is inherited from `base`, already checked."""
-    def own(name, check):
-        return check() if name in raw else getattr(base, name)
-
-    return Training(
-        hidden_size=own("hidden_size", lambda: c.number(raw, key, "hidden_size", None, int, low=1)),
-        hidden_layers=own("hidden_layers", lambda: c.number(raw, key, "hidden_layers", None, int, low=1)),
-        optimizer=own("optimizer", lambda: c.choice(raw, key, "optimizer", None, OPTIMIZERS)),
-        lr=own("lr", lambda: c.number(raw, key, "lr", None, float, low=0, low_open=True)),
-        batch_size=own("batch_size", lambda: c.number(raw, key, "batch_size", None, int, low=1)),
-        epochs=own("epochs", lambda: c.number(raw, key, "epochs", None, int, low=1)),
-        shuffle=own("shuffle", lambda: c.flag(raw, key, "shuffle")),
-        standardize=own("standardize", lambda: c.flag(raw, key, "standardize")),
-        regularization=own("regularization", lambda: _regularization(c, raw["regularization"],
-                                                                    f"{key}.regularization", base.regularization)),
-    )
-
-
-# A variant's name becomes the stage train@<name> and a command-line argument: DVC and the shell
-# must carry it whole.
-VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-
-
-def _variant(c: _Checker, name: str, raw, shared: Training) -> Variant:
-    key = f"variants.{name}"
-    if not VARIANT_NAME.fullmatch(name):
-        c.fail(f"variants.{name!r}", "a variant's name must start with a letter and hold only letters, digits, "
-                                     "'_' and '-' (it becomes the stage train@<name>)")
-    own = {"loss", "last_activation", "target_encoding", "outputs", "contrast"}
-    raw = c.section(raw, key, own | _TRAINING_KEYS)
-    loss = c.choice(raw, key, "loss", None, tuple(LOSSES))
-    activation = c.choice(raw, key, "last_activation", "none", LAST_ACTIVATIONS)
-    encoding = c.choice(raw, key, "target_encoding", None, tuple(TARGET_ENCODINGS))
-    outputs = c.number(raw, key, "outputs", TARGET_ENCODINGS.get(encoding, 1), int, low=1)
-    if loss in LOSSES and encoding in TARGET_ENCODINGS:
-        if encoding not in LOSSES[loss].encodings:
-            c.fail(f"{key}.target_encoding", f"{loss} cannot take {encoding!r} targets "
-                                             f"(it takes {', '.join(LOSSES[loss].encodings)})")
-        elif outputs != TARGET_ENCODINGS[encoding]:
-            c.fail(f"{key}.outputs", f"{encoding!r} targets need {TARGET_ENCODINGS[encoding]} "
-                                     f"output(s) for this two-class problem, got {outputs}")
-    contrast = raw.get("contrast")
-    if contrast is not None and not isinstance(contrast, str):
-        c.fail(f"{key}.contrast", f"must be a string, got {contrast!r}")
-    return Variant(name=name, loss=loss, last_activation=activation, target_encoding=encoding,
-                   outputs=outputs, training=_training(c, raw, key, shared), contrast=contrast)
-
-
-def _iris(c: _Checker, raw) -> IrisSweep:
-    key, base = "iris", IrisSweep()
-    raw = c.section(raw, key, {f.name for f in dataclasses.fields(IrisSweep)})
-    sweep = IrisSweep(
-        alpha_min=c.number(raw, key, "alpha_min", base.alpha_min, float, low=0, low_open=True),
-        alpha_max=c.number(raw, key, "alpha_max", base.alpha_max, float, low=0, low_open=True),
-        alpha_count=c.number(raw, key, "alpha_count", base.alpha_count, int, low=1),
-        model=c.choice(raw, key, "model", base.model, SWEEP_MODELS),
-        neurons=c.number(raw, key, "neurons", base.neurons, int, low=1),
-        max_iter=c.number(raw, key, "max_iter", base.max_iter, int, low=1),
-        frame_ms=c.number(raw, key, "frame_ms", base.frame_ms, int, low=1),
-        workers=c.number(raw, key, "workers", base.workers, int, low=0),
-        test_size=c.number(raw, key, "test_size", base.test_size, float, low=0, low_open=True, high=1,
-                           high_open=True),
-    )
-    if sweep.alpha_max < sweep.alpha_min:
-        c.fail("iris.alpha_max", f"{sweep.alpha_max:g} is below iris.alpha_min {sweep.alpha_min:g}: "
-                                 f"the alpha range is reversed")
-    return sweep
-
-
-def _study(c: _Checker, raw, variants: dict) -> Study:
-    key, base = "study", Study()
-    raw = c.section(raw, key, {f.name for f in dataclasses.fields(Study)})
-    study = Study(
-        seeds=c.number(raw, key, "seeds", base.seeds, int, low=1),
-        splits=c.number(raw, key, "splits", base.splits, int, low=1),
-        reference=c.text(raw, key, "reference", base.reference),
-        confidence=c.number(raw, key, "confidence", base.confidence, float, low=0, low_open=True, high=1,
-                            high_open=True),
-    )
-    if variants and isinstance(study.reference, str) and study.reference not in variants:
-        c.fail("study.reference", f"no variant named {study.reference!r} (known: {', '.join(variants)})")
-    return study
-
-
-def parse(raw) -> Params:
-    """Validate a params mapping; raise one PipelineError listing every problem."""
-    c = _Checker()
-    raw = c.section(raw, "", {"seed", "titanic", "train", "variants", "study", "iris", "report"})
-    seed = c.number(raw, "", "seed", 42, int, low=0)
-    t = c.section(raw.get("titanic"), "titanic", {f.name for f in dataclasses.fields(TitanicData)})
-    titanic = TitanicData(
-        url=c.text(t, "titanic", "url", None),
-        sha256=c.text(t, "titanic", "sha256", None),
-        timeout=c.number(t, "titanic", "timeout", 10.0, float, low=0, low_open=True),
-        test_size=c.number(t, "titanic", "test_size", 0.2, float, low=0, low_open=True, high=1, high_open=True),
-    )
-    shared = _training(c, c.section(raw.get("train"), "train", _TRAINING_KEYS), "train", Training())
-    variants_raw = raw.get("variants")
-    if not isinstance(variants_raw, dict) or not variants_raw:
-        c.fail("variants", "must be a non-empty mapping of variant name to settings")
-        variants_raw = {}
-    variants = {str(name): _variant(c, str(name), spec, shared) for name, spec in variants_raw.items()}
-    study = _study(c, raw.get("study"), variants)
-    iris = _iris(c, raw.get("iris"))
-    report = c.section(raw.get("report"), "report", {"compare"})
-    compare = report.get("compare", [])
-    if not isinstance(compare, list):
-        c.fail("report.compare", f"must be a list of variant names, got {compare!r}")
-        compare = []
-    for name in compare:
-        if name not in variants:
-            c.fail("report.compare", f"no variant named {name!r}")
-    if c.errors:
-        raise PipelineError(f"{PARAMS_FILE}: " + "; ".join(c.errors))
-    return Params(seed=seed, titanic=titanic, training=shared, variants=variants, study=study, iris=iris,
-                  report_compare=tuple(compare))
+def parse(raw, source: str = PARAMS_FILE) -> Params:
+    """Validate a params mapping read from `source`; raise one PipelineError listing every problem."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{source}: must be a mapping of sections, got {raw!r}")
+    # What the cross-references need before their own sections validate: the shared training
+    # settings a variant inherits (the defaults if `train` is wrong: its errors show once, under
+    # train) and every variant's name (so a bad variant does not hide a bad study.reference).
+    try:
+        train = TypeAdapter(Training).validate_python(raw.get("train", {}))
+    except ValidationError:
+        train = Training()
+    variants = raw.get("variants")
+    names = [str(name) for name in variants] if isinstance(variants, dict) else []
+    if isinstance(variants, dict):
+        raw = {**raw, "variants": {name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                                   for name, spec in variants.items()}}
+    try:
+        return _PARAMS.validate_python(raw, context={"train": train, "variants": names})
+    except ValidationError as exc:
+        raise PipelineError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
 
 
 def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
@@ -301,7 +302,7 @@ def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PipelineError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse(raw)
+    return parse(raw, str(path))
 
 
 def as_dict(obj) -> dict:

@@ -233,8 +233,8 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         for name, group in pairs.items():
             replicas = {r["variant"]: read_replicas(r["variant"]) for r in group}
             (tmp / f"contrast_{name}.png").write_bytes(png(contrast_figure(group, replicas, f"Contrast: {name}")))
-        if params.report_compare:
-            (tmp / "compare.png").write_bytes(png(compare_figure([by_name[n] for n in params.report_compare])))
+        if params.report.compare:
+            (tmp / "compare.png").write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
         grids = {r["variant"]: accuracy_grid(r) for r in records}
         (tmp / "intervals.png").write_bytes(png(intervals_figure(rows, grids, conclusion)))
         atomic.write_json(tmp / "summary.json", {

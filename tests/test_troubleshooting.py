@@ -98,7 +98,8 @@ def test_bad_download(project, serve, case, expected):
 
 
 PARAMS = {
-    "unknown key": ({"train.epoch": 3}, "train.epoch: unknown key"),
+    "unknown key": ({"train.epoch": 3}, "train.epoch: unknown key (allowed: batch_size, epochs, hidden_layers"),
+    "a number written as text": ({"train.epochs": "3"}, "train.epochs: must be an integer, got '3'"),
     "unknown loss": ({"variants.mse.loss": "MSELos"}, "variants.mse.loss: unknown value 'MSELos'"),
     "unknown activation": ({"variants.mse.last_activation": "Softplus"}, "variants.mse.last_activation: unknown value"),
     "unknown target encoding": ({"variants.mse.target_encoding": "ordinal"}, "variants.mse.target_encoding: unknown"),
@@ -147,6 +148,18 @@ def test_all_params_errors_come_together(prepared):
     line = cli("train", "mse").stderr
     for key in ("train.epochs", "train.lr", "variants.mse.loss", "iris.alpha_count"):
         assert key in line
+
+
+def test_three_mistakes_in_another_params_file_one_line(prepared):
+    params = small_params()
+    params["train"]["epochs"] = 0
+    params["variants"]["mse"]["loss"] = "MSELos"
+    params["study"]["reference"] = "nll_tanh"
+    Path("bad.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    done = cli("--params", "bad.yaml", "train", "l1")
+    one_clear_line(done, "error: bad.yaml: train.epochs: must be >= 1, got 0; variants.mse.loss: unknown value 'MSELos' "
+                         "(choose from L1Loss, MSELoss, ")
+    assert "; study.reference: no variant named 'nll_tanh' (known: nll_relu, nll_logsoftmax, mse)" in done.stderr
 
 
 def test_malformed_params_yaml(prepared):
