@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make repro` (the pipeline) and `make test` (the tests).
-# Each builds .venv from the pinned requirements first, offline-safe (package registries only).
+# Each builds .venv from the locks first (every package pinned), offline-safe (package registries only).
 SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
@@ -9,24 +9,41 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 UI_PORT ?= 5000
 
-.PHONY: install repro test ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev lock repro test ui clean-store team-server team-server-stop bench
 
+# The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
+# ... and the tests' (requirements-dev.lock: the same pins plus pytest and playwright).
+install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt package.json package-lock.json
+$(VENV)/.installed: requirements.lock package.json package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	@# This machine's pip lists a few local package folders it cannot find; hide those lines.
-	$(BIN)/pip install --quiet -r requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/pip install --quiet -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@# vega, vega-lite and vega-embed from the npm registry, inlined into the offline page
 	@# template of `dvc plots show` (DVC's own loads them from a CDN).
 	npm ci --silent --no-audit --no-fund
 	$(BIN)/python -m pipeline plots-template
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/pip install --quiet -r requirements-dev.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	touch $@
+
+# Re-resolve the locks after editing requirements*.txt (or to take newer releases within their
+# bounds), in a venv of its own so that pip-tools never lands in the project's.
+LOCK_VENV := .venv-lock
+COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8" 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(COMPILE) --upgrade --output-file requirements.lock requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(COMPILE) --upgrade --output-file requirements-dev.lock requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+
 repro: install
 	dvc repro
 
-test: install
+test: install-dev
 	pytest
 
 # The MLflow UI on the default store, for this machine only.
