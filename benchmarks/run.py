@@ -25,15 +25,15 @@ PY = sys.executable
 BIN = Path(PY).parent
 SEED_VARIANTS = ("l1", "mse", "nll_relu", "nll_logsoftmax", "cross_entropy", "kldiv_relu", "kldiv_logsoftmax")
 STAGE_IMPORTS = {  # what each stage's process imports: its floor
-    "fetch-titanic": ["pipeline.fetch_titanic"],
-    "preprocess-titanic": ["pipeline.preprocess_titanic", "pandas", "sklearn.model_selection"],
-    "train l1": ["pipeline.train", "tqdm"],
-    "plot-titanic": ["pipeline.plot_titanic", "matplotlib.pyplot"],
-    "fetch-iris": ["pipeline.fetch_iris", "sklearn.datasets"],
-    "preprocess-iris": ["pipeline.preprocess_iris", "sklearn.model_selection"],
-    "sweep-alpha": ["pipeline.sweep_alpha", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
-    "report": ["pipeline.report", "matplotlib.pyplot"],
-    "publish": ["pipeline.publish", "mlflow", "mlflow.pytorch", "pipeline.titanic_run", "torch"],
+    "fetch-titanic": ["pipeline.titanic.fetch"],
+    "preprocess-titanic": ["pipeline.titanic.preprocess", "pandas", "sklearn.model_selection"],
+    "train l1": ["pipeline.titanic.train", "tqdm"],
+    "plot-titanic": ["pipeline.titanic.plots", "matplotlib.pyplot"],
+    "fetch-iris": ["pipeline.iris.fetch", "sklearn.datasets"],
+    "preprocess-iris": ["pipeline.iris.preprocess", "sklearn.model_selection"],
+    "sweep-alpha": ["pipeline.iris.sweep", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
+    "report": ["pipeline.titanic.report", "matplotlib.pyplot"],
+    "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.titanic_runs", "torch"],
 }
 
 
@@ -126,9 +126,10 @@ def stages(repo: Path, n: int) -> list[tuple[str, float, float]]:
 LOOP = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config, train
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import replicas, split_arrays
+from pipeline import config
+from pipeline.titanic import train
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import replicas, split_arrays
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from torch.utils.data import DataLoader, TensorDataset
 params = config.load(); prepared = load_prepared(); data = split_arrays(prepared, 0)
@@ -176,9 +177,10 @@ def loop(repo: Path, n: int, busy: bool, count: int = 1) -> tuple[float, float]:
 SCALE = r'''
 import json, resource, sys, time, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config, train
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import replicas
+from pipeline import config
+from pipeline.titanic import train
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import replicas
 torch.set_num_threads(1)
 params = config.load(); data = load_prepared(); k = int(sys.argv[2])
 # k times the rows: the split indices point into k copies of the data.
@@ -235,9 +237,10 @@ def publishing(repo: Path, n: int) -> tuple[float, int, str]:
 STUDY = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config, train
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import replicas
+from pipeline import config
+from pipeline.titanic import train
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import replicas
 params = config.load(); data = load_prepared(); study = params.study
 layout = replicas(params.seed, study.seeds, study.splits)
 torch.set_num_threads(1)
@@ -256,10 +259,10 @@ sys.path.insert(0, sys.argv[1])
 from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from pipeline import config
-from pipeline.losses import encode_targets, make_activation, make_loss
-from pipeline.model import weight_penalty
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import replicas, split_arrays
+from pipeline.titanic.losses import encode_targets, make_activation, make_loss
+from pipeline.titanic.model import weight_penalty
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import replicas, split_arrays
 params = config.load(); data = load_prepared(); study = params.study
 start = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -14,16 +14,16 @@ from .errors import PipelineError
 
 # command -> (module, what it takes: None, "variant" or "names")
 COMMANDS = {
-    "fetch-titanic": ("fetch_titanic", None),
-    "preprocess-titanic": ("preprocess_titanic", None),
-    "train": ("train", "variant"),
-    "plot-titanic": ("plot_titanic", None),
-    "fetch-iris": ("fetch_iris", None),
-    "preprocess-iris": ("preprocess_iris", None),
-    "sweep-alpha": ("sweep_alpha", None),
-    "report": ("report", None),
-    "publish": ("publish", "names"),
-    "launch": ("launch", "argv"),
+    "fetch-titanic": ("titanic.fetch", None),
+    "preprocess-titanic": ("titanic.preprocess", None),
+    "train": ("titanic.train", "variant"),
+    "plot-titanic": ("titanic.plots", None),
+    "report": ("titanic.report", None),
+    "fetch-iris": ("iris.fetch", None),
+    "preprocess-iris": ("iris.preprocess", None),
+    "sweep-alpha": ("iris.sweep", None),
+    "publish": ("tracking.publish", "names"),
+    "launch": ("tracking.launch", "argv"),
     "plots-template": ("plots_template", None),
 }
 

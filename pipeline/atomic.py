@@ -12,7 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 

@@ -12,13 +12,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, ValidationInfo
-from pydantic import field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from .errors import PipelineError
-from .losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
+from .titanic.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 
 PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")

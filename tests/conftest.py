@@ -153,8 +153,8 @@ def repo(tmp_path, serve):
 @pytest.fixture
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
-    from pipeline import preprocess_titanic
     from pipeline.paths import TITANIC_RAW, TITANIC_SOURCE
+    from pipeline.titanic import preprocess as preprocess_titanic
 
     project.params()
     body = titanic_csv(rows=240)
@@ -169,7 +169,8 @@ def prepared(project):
 @pytest.fixture
 def iris_prepared(project):
     """A project with Iris fetched and preprocessed (the seed's split); returns the project."""
-    from pipeline import fetch_iris, preprocess_iris
+    from pipeline.iris import fetch as fetch_iris
+    from pipeline.iris import preprocess as preprocess_iris
 
     project.params()
     fetch_iris.main()

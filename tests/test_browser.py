@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import plot_titanic, plots_template, publish, report, train, tracking
+from pipeline import plots_template
+from pipeline.titanic import plots as plot_titanic
+from pipeline.titanic import report, train
+from pipeline.tracking import publish
+from pipeline.tracking import store as tracking
 
 from .conftest import ROOT
 

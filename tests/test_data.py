@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import fetch_titanic, preprocess_titanic
 from pipeline.errors import PipelineError
 from pipeline.paths import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
-from pipeline.splits import split_arrays
+from pipeline.titanic import fetch as fetch_titanic
+from pipeline.titanic import preprocess as preprocess_titanic
+from pipeline.titanic.splits import split_arrays
 
 from .conftest import ROOT, titanic_csv
 
@@ -93,8 +94,8 @@ def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, c
 
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
-    from pipeline import train
     from pipeline.paths import RESULTS
+    from pipeline.titanic import train
 
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}
     url = serve(files) + "/titanic.csv"

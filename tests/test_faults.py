@@ -2,8 +2,8 @@
 MLflow holds every run once, none stuck as RUNNING."""
 import contextlib
 import os
-import sqlite3
 import signal
+import sqlite3
 import subprocess
 import sys
 import time

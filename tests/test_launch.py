@@ -1,12 +1,11 @@
 """`mlflow run .`: the MLproject's defaults, and real launches in a temporary repository."""
+import pytest
 import yaml
 
-import pytest
+from pipeline import config
+from pipeline.tracking import launch
 
-from pipeline import config, launch
-
-from .conftest import ROOT
-from .conftest import sh, store_runs
+from .conftest import ROOT, sh, store_runs
 
 
 def test_mlproject_defaults_are_params_yaml():
@@ -21,7 +20,7 @@ def test_mlproject_defaults_are_params_yaml():
     assert sweep == {key: getattr(params.iris, key) for key in sweep}
     assert set(sweep) == set(launch.SWEEP_KEYS) and set(train) == set(launch.TRAIN_KEYS)
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
-    assert env["dependencies"] == ["-r requirements.txt"]
+    assert env["dependencies"] == ["-r requirements.lock"]
 
 
 def test_only_values_that_differ_become_overrides():

@@ -4,9 +4,17 @@ import itertools
 import pytest
 import torch
 
-from pipeline.diagnosis import diagnose
-from pipeline.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS, encode_targets, make_loss, mismatch, predict
-from pipeline.model import build_mlp, layer_sizes, weight_penalty
+from pipeline.titanic.diagnosis import diagnose
+from pipeline.titanic.losses import (
+    LAST_ACTIVATIONS,
+    LOSSES,
+    TARGET_ENCODINGS,
+    encode_targets,
+    make_loss,
+    mismatch,
+    predict,
+)
+from pipeline.titanic.model import build_mlp, layer_sizes, weight_penalty
 
 COMBINATIONS = [(loss, encoding, activation)
                 for loss, spec in LOSSES.items()

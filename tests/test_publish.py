@@ -7,10 +7,14 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline import plot_titanic, publish, report, titanic_run, tracking, train
 from pipeline.paths import REPORT, RESULTS, RUN_TIMES
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import split_arrays
+from pipeline.titanic import plots as plot_titanic
+from pipeline.titanic import report, train
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import split_arrays
+from pipeline.tracking import publish
+from pipeline.tracking import store as tracking
+from pipeline.tracking import titanic_runs as titanic_run
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 

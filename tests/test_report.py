@@ -8,8 +8,12 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline import config, plot_titanic, publish, report, report_run, train
+from pipeline import config
 from pipeline.paths import REPORT
+from pipeline.titanic import plots as plot_titanic
+from pipeline.titanic import report, train
+from pipeline.tracking import publish
+from pipeline.tracking import report_runs as report_run
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import statistics
+from pipeline.titanic import statistics
 
 
 def study(split_means, seeds=5, noise=0.0, rng=None):

@@ -7,10 +7,13 @@ import yaml
 from mlflow import MlflowClient
 from PIL import Image
 
-from pipeline import config, iris_run, publish, sweep_alpha
+from pipeline import config
 from pipeline.errors import PipelineError
+from pipeline.iris import sweep as sweep_alpha
+from pipeline.iris.preprocess import load_prepared
 from pipeline.paths import SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
-from pipeline.preprocess_iris import load_prepared
+from pipeline.tracking import iris_runs as iris_run
+from pipeline.tracking import publish
 
 from .conftest import ROOT
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from .conftest import ROOT
-from .conftest import sh
+from .conftest import ROOT, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 import yaml
 
-from pipeline import config, train
+from pipeline import config
 from pipeline.errors import PipelineError
-from pipeline.losses import encode_targets, make_loss, predict
-from pipeline.model import build_mlp, weight_penalty
 from pipeline.paths import HISTORY, METRICS, RESULTS, RUN_TIMES
-from pipeline.preprocess_titanic import load_prepared
-from pipeline.splits import replicas, split_arrays
+from pipeline.titanic import train
+from pipeline.titanic.losses import encode_targets, make_loss, predict
+from pipeline.titanic.model import build_mlp, weight_penalty
+from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.splits import replicas, split_arrays
 
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
@@ -225,7 +226,7 @@ def test_a_training_process_does_not_import_dynamo(prepared):
 
     from .conftest import ROOT
 
-    code = ("import sys; from pipeline import train; train.main('mse'); "
+    code = ("import sys; from pipeline.titanic import train; train.main('mse'); "
             "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
             "'pandas' in sys.modules, 'scipy.stats' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -16,10 +16,11 @@ import math
 
 import numpy as np
 
-from . import atomic, config, statistics
+from .. import atomic, config
+from ..paths import REPORT
+from ..records import read_record, read_replicas
+from . import statistics
 from .diagnosis import describe
-from .paths import REPORT
-from .records import read_record, read_replicas
 
 COLUMNS = ("variant", "loss", "last_activation", "replicas", "val_accuracy_mean", "val_accuracy_sd",
            "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",

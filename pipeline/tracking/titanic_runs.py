@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED
-from .tracking import closing_run
+from ..paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED
+from .store import closing_run
 
 DIGEST_TAG = "pipeline.digest"
 
@@ -126,7 +126,7 @@ def run_metrics(record: dict, stats: dict, times: dict | None):
 def load_model(record: dict):
     import torch
 
-    from .model import build_mlp
+    from ..titanic.model import build_mlp
 
     c, t = record["config"], record["config"]["training"]
     model = build_mlp(record["layer_sizes"][0], t["hidden_size"], t["hidden_layers"], c["outputs"],

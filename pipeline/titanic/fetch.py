@@ -15,10 +15,12 @@ import sys
 import urllib.error
 import urllib.request
 
-from . import atomic, config
-from .errors import PipelineError
-from .paths import TITANIC_RAW as RAW, TITANIC_SHIPPED as SHIPPED, TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
-from .paths import TITANIC_SOURCE as SOURCE
+from .. import atomic, config
+from ..errors import PipelineError
+from ..paths import TITANIC_RAW as RAW
+from ..paths import TITANIC_SHIPPED as SHIPPED
+from ..paths import TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
+from ..paths import TITANIC_SOURCE as SOURCE
 
 
 def download(url: str, timeout: float) -> bytes:

@@ -5,11 +5,10 @@ One process draws them all, so matplotlib's import (about 0.5 s) is paid once, n
 """
 from __future__ import annotations
 
-
-from . import atomic, config
+from .. import atomic, config
+from ..paths import FIGURES
+from ..records import read_record
 from .diagnosis import describe
-from .paths import FIGURES
-from .records import read_record
 
 
 def loss_figure(record: dict):

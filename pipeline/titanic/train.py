@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import atomic, config
+from .. import atomic, config
+from ..errors import PipelineError
+from ..paths import HISTORY, METRICS, RESULTS, RUN_TIMES
+from ..paths import TITANIC_META as META
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
-from .errors import PipelineError
 from .losses import LOSSES, encode_targets, mismatch, predict, replica_loss
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
-from .paths import HISTORY, METRICS, RESULTS, RUN_TIMES, TITANIC_META as META
-from .preprocess_titanic import load_prepared
+from .preprocess import load_prepared
 from .splits import Replica, replicas, split_arrays
 
 

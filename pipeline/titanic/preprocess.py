@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, config
-from .errors import PipelineError
-from .paths import TITANIC_META as META, TITANIC_PREPARED as PREPARED
-from .paths import TITANIC_RAW as RAW
+from .. import atomic, config
+from ..errors import PipelineError
+from ..paths import TITANIC_META as META
+from ..paths import TITANIC_PREPARED as PREPARED
+from ..paths import TITANIC_RAW as RAW
 from .splits import make_splits
 
 FEATURES = ("Pclass", "Sex", "Age", "Fare")

@@ -10,10 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .paths import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
-from .progress import progress
-from .titanic_run import DIGEST_TAG
-from .tracking import closing_run
+from ..paths import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from ..progress import progress
+from .store import closing_run
+from .titanic_runs import DIGEST_TAG
 
 EXPERIMENT = "iris-alpha-sweep"
 PARENT_DIGEST_TAG = "pipeline.parent_digest"

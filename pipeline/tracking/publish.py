@@ -19,14 +19,15 @@ import sys
 import time
 import warnings
 
-from . import config, iris_run, report_run, tracking
-from .errors import PipelineError
-from .paths import REPORT, RESULTS, TITANIC_SOURCE
-from .preprocess_titanic import load_prepared
-from .progress import progress
-from .records import read_record, read_report_summary, read_run_times, read_sweep
-from .splits import split_arrays
-from .titanic_run import DIGEST_TAG, VariantRun, datasets, log_run
+from .. import config
+from ..errors import PipelineError
+from ..paths import REPORT, RESULTS, TITANIC_SOURCE
+from ..progress import progress
+from ..records import read_record, read_report_summary, read_run_times, read_sweep
+from ..titanic.preprocess import load_prepared
+from ..titanic.splits import split_arrays
+from . import iris_runs, report_runs, store
+from .titanic_runs import DIGEST_TAG, VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME = "sweep", "report"
 LOCKED_RETRIES = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
@@ -53,7 +54,7 @@ def logged_run(client, exp_id: str, digest: str) -> str | None:
         if run.info.status == "FINISHED":
             return run.info.run_id
     leftovers = existing + client.search_runs(
-        [exp_id], filter_string=f"tags.`{iris_run.PARENT_DIGEST_TAG}` = '{digest}'")
+        [exp_id], filter_string=f"tags.`{iris_runs.PARENT_DIGEST_TAG}` = '{digest}'")
     for run in leftovers:
         client.delete_run(run.info.run_id)
     return None
@@ -129,7 +130,7 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
     client = MlflowClient(uri)
     launch = Launch(client)
     outcome: dict[str, tuple[str, str]] = {}
-    exp_id = experiment_id(client, tracking.EXPERIMENT, tracking.artifact_location(uri))
+    exp_id = experiment_id(client, store.EXPERIMENT, store.artifact_location(uri))
     missing = []
     for run in variant_runs(records, summary) if records else []:
         name = run.record["variant"]
@@ -148,23 +149,23 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
         outcome[run.record["variant"]] = ("logged", log_run(client, exp_id, run, inputs[standardize],
                                                             launch.tags(exp_id)))
     if report:
-        run_id = logged_run(client, exp_id, report_run.digest())
+        run_id = logged_run(client, exp_id, report_runs.digest())
         if run_id:
             outcome[REPORT_NAME] = ("present", run_id)
             launch.reused(run_id)
         else:
             variant_ids = {name: run_id for name, (_, run_id) in outcome.items()}
-            outcome[REPORT_NAME] = ("logged", report_run.log_report(client, exp_id, summary, variant_ids,
+            outcome[REPORT_NAME] = ("logged", report_runs.log_report(client, exp_id, summary, variant_ids,
                                                                     launch.tags(exp_id)))
-        report_run.register_champion(client, outcome[summary["champion"]][1])
+        report_runs.register_champion(client, outcome[summary["champion"]][1])
     if sweep is not None:
-        sweep_exp = experiment_id(client, iris_run.EXPERIMENT, tracking.artifact_location(uri))
+        sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, store.artifact_location(uri))
         run_id = logged_run(client, sweep_exp, sweep["digest"])
         if run_id:
             outcome[SWEEP] = ("present", run_id)
             launch.reused(run_id)
         else:
-            outcome[SWEEP] = ("logged", iris_run.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP),
+            outcome[SWEEP] = ("logged", iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP),
                                                            launch.tags(sweep_exp)))
     launch.stands_for(outcome)
     return outcome
@@ -189,7 +190,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
         if summary["digests"].get(record["variant"]) != record["digest"]:
             raise PipelineError(f"{REPORT / 'summary.json'}: made from other results than "
                                 f"{RESULTS / record['variant']}; run `dvc repro report` first")
-    uri = tracking.tracking_uri()
+    uri = store.tracking_uri()
     # A stopped server must fail the publish in bounded time, not after MLflow's default
     # minutes of retries; a user's own settings win.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -208,15 +209,15 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
             if pause is not None and "database is locked" in str(exc):
                 # Parallel DVC workers share one SQLite file. Publishing is idempotent (digests),
                 # so waiting and publishing again loses nothing and logs nothing twice.
-                print(f"publish: {tracking.redact(uri)} is locked by another writer; "
+                print(f"publish: {store.redact(uri)} is locked by another writer; "
                       f"retrying in {pause:g} s", file=sys.stderr)
                 time.sleep(pause)
                 continue
             hint = ("; with parallel workers a tracking server is the way (README: team server)"
                     if "database is locked" in str(exc) else "")
-            raise PipelineError(f"publishing to MLflow at {tracking.redact(uri)} failed: "
+            raise PipelineError(f"publishing to MLflow at {store.redact(uri)} failed: "
                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                                 f"(training results are kept; run `dvc repro publish` again{hint})") from exc
     logged = [name for name, (state, _) in outcome.items() if state == "logged"]
     print(f"publish: {len(logged)} run(s) logged, {len(outcome) - len(logged)} already in MLflow "
-          f"({tracking.redact(uri)})")
+          f"({store.redact(uri)})")

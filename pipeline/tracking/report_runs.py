@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from .paths import REPORT
-from .titanic_run import DIGEST_TAG
-from .tracking import closing_run
+from ..paths import REPORT
+from .store import closing_run
+from .titanic_runs import DIGEST_TAG
 
 MODEL_NAME = "titanic-survival"
 ALIAS = "champion"
