@@ -26,15 +26,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("main", help="the whole pipeline (dvc repro)")
     train = sub.add_parser("train", help="one variant, with overrides of its settings")
     train.add_argument("--variant", required=True)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--hidden-size", type=int)
-    train.add_argument("--hidden-layers", type=int)
-    train.add_argument("--seed", type=int)
     sweep = sub.add_parser("sweep", help="the Iris alpha sweep, with overrides")
-    for key, kind in (("alpha_min", float), ("alpha_max", float), ("alpha_count", int), ("model", str),
-                      ("neurons", int), ("max_iter", int), ("frame_ms", int), ("seed", int)):
-        sweep.add_argument(f"--{key.replace('_', '-')}", type=kind)
+    # Each option takes the type of the setting it overrides (the schema's defaults say it).
+    for entry, keys, defaults in ((train, TRAIN_KEYS, config.Training()), (sweep, SWEEP_KEYS, config.IrisSweep())):
+        for key in keys:
+            entry.add_argument(f"--{key.replace('_', '-')}", type=type(getattr(defaults, key)))
+        entry.add_argument("--seed", type=int)
     return p
 
 

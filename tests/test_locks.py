@@ -1,0 +1,32 @@
+"""The locks pin every package, agree with the bounds in requirements*.txt, and with each other."""
+import re
+
+from packaging.requirements import Requirement
+
+from .conftest import ROOT
+
+
+def pins(name: str) -> dict[str, str]:
+    found = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / name).read_text(), flags=re.M)
+    return {package.lower().replace("_", "-"): version for package, version in found}
+
+
+def direct(name: str) -> list[Requirement]:
+    lines = [line.split("#")[0].strip() for line in (ROOT / name).read_text().splitlines()]
+    return [Requirement(line) for line in lines if line and not line.startswith("-")]
+
+
+def test_every_direct_dependency_is_pinned_within_its_bounds():
+    for source, lock in (("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")):
+        locked = pins(lock)
+        for requirement in direct(source):
+            name = requirement.name.lower().replace("_", "-")
+            assert name in locked, f"{lock} lacks {name}: run `make lock`"
+            assert requirement.specifier.contains(locked[name], prereleases=True), (
+                f"{lock} pins {name}=={locked[name]}, outside {source}'s {requirement.specifier}: run `make lock`")
+
+
+def test_the_tests_lock_is_the_pipelines_plus_test_packages():
+    pipeline, tests = pins("requirements.lock"), pins("requirements-dev.lock")
+    assert {name: tests.get(name) for name in pipeline} == pipeline
+    assert len(pipeline) > 100 and pipeline["torch"] == "2.13.0+cpu"
