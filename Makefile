@@ -9,22 +9,27 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 UI_PORT ?= 5000
 
-.PHONY: install install-dev lock repro test ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev plots-offline lock docs repro test ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
 # ... and the tests' (requirements-dev.lock: the same pins plus pytest and playwright).
 install-dev: $(VENV)/.installed-dev
 
-$(VENV)/.installed: requirements.lock package.json package-lock.json
+$(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	@# This machine's pip lists a few local package folders it cannot find; hide those lines.
 	$(BIN)/pip install --quiet -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
-	@# vega, vega-lite and vega-embed from the npm registry, inlined into the offline page
-	@# template of `dvc plots show` (DVC's own loads them from a CDN).
-	npm ci --silent --no-audit --no-fund
+	@# The page template of `dvc plots show`: vega inlined where npm can fetch it, else from a CDN.
+	if command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; fi
 	$(BIN)/python -m pipeline plots-template
 	touch $@
+
+# `dvc plots show` offline, after installing Node.js: vega, vega-lite and vega-embed from the npm
+# registry, inlined into the page template (DVC's own loads them from a CDN).
+plots-offline: install
+	npm ci --silent --no-audit --no-fund
+	$(BIN)/python -m pipeline plots-template
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
@@ -46,6 +51,11 @@ repro: install
 test: install-dev
 	pytest
 
+# What the README shows (its results table, docs/images/), from the last `make repro`; the
+# screenshot needs Debian's Chromium (apt-get install chromium).
+docs: install-dev
+	python docs/refresh.py
+
 # The MLflow UI on the default store, for this machine only.
 ui: install
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
@@ -54,7 +64,7 @@ ui: install
 bench: install
 	python -m benchmarks.run
 
-# A team's tracking server: PostgreSQL plus `mlflow server` on 127.0.0.1 (README: team server).
+# A team's tracking server: PostgreSQL plus `mlflow server` on 127.0.0.1 (docs/team.md).
 # Needs MLFLOW_DB_PASSWORD in the environment; it is never printed.
 team-server: install
 	bash team/server.sh start

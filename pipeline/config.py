@@ -48,7 +48,7 @@ Text = Annotated[str, Strict(), Field(min_length=1)]
 
 
 def one_of(*choices: str):
-    """A string among `choices`; the message lists them without quotes, as the README shows."""
+    """A string among `choices`; the message lists them without quotes, as docs/troubleshooting.md shows."""
     def check(value: str) -> str:
         if value not in choices:
             raise PydanticCustomError("unknown_value", "unknown value {value} (choose from {choices})",
@@ -240,7 +240,7 @@ class Params:
 
 _PARAMS = TypeAdapter(Params)
 
-# pydantic's error types, in the words the README's troubleshooting table uses.
+# pydantic's error types, in the words docs/troubleshooting.md uses.
 _MESSAGES = {
     "greater_than_equal": "must be >= {ge}", "greater_than": "must be > {gt}",
     "less_than_equal": "must be <= {le}", "less_than": "must be < {lt}",

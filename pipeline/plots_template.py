@@ -1,11 +1,14 @@
 """`dvc plots show` offline: its page template with vega, vega-lite and vega-embed inlined.
 
 DVC's default page loads the three libraries from a CDN, so it stays blank without network.
-`make install` fetches them from the npm registry (package.json) and runs this command, which
-writes them into the template named by `plots.html_template` in .dvc/config.
+Where npm is installed, `make install` fetches them from the npm registry (package.json) and runs
+this command, which writes them into the template named by `plots.html_template` in .dvc/config.
+Without them the template loads the same versions from the CDN: the page needs network to
+render, and `dvc plots show` still works (DVC refuses a missing template).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import atomic, config
@@ -39,12 +42,26 @@ def render(node_modules: Path) -> str:
         try:
             code = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise PipelineError(f"{path}: not found; run `npm ci` (or `make install`) first") from None
+            raise PipelineError(f"{path}: not found; run `npm ci` (or `make plots-offline`) first") from None
         # Inlined code must not end the <script> element early.
         scripts.append("    <script>\n" + code.replace("</script", "<\\/script") + "\n    </script>")
     return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts))
 
 
+def render_online(package_json: Path = Path("package.json")) -> str:
+    """The page loading package.json's versions of the three libraries from jsDelivr."""
+    versions = json.loads(package_json.read_text())["dependencies"]
+    scripts = [f'    <script src="https://cdn.jsdelivr.net/npm/{name}@{versions[name]}"></script>'
+               for name in (library.split("/")[0] for library in LIBRARIES)]
+    return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts))
+
+
 def main(params_path: str = config.PARAMS_FILE) -> None:
-    atomic.write_text(TEMPLATE, render(Path("node_modules")))
-    print(f"plots-template: {TEMPLATE} written (vega, vega-lite, vega-embed inlined)")
+    node_modules = Path("node_modules")
+    if all((node_modules / library).exists() for library in LIBRARIES):
+        atomic.write_text(TEMPLATE, render(node_modules))
+        print(f"plots-template: {TEMPLATE} written (vega, vega-lite, vega-embed inlined)")
+    else:
+        atomic.write_text(TEMPLATE, render_online())
+        print(f"plots-template: no npm packages in {node_modules}/, so {TEMPLATE} loads vega from a CDN "
+              f"(`dvc plots show` pages need network); with Node.js installed, `make plots-offline` inlines them")

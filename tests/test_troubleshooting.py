@@ -1,4 +1,4 @@
-"""Every row of the README's troubleshooting table: one clear line, a non-zero exit, nothing half-written.
+"""Every row of docs/troubleshooting.md: one clear line, a non-zero exit, nothing half-written.
 
 Each case runs the real command-line entry (`python -m pipeline ...`) in a small project.
 """

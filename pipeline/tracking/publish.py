@@ -213,7 +213,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
                       f"retrying in {pause:g} s", file=sys.stderr)
                 time.sleep(pause)
                 continue
-            hint = ("; with parallel workers a tracking server is the way (README: team server)"
+            hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
                     if "database is locked" in str(exc) else "")
             raise PipelineError(f"publishing to MLflow at {store.redact(uri)} failed: "
                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "

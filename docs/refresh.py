@@ -1,0 +1,106 @@
+"""`make docs`: what the README shows, from the last real run (run `make repro` first).
+
+- the results tables between the `results` markers of README.md (some columns) and the `study`
+  markers of docs/study.md (all), taken from reports/titanic/comparison.md as the report wrote them;
+- docs/images/: the report's intervals and NLL contrast figures and the sweep's GIF, and a
+  screenshot of the MLflow chart view of the NLL pair, taken the way the browser test takes its
+  own (tests/test_browser.py: Debian's Chromium, `mlflow server` on a loopback port) on a fresh
+  store that this run's outputs are published into.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+README = ROOT / "README.md"
+# The report's columns the README keeps (the rest are in docs/study.md).
+COLUMNS = ("variant", "mean val acc", "95% CI", "diff vs reference", "p (Holm)", "verdict", "diagnoses")
+
+
+def small_png(image: Image.Image, target: Path, width: int = 900) -> None:
+    """Scaled to `width` and reduced to 128 colours: a figure stays legible at a tenth of the bytes."""
+    image = image.convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(colors=128).save(target, optimize=True)
+
+
+def results_table(report: Path, columns: tuple[str, ...] | None = None) -> str:
+    rows = [line for line in report.read_text().splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    keep = [header.index(name) for name in columns] if columns else list(range(len(header)))
+    table = []
+    for row in [rows[0], *rows[2:]]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        table.append("| " + " | ".join(cells[i] for i in keep) + " |")
+    table.insert(1, "|" + "---|" * len(keep))
+    return "\n".join(table)
+
+
+def replace_between_markers(path: Path, name: str, body: str) -> None:
+    pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
+    text = path.read_text()
+    if not pattern.search(text):
+        sys.exit(f"error: {path.relative_to(ROOT)}: no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
+    path.write_text(pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text))
+
+
+def screenshot(target: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from mlflow import MlflowClient
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.tracking.store import EXPERIMENT
+    from tests.test_browser import CHROMIUM, FLAGS, served
+
+    with tempfile.TemporaryDirectory() as folder:
+        uri = f"sqlite:///{folder}/mlflow.db"
+        subprocess.run([sys.executable, "-m", "pipeline", "publish"], cwd=ROOT, check=True,
+                       env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+        with served(uri) as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            experiment = MlflowClient(uri).get_experiment_by_name(EXPERIMENT).experiment_id
+            page = browser.new_page(viewport={"width": 1300, "height": 1120})
+            page.goto(f"{base}/#/experiments/{experiment}/runs?compareRunsMode=CHART&searchFilter="
+                      + quote("tags.contrast = 'nll'"))
+            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            # Room for the charts: the assistant's panel closed, the navigation folded.
+            for button in ("Close", "Toggle sidebar"):
+                if page.get_by_role("button", name=button, exact=True).count():
+                    page.get_by_role("button", name=button, exact=True).first.click()
+            # The replicas' mean curves: the loss running off below zero, accuracy at the majority class.
+            page.get_by_placeholder("Search metric charts").fill("_mean")
+            page.wait_for_timeout(2_000)
+            shot = Path(folder) / "shot.png"
+            page.screenshot(path=shot)
+            browser.close()
+        small_png(Image.open(shot), target, width=1000)
+
+
+def main() -> None:
+    report = ROOT / "reports/titanic"
+    if not (report / "comparison.md").exists():
+        sys.exit("error: reports/titanic/comparison.md: not found; run `make repro` first")
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    for name in ("intervals.png", "contrast_nll.png"):
+        small_png(Image.open(report / name), IMAGES / name)
+    (IMAGES / "alpha_sweep.gif").write_bytes((ROOT / "plots/iris/alpha_sweep.gif").read_bytes())
+    screenshot(IMAGES / "mlflow-contrast.png")
+    replace_between_markers(README, "results", results_table(report / "comparison.md", COLUMNS))
+    replace_between_markers(ROOT / "docs/study.md", "study", results_table(report / "comparison.md"))
+    for image in sorted(IMAGES.iterdir()):
+        print(f"docs: {image.relative_to(ROOT)} ({image.stat().st_size // 1024} KiB)")
+    print("docs: the tables in README.md and docs/study.md rewritten from reports/titanic/comparison.md")
+
+
+if __name__ == "__main__":
+    main()
