@@ -131,6 +131,19 @@ class Variant:
         return {**own, "training": settings}
 
 
+def _known_variant(name: str, info: ValidationInfo) -> str:
+    known = (info.context or {}).get("variants")
+    if known is not None and name not in known:
+        raise PydanticCustomError("variant", "no variant named {name} (known: {known})",
+                                  {"name": repr(name), "known": ", ".join(known)})
+    return name
+
+
+# A variant the file defines (study.reference, report.compare): checked against every name in
+# `variants`, even those whose own settings are wrong.
+VariantName = Annotated[str, Strict(), AfterValidator(_known_variant)]
+
+
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class TitanicData:
     url: Text
@@ -144,13 +157,8 @@ class Study:
     """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
     seeds: Count = 5            # replica seeds: seed, seed + 1, ...
     splits: Count = 5           # train/validation splits; split k uses random_state seed + k
-    reference: Text = "cross_entropy"
+    reference: VariantName = "cross_entropy"
     confidence: Share = 0.95    # of every interval; 1 - confidence is the tests' level
-
-    @field_validator("reference")
-    @classmethod
-    def _a_variant(cls, reference: str, info: ValidationInfo) -> str:
-        return _known_variant(reference, info)
 
     @property
     def replicas(self) -> int:
@@ -184,14 +192,6 @@ class IrisSweep:
         return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.alpha_count).tolist()
 
 
-def _known_variant(name: str, info: ValidationInfo) -> str:
-    known = (info.context or {}).get("variants")
-    if known is not None and name not in known:
-        raise PydanticCustomError("variant", "no variant named {name} (known: {known})",
-                                  {"name": repr(name), "known": ", ".join(known)})
-    return name
-
-
 def _carried_whole(name: str) -> str:
     # A variant's name becomes the stage train@<name> and a command-line argument: DVC and the
     # shell must carry it whole.
@@ -206,19 +206,7 @@ VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Report:
-    compare: tuple[Text, ...] = ()  # variants drawn together in the report's third figure
-
-    @field_validator("compare", mode="before")
-    @classmethod
-    def _a_list(cls, compare: Any) -> Any:
-        return tuple(compare) if isinstance(compare, list) else compare  # YAML has lists, not tuples
-
-    @field_validator("compare")
-    @classmethod
-    def _variants(cls, compare: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        for name in compare:
-            _known_variant(name, info)
-        return compare
+    compare: tuple[VariantName, ...] = ()  # variants drawn together in the report's third figure
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
