@@ -145,9 +145,10 @@ def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
     # The parallel-coordinates chart of the pair, then the side-by-side metrics table.
     page.locator(".js-plotly-plot, .plot-container").first.wait_for(timeout=60_000)
     page.screenshot(path=SHOTS / "mlflow-compare-nll.png")
-    # The study's summary sits beside the curves in the side-by-side metrics table.
-    page.get_by_text("study.val_accuracy_mean").first.scroll_into_view_if_needed()
-    page.screenshot(path=SHOTS / "mlflow-compare-nll-metrics.png")
+    # The study's summary sits beside the curves in the side-by-side metrics table. No screenshot
+    # of it: scrolled, MLflow 3.17's table moves its name column apart from the values, so a
+    # picture would pair names with the wrong numbers.
+    page.get_by_text("study.val_accuracy_mean").first.wait_for()
 
 
 def test_dvc_plots_render_offline(tmp_path, browser):
