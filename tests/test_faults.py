@@ -23,8 +23,11 @@ def interrupt(repo: Path, when: str | None, how: signal.Signals, delay: float = 
     (if given), then `delay` seconds, then send `how` to its whole group."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # As typed in a terminal: a runner started in the background (`cmd &` without job control)
+    # hands its children SIGINT ignored, and an ignored SIGINT stays ignored down the tree.
     process = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     reader = threading.Thread(target=lambda: seen.extend(process.stdout), daemon=True)
     reader.start()
