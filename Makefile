@@ -8,6 +8,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 # DVC stages call `python -m pipeline ...`: that python must be the venv's.
 export PATH := $(BIN):$(PATH)
 UI_PORT ?= 5000
+# This machine's pip lists a few local package folders it cannot find; hide those lines.
+QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
 .PHONY: install install-dev plots-offline lock docs repro test ui clean-store team-server team-server-stop bench
 
@@ -18,8 +20,7 @@ install-dev: $(VENV)/.installed-dev
 
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	@# This machine's pip lists a few local package folders it cannot find; hide those lines.
-	$(BIN)/pip install --quiet -r requirements.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/pip install --quiet -r requirements.lock $(QUIET)
 	@# The page template of `dvc plots show`: vega inlined where npm can fetch it, else from a CDN.
 	if command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; fi
 	$(BIN)/python -m pipeline plots-template
@@ -32,7 +33,7 @@ plots-offline: install
 	$(BIN)/python -m pipeline plots-template
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
-	$(BIN)/pip install --quiet -r requirements-dev.lock 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/pip install --quiet -r requirements-dev.lock $(QUIET)
 	touch $@
 
 # Re-resolve the locks after editing requirements*.txt (or to take newer releases within their
@@ -41,9 +42,9 @@ LOCK_VENV := .venv-lock
 COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8" 2>&1 | { grep -v '^WARNING: Location' || true; }
-	$(COMPILE) --upgrade --output-file requirements.lock requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
-	$(COMPILE) --upgrade --output-file requirements-dev.lock requirements-dev.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8" $(QUIET)
+	$(COMPILE) --upgrade --output-file requirements.lock requirements.txt $(QUIET)
+	$(COMPILE) --upgrade --output-file requirements-dev.lock requirements-dev.txt $(QUIET)
 
 repro: install
 	dvc repro

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -106,6 +107,13 @@ def serve():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for the servers tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def copy_pipeline(target: Path) -> None:

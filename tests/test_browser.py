@@ -3,7 +3,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pipeline.titanic import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts"
@@ -40,12 +39,6 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         yield chromium
         chromium.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
-from .test_team import free_port, team  # noqa: F401 (the team tracking server fixture)
+from .conftest import ROOT, free_port
+from .test_team import team  # noqa: F401 (the team tracking server fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SSHD = Path("/usr/sbin/sshd")

@@ -3,7 +3,6 @@ the pipeline logging there, parallel DVC experiments, and the server stopped mid
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from .conftest import ROOT, sh
+from .conftest import ROOT, free_port, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 if not shutil.which("pg_lsclusters"):
     pytestmark.append(pytest.mark.skipif(not os.environ.get("CI"), reason="PostgreSQL is not installed"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class TeamServer:
