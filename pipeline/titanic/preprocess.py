@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import atomic, config
 from ..errors import PipelineError
+from ..text import require_text
 from ..paths import TITANIC_META as META
 from ..paths import TITANIC_PREPARED as PREPARED
 from ..paths import TITANIC_RAW as RAW
@@ -25,11 +26,6 @@ FEATURES = ("Pclass", "Sex", "Age", "Fare")
 TARGET = "Survived"
 SEX_CODES = {"male": 0, "female": 1}
 
-
-# How files that are not text begin, whatever their name says.
-NOT_TEXT = {b"PK\x03\x04": "a ZIP archive (an .xlsx workbook is one)", b"\xd0\xcf\x11\xe0": "an .xls workbook",
-            b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF document",
-            b"\x1f\x8b": "a gzip archive"}
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
@@ -37,13 +33,9 @@ def decode(data: bytes, path: Path) -> tuple[str, str]:
     """The file's text and the encoding it was in: UTF-8 (with or without a byte-order mark),
     UTF-16 with one (Excel's "Unicode text"), else Windows-1252, Excel's default in Western
     locales (every byte but five decodes), else Latin-1 (every byte does)."""
-    for signature, what in NOT_TEXT.items():
-        if data.startswith(signature):
-            raise PipelineError(f"{path}: not a text file (it starts like {what}); save or export it as CSV")
+    require_text(data, path)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16"), "utf-16"
-    if b"\x00" in data[:4096]:
-        raise PipelineError(f"{path}: not a text file (it holds NUL bytes); save or export it as CSV")
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # utf-8-sig: UTF-8, dropping a byte-order mark
         try:
             text = data.decode(encoding)
