@@ -120,9 +120,10 @@ class Variant:
     @classmethod
     def _inherit(cls, raw: Any, info: ValidationInfo) -> Any:
         """A variant names its training overrides beside its own keys; the rest comes from `train`."""
-        if not isinstance(raw, dict):
+        if not isinstance(raw, dict) or "training" in raw:  # not a mapping, or resolved (a saved record)
             return raw
-        own = {k: v for k, v in raw.items() if k not in TRAINING_KEYS}
+        # `outputs` given as None when absent, so that its validator derives it from the encoding.
+        own = {"outputs": None, **{k: v for k, v in raw.items() if k not in TRAINING_KEYS}}
         shared = (info.context or {}).get("train", Training())
         settings = {**dataclasses.asdict(shared), **{k: raw[k] for k in TRAINING_KEYS if k in raw}}
         if isinstance(raw.get("regularization"), dict):  # a variant may override one of its keys
@@ -155,10 +156,23 @@ class TitanicData:
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Study:
     """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
-    seeds: Count = 5            # replica seeds: seed, seed + 1, ...
-    splits: Count = 5           # train/validation splits; split k uses random_state seed + k
+    seeds: Count = 5            # replicas per split, each with its own seed (splits.py)
+    splits: Count = 20          # train/validation splits; split k uses random_state seed + k
     reference: VariantName = "cross_entropy"
     confidence: Share = 0.95    # of every interval; 1 - confidence is the tests' level
+    margin: Share = 0.01        # equivalence: |difference in accuracy| within it, fixed before the study
+
+    @model_validator(mode="after")
+    def _enough_splits(self):
+        # The tests' variance comes from the split means (J - 1 degrees of freedom); seeds within
+        # one split share its rows and cannot stand in. One seed on one split is the notebook's
+        # single run: trained, reported, untested.
+        if self.splits < 2 and self.seeds > 1:
+            raise PydanticCustomError("splits", "{splits} split leaves the corrected test no "
+                                      "degrees of freedom (its replicas share every row); use 2 or more "
+                                      "(default 20), or seeds: 1, splits: 1 for the notebook's single run",
+                                      {"splits": self.splits})
+        return self
 
     @property
     def replicas(self) -> int:
@@ -247,6 +261,8 @@ def _describe(error: dict) -> str:
     loc = list(error["loc"])
     if loc[:1] == ["variants"] and len(loc) > 2 and loc[2] == "training":
         del loc[2]  # the user wrote it beside the variant's own keys
+    if error["type"] == "splits":  # raised on the whole section, about one key of it
+        loc = [*loc, "splits"]
     if loc[:1] == ["variants"] and len(loc) > 1 and not VARIANT_NAME.fullmatch(str(loc[1])):
         loc[1] = repr(loc[1])
     key = ".".join(str(part) for part in loc if part != "[key]")

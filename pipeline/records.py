@@ -1,18 +1,11 @@
-"""Reading what the training and sweep stages wrote, with one clear line when it is missing."""
+"""Reading what the sweep and report stages wrote, with one clear line when it is missing (the
+training record has its own typed reader: titanic/record.py)."""
 from __future__ import annotations
 
 import json
 
 from .errors import PipelineError
-from .paths import REPORT, RESULTS, RUN_TIMES, SWEEP_RECORD
-
-
-def read_record(name: str) -> dict:
-    path = RESULTS / name / "record.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro train@{name}` first") from None
+from .catalog import RUN_TIMES, SUMMARY, SWEEP_RECORD
 
 
 def read_sweep() -> dict:
@@ -23,28 +16,10 @@ def read_sweep() -> dict:
 
 
 def read_report_summary() -> dict:
-    path = REPORT / "summary.json"
     try:
-        return json.loads(path.read_text())
+        return json.loads(SUMMARY.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro report` first") from None
-
-
-def read_replicas(name: str) -> dict:
-    """A variant's replicas.csv as arrays shaped (replicas, epochs), plus each replica's seed and split."""
-    import numpy as np
-
-    path = RESULTS / name / "replicas.csv"
-    try:
-        table = np.genfromtxt(path, delimiter=",", names=True)
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro train@{name}` first") from None
-    table = np.atleast_1d(table)
-    count = int(table["replica"].max()) + 1
-    out = {key: table[key].reshape(count, -1) for key in ("train_loss", "val_loss", "val_accuracy")}
-    out["seed"] = table["seed"].reshape(count, -1)[:, 0].astype(int)
-    out["split"] = table["split"].reshape(count, -1)[:, 0].astype(int)
-    return out
+        raise PipelineError(f"{SUMMARY}: not found; run `dvc repro report` first") from None
 
 
 def read_run_times(name: str) -> dict | None:

@@ -161,7 +161,7 @@ def repo(tmp_path, serve):
 @pytest.fixture
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
-    from pipeline.paths import TITANIC_RAW, TITANIC_SOURCE
+    from pipeline.catalog import TITANIC_RAW, TITANIC_SOURCE
     from pipeline.titanic import preprocess as preprocess_titanic
 
     project.params()

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.paths import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
+from pipeline.catalog import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
 from pipeline.titanic import fetch as fetch_titanic
 from pipeline.titanic import preprocess as preprocess_titanic
 from pipeline.titanic.splits import split_arrays
@@ -94,7 +94,7 @@ def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, c
 
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
-    from pipeline.paths import RESULTS
+    from pipeline.catalog import RESULTS
     from pipeline.titanic import train
 
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}

@@ -1,5 +1,6 @@
 """Publishing to a real SQLite store, read back through MlflowClient."""
 import json
+from types import SimpleNamespace
 
 import mlflow
 import numpy as np
@@ -7,10 +8,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline.paths import REPORT, RESULTS, RUN_TIMES
+from pipeline.catalog import SUMMARY, VariantFiles
 from pipeline.titanic import plots as plot_titanic
 from pipeline.titanic import report, train
 from pipeline.titanic.preprocess import load_prepared
+from pipeline.titanic.record import TrainingRecord
 from pipeline.titanic.splits import split_arrays
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
@@ -41,9 +43,9 @@ def test_each_variant_becomes_one_complete_run(trained):
     by_name = {run.info.run_name: run for run in found}
     assert sorted(by_name) == sorted(VARIANTS)
     run = by_name["nll_relu"]
-    record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
-    times = json.loads((RUN_TIMES / "nll_relu.json").read_text())
-    stats = json.loads((REPORT / "summary.json").read_text())["variants"]["nll_relu"]
+    record = TrainingRecord.load("nll_relu")
+    times = json.loads(VariantFiles("nll_relu").run_times.read_text())
+    stats = json.loads(SUMMARY.read_text())["variants"]["nll_relu"]
     assert run.info.status == "FINISHED"
     assert run.data.tags["pipeline.trained_ms"] == f"{times['started_ms']}-{times['ended_ms']}"
     params = run.data.params
@@ -52,28 +54,37 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert params["lr"] == "0.001" and params["batch_size"] == "32" and params["epochs"] == "2"
     assert params["seed"] == "42" and params["layer_sizes"] == "4-64-64-2"
     assert params["regularization.penalty"] == "none" and params["standardize"] == "True"
-    assert params["data.source"] == "url" and params["data.sha256"] == record["data"]["sha256"]
+    assert params["data.source"] == "url" and params["data.sha256"] == record.data.sha256
     assert (params["study.seeds"], params["study.splits"], params["study.replicas"]) == ("2", "2", "4")
     assert params["study.reference"] == "nll_logsoftmax" and params["study.confidence"] == "0.95"
+    assert params["study.margin"] == "0.01"
     tags = run.data.tags
     assert tags["variant"] == "nll_relu" and tags["loss_family"] == "nll" and tags["contrast"] == "nll"
-    assert tags["last_activation"] == "ReLU" and tags["diagnosis"] == record["diagnosis"]["status"]
+    assert tags["last_activation"] == "ReLU" and tags["diagnosis"] == record.diagnosis.status
     assert tags["diagnoses"] == stats["diagnoses"] and tags["verdict"] == stats["verdict"]
-    assert {f"diagnoses.{status}" for status in record["diagnoses"]} <= set(tags)
+    assert stats["verdict"] in tags["mlflow.note.content"] and "champion" in tags["mlflow.note.content"]
+    assert {f"diagnoses.{status}" for status in record.diagnoses} <= set(tags)
     assert by_name["nll_logsoftmax"].data.tags["contrast"] == "nll"
     assert "contrast" not in by_name["mse"].data.tags
     history = client.get_metric_history(run.info.run_id, "val/accuracy")
     assert [(m.step, m.value, m.timestamp) for m in history] == [
-        (h["epoch"], h["val_accuracy"], stamp) for h, stamp in zip(record["history"], times["epoch_ms"])]
+        (h.epoch, h.val_accuracy, stamp) for h, stamp in zip(record.history, times["epoch_ms"])]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
     band = client.get_metric_history(run.info.run_id, "val/accuracy_max")
-    assert [m.value for m in band] == record["curves"]["val_accuracy"]["max"]
+    assert [m.value for m in band] == record.curves["val_accuracy"].max
     metrics = run.data.metrics
     assert metrics["study.val_accuracy_mean"] == pytest.approx(stats["val_accuracy_mean"])
     assert metrics["study.val_accuracy_ci_low"] == pytest.approx(stats["val_accuracy_ci_low"])
     assert metrics["study.diff_vs_reference"] == pytest.approx(stats["diff_vs_reference"])
+    assert metrics["study.p_equivalence_holm"] == pytest.approx(stats["p_equivalence_holm"])
+    assert metrics["study.p_improvement_ci_high"] == pytest.approx(stats["p_improvement_ci_high"])
+    # Each artifact is the file on disk, under the catalog's name, byte for byte.
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"loss_curve.png", "confusion_matrix.png", "history.csv", "record.json", "replicas.csv"} <= artifacts
+    files = VariantFiles("nll_relu")
+    assert {path.name for path in files.artifacts()} <= artifacts
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="history.csv",
+                                                tracking_uri=uri)
+    assert open(local, "rb").read() == files.history.read_bytes()
     contexts = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
     assert contexts["training"].name == "titanic-train" and contexts["validation"].name == "titanic-val"
     assert tracking.artifact_location(uri).endswith("/mlartifacts")
@@ -90,7 +101,7 @@ def test_the_logged_model_loads_back_as_the_same_module(trained):
     assert info.saved_input_example_info is not None
     model = mlflow.pytorch.load_model(f"models:/{model_id}")
     assert isinstance(model, torch.nn.Sequential)
-    original = titanic_run.load_model(json.loads((RESULTS / "mse" / "record.json").read_text()))
+    original = titanic_run.load_model(TrainingRecord.load("mse"))
     x = torch.from_numpy(split_arrays(load_prepared(), 0)["x_val"])
     with torch.no_grad():
         assert np.array_equal(model(x).numpy(), original(x).numpy())
@@ -101,17 +112,16 @@ def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(traine
     _, found = runs(trained.uri(), order_by=["attributes.start_time DESC"])
     assert [run.info.run_name for run in found] == ["nll_logsoftmax", "nll_relu", "mse"]
     summary = {"reference": "l1", "champion": "cross_entropy"}
-    records = [{"variant": name, "config": {"contrast": contrast}} for name, contrast in (
+    records = [SimpleNamespace(variant=name, config=SimpleNamespace(contrast=contrast)) for name, contrast in (
         ("nll_relu", "nll"), ("l1", None), ("mse", None), ("cross_entropy", None), ("nll_logsoftmax", "nll"))]
-    assert [r["variant"] for r in publish.logging_order(records, summary)] == [
+    assert [r.variant for r in publish.logging_order(records, summary)] == [
         "mse", "l1", "cross_entropy", "nll_relu", "nll_logsoftmax"]
 
 
 def test_variant_runs_need_the_report_made_from_the_same_results(trained):
     train.main("mse")  # the same numbers: still current
     publish.main(only=["mse"])
-    (REPORT / "summary.json").write_text((REPORT / "summary.json").read_text().replace(
-        json.loads((RESULTS / "mse" / "record.json").read_text())["digest"], "0" * 64))
+    SUMMARY.write_text(SUMMARY.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
     with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
         publish.main(only=["nll_relu", "mse"])
 
@@ -157,7 +167,7 @@ def test_an_unreachable_server_fails_in_one_line_and_keeps_training_results(trai
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     with pytest.raises(publish.PipelineError, match="publishing to MLflow at http://127.0.0.1:9 failed"):
         publish.main(only=list(VARIANTS))
-    assert all((RESULTS / name / "model.pt").exists() for name in VARIANTS)
+    assert all(VariantFiles(name).model.exists() for name in VARIANTS)
 
 
 def test_a_relative_sqlite_uri_means_the_project_root(tmp_path, monkeypatch):

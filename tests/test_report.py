@@ -9,13 +9,18 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline import config
-from pipeline.paths import REPORT
+from pipeline.catalog import REPORT
+from pipeline.titanic.record import TrainingRecord
 from pipeline.titanic import plots as plot_titanic
 from pipeline.titanic import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import report_runs as report_run
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
+
+
+def text_of_report() -> str:
+    return (REPORT / "comparison.md").read_text()
 
 
 def test_report_table_figures_and_champion(prepared):
@@ -27,20 +32,25 @@ def test_report_table_figures_and_champion(prepared):
     assert [r["variant"] for r in rows] == list(VARIANTS)
     assert list(rows[0]) == list(report.COLUMNS)
     summary = json.loads((REPORT / "summary.json").read_text())
-    best = max(rows, key=lambda r: float(r["val_accuracy_mean"]))
-    assert summary["champion"] == best["variant"] and summary["reference"] == "nll_logsoftmax"
-    assert summary["seeds"] == 2 and summary["splits"] == 2 and summary["test"] == "corrected resampled t"
+    assert summary["reference"] == "nll_logsoftmax"
+    assert summary["seeds"] == 2 and summary["splits"] == 2 and summary["test"].startswith("corrected resampled t")
+    assert summary["margin"] == 0.01 and summary["hypotheses"] == 2 and summary["champion_rule"] in text_of_report()
     by_name = {r["variant"]: r for r in rows}
     assert by_name["nll_logsoftmax"]["verdict"] == "reference"
-    assert all(r["verdict"] in ("better", "worse", "indistinguishable", "reference") for r in rows)
-    assert by_name["nll_relu"]["replicas"] == "4"
+    assert all(r["verdict"] in ("better", "worse", "equivalent", "inconclusive", "reference") for r in rows)
+    # The champion follows the rule: the reference unless a variant is better.
+    better = [r for r in rows if r["verdict"] == "better"]
+    assert summary["champion"] == (max(better, key=lambda r: float(r["val_accuracy_mean"]))["variant"]
+                                   if better else "nll_logsoftmax")
+    assert by_name["nll_relu"]["replicas"] == "4" and by_name["nll_relu"]["splits"] == "2"
     # The row's mean is the mean of the replicas' final accuracies; its interval holds it.
-    record = json.loads((prepared.path / "results/titanic/mse/record.json").read_text())
-    mean = np.mean([r["final_val_accuracy"] for r in record["replicas"]])
+    record = TrainingRecord.load("mse")
+    mean = np.mean([r.summary.final_val_accuracy for r in record.replicas])
     assert float(by_name["mse"]["val_accuracy_mean"]) == pytest.approx(mean)
     assert float(by_name["mse"]["val_accuracy_ci_low"]) <= mean <= float(by_name["mse"]["val_accuracy_ci_high"])
-    text = (REPORT / "comparison.md").read_text()
-    assert f"**{best['variant']}**" in text and "corrected resampled t" in text and "Holm" in text
+    text = text_of_report()
+    assert f"**{summary['champion']}**" in text and "corrected resampled t" in text and "Holm" in text
+    assert "2 distinct hypotheses" in text and "+-0.01" in text
     assert sorted(p.name for p in REPORT.glob("*.png")) == ["compare.png", "contrast_nll.png", "intervals.png"]
     assert "NaN" not in (REPORT / "summary.json").read_text()  # standard JSON: null where there is no test
 
@@ -54,10 +64,14 @@ def test_report_table_figures_and_champion(prepared):
     for name in VARIANTS:
         assert summary_run.data.tags[f"summarizes.{name}"] == runs[name].info.run_id
         assert summary_run.data.tags[f"verdict.{name}"] == by_name[name]["verdict"]
+    assert summary_run.data.tags["champion_rule"] == summary["champion_rule"]
+    assert summary_run.data.params["hypotheses"] == "2" and summary_run.data.params["study.margin"] == "0.01"
     assert {"comparison.md", "comparison.csv", "contrast_nll.png", "intervals.png"} <= {
         a.path for a in client.list_artifacts(summary_run.info.run_id)}
     version = client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
+    assert version.tags == {"variant": summary["champion"], "record_digest": TrainingRecord.load(summary["champion"]).digest}
+    assert summary["champion_rule"] in version.description
     mlflow.set_tracking_uri(prepared.uri())
     assert isinstance(mlflow.pytorch.load_model("models:/titanic-survival@champion"), torch.nn.Sequential)
     # Publishing again registers nothing new and logs no second summary.
@@ -66,18 +80,29 @@ def test_report_table_figures_and_champion(prepared):
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
-def test_the_champion_is_named_with_every_variant_it_cannot_be_told_apart_from(prepared):
+def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies(prepared):
     for name in VARIANTS:
         train.main(name)
-    records = [report.read_record(name) for name in VARIANTS]
-    # Made-up accuracies (replicas: seed 42 split 0, 42/1, 43/0, 43/1): mse best, nll_logsoftmax
-    # close behind and noisy, nll_relu 0.25 below mse in every replica.
-    made_up = {"mse": [0.80, 0.82, 0.81, 0.79], "nll_logsoftmax": [0.81, 0.80, 0.77, 0.80]}
-    made_up["nll_relu"] = [a - 0.25 for a in made_up["mse"]]
-    for record in records:
-        for replica, value in zip(record["replicas"], made_up[record["variant"]]):
-            replica["final_val_accuracy"] = value
-    rows, conclusion = report.study_rows(records, config.load())
-    assert conclusion["champion"] == "mse"
-    assert conclusion["indistinguishable_from_champion"] == ["nll_logsoftmax"]
-    assert "cannot be told apart from: nll_logsoftmax" in report.markdown(rows, conclusion)
+    records = {name: TrainingRecord.load(name) for name in VARIANTS}
+    # Made-up accuracies (replicas: split 0, split 1, split 0, split 1): mse 3 points above the
+    # reference on every replica; mse byte-identical to nll_relu, the one params list first.
+    made_up = {"nll_logsoftmax": [0.80, 0.82, 0.81, 0.79], "mse": [0.83, 0.85, 0.84, 0.82]}
+    made_up["nll_relu"] = made_up["mse"]
+
+    def with_accuracies(record, values):
+        replicas = [r.model_copy(update={"summary": r.summary.model_copy(update={"final_val_accuracy": v})})
+                    for r, v in zip(record.replicas, values)]
+        return record.model_copy(update={"replicas": replicas})
+
+    fakes = [with_accuracies(records[name], made_up[name]) for name in VARIANTS]
+    fakes[2] = fakes[2].model_copy(update={"replicas_sha256": records["nll_relu"].replicas_sha256})
+    rows, conclusion = report.study_rows(fakes, config.load())
+    by_name = {row["variant"]: row for row in rows}
+    assert by_name["nll_relu"]["verdict"] == "better"
+    assert by_name["nll_relu"]["diff_vs_reference"] == pytest.approx(0.03)
+    assert by_name["mse"]["verdict"] == "identical to nll_relu" and by_name["mse"]["identical_to"] == "nll_relu"
+    assert conclusion["hypotheses"] == 1 and conclusion["identical"] == {"mse": "nll_relu"}
+    assert conclusion["champion"] == "nll_relu"
+    text = report.markdown(rows, conclusion)
+    assert "Holm-corrected over 1 distinct hypotheses" in text and "mse = nll_relu" in text
+    assert "Champion: **nll_relu**" in text

@@ -18,10 +18,13 @@ def prepared(count=4, seed=42, n=200):
     return {"x": x, "y": y, "train_index": train, "val_index": val}
 
 
-def test_replicas_are_seeds_by_splits_and_replica_0_is_the_canonical_run():
-    assert replicas(42, 2, 3) == [Replica(42, 0), Replica(42, 1), Replica(42, 2),
-                                  Replica(43, 0), Replica(43, 1), Replica(43, 2)]
+def test_replicas_are_seeds_nested_in_splits_and_replica_0_is_the_canonical_run():
+    # Replica (j, k), seed-major: seed 42 + j + 2k, so no two replicas share a seed.
+    assert replicas(42, 2, 3) == [Replica(42, 0), Replica(44, 1), Replica(46, 2),
+                                  Replica(43, 0), Replica(45, 1), Replica(47, 2)]
     assert replicas(7, 1, 1) == [Replica(7, 0)]
+    default = replicas(42, 5, 20)
+    assert len({r.seed for r in default}) == 100 and default[0] == Replica(42, 0)
 
 
 def test_split_0_is_the_notebooks_split_with_the_scaler_fitted_on_train():

@@ -1,14 +1,23 @@
-"""The study's statistics on made-up replicas whose answers are known in closed form."""
+"""The study's statistics on made-up data whose answers are known: closed-form t values, a
+textbook Holm family, TOST on constructed differences, and simulated studies with a known truth."""
 import math
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from pipeline.titanic import statistics
 
+T4_975 = 2.7764451051977987  # t table, 4 degrees of freedom
+
+
+def t4_cdf(t: float) -> float:
+    """Student's t with 4 degrees of freedom, in closed form."""
+    return 0.5 + 3 / 8 * t / math.sqrt(1 + t * t / 4) * (1 - t * t / (12 * (1 + t * t / 4)))
+
 
 def study(split_means, seeds=5, noise=0.0, rng=None):
-    """(seeds, splits) differences whose per-split means are exactly `split_means`."""
+    """(seeds, splits) values whose per-split means are exactly `split_means`."""
     columns = []
     for mean in split_means:
         offsets = np.zeros(seeds) if rng is None else rng.normal(0, noise, seeds)
@@ -18,52 +27,63 @@ def study(split_means, seeds=5, noise=0.0, rng=None):
 
 def test_corrected_resampled_t_test_matches_its_closed_form():
     # Split means 0.01..0.05: mean 0.03, s^2 = 0.00025; J = 5 splits, n_val/n_train = 0.25.
-    # Nadeau-Bengio: se = sqrt((1/5 + 0.25) * 0.00025), t = 0.03 / se = 2 * sqrt(2), 4 degrees
-    # of freedom, whose CDF is closed: F(t) = 1/2 + 3/8 * t/sqrt(1 + t^2/4) * (1 - t^2 / (12 (1 + t^2/4))).
+    # Nadeau-Bengio: se = sqrt((1/5 + 0.25) * 0.00025), t = 0.03 / se = 2 * sqrt(2), 4 degrees of freedom.
     d = study([0.01, 0.02, 0.03, 0.04, 0.05], rng=np.random.default_rng(1), noise=0.02)
-    result = statistics.paired_test(d, test_share=0.25, confidence=0.95)
-    t = 2 * math.sqrt(2)
-    cdf = 0.5 + 3 / 8 * t / math.sqrt(1 + t * t / 4) * (1 - t * t / (12 * (1 + t * t / 4)))
-    assert result["method"] == "corrected resampled t" and result["resamples"] == 5
-    assert result["diff"] == pytest.approx(0.03)
-    assert result["p"] == pytest.approx(2 * (1 - cdf), rel=1e-9)  # 0.04742
+    result = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.01)
+    assert result["splits"] == 5 and result["diff"] == pytest.approx(0.03)
+    assert result["p"] == pytest.approx(2 * (1 - t4_cdf(2 * math.sqrt(2))), rel=1e-9)  # 0.04742
     se = math.sqrt(0.45 * 0.00025)
-    t_975 = 2.7764451051977987  # t table, 4 degrees of freedom
-    assert result["diff_low"] == pytest.approx(0.03 - t_975 * se, rel=1e-9)
-    assert result["diff_high"] == pytest.approx(0.03 + t_975 * se, rel=1e-9)
+    assert result["diff_low"] == pytest.approx(0.03 - T4_975 * se, rel=1e-9)
+    assert result["diff_high"] == pytest.approx(0.03 + T4_975 * se, rel=1e-9)
+
+
+def test_the_interval_of_a_mean_is_the_corrected_t_interval_of_its_split_means():
+    grid = study([0.78, 0.80, 0.82, 0.79, 0.81], rng=np.random.default_rng(2), noise=0.03)
+    result = statistics.mean_interval(grid, test_share=0.25, confidence=0.95)
+    se = math.sqrt((1 / 5 + 0.25) * 0.00025)
+    assert result["mean"] == pytest.approx(0.80) and result["n"] == 25 and result["splits"] == 5
+    assert result["ci_low"] == pytest.approx(0.80 - T4_975 * se, rel=1e-9)
+    assert result["ci_high"] == pytest.approx(0.80 + T4_975 * se, rel=1e-9)
+    assert result["sd"] == pytest.approx(grid.std(ddof=1))
+    same = statistics.mean_interval(np.full((3, 4), 0.6), 0.25, 0.95)
+    assert (same["mean"], same["ci_low"], same["ci_high"]) == (0.6, 0.6, 0.6)
+
+
+def test_tost_on_constructed_differences():
+    # Split means 0.001..0.005: mean 0.003, se = sqrt(0.45 * 2.5e-6); with the margin 0.006 the
+    # upper one-sided test has t = (0.003 - 0.006) / se = -2 sqrt(2): p = F(-2 sqrt(2)) = 0.02371.
+    d = study([0.001, 0.002, 0.003, 0.004, 0.005])
+    result = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.006)
+    assert result["p_equivalence"] == pytest.approx(1 - t4_cdf(2 * math.sqrt(2)), rel=1e-9)
+    # A margin the interval does not fit in: no equivalence; far inside it: certain.
+    assert statistics.paired_test(d, 0.25, 0.95, margin=0.004)["p_equivalence"] > 0.05
+    assert statistics.paired_test(d, 0.25, 0.95, margin=0.05)["p_equivalence"] < 1e-4
+    # Symmetric: the mirrored differences give the same TOST p-value.
+    mirrored = statistics.paired_test(-d, 0.25, 0.95, margin=0.006)
+    assert mirrored["p_equivalence"] == pytest.approx(result["p_equivalence"], rel=1e-9)
 
 
 def test_the_correction_widens_what_a_naive_t_test_would_claim():
     d = study([0.01, 0.02, 0.03, 0.04, 0.05])
-    corrected = statistics.paired_test(d, test_share=0.25, confidence=0.95)
-    naive = statistics.paired_test(d, test_share=0.0, confidence=0.95)  # no overlap: plain t over splits
-    assert naive["p"] < 0.05 and naive["p"] < corrected["p"]
+    corrected = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.01)
+    naive = statistics.paired_test(d, test_share=0.0, confidence=0.95, margin=0.01)  # plain t over splits
+    assert naive["p"] == pytest.approx(scipy_stats.ttest_1samp([0.01, 0.02, 0.03, 0.04, 0.05], 0).pvalue)
+    assert naive["p"] < 0.05 < corrected["p"] or corrected["p"] > naive["p"]
     assert corrected["diff_high"] - corrected["diff_low"] == pytest.approx(
         (naive["diff_high"] - naive["diff_low"]) * math.sqrt(1 + 5 * 0.25))
 
 
-def test_with_one_split_only_the_seeds_vary():
-    # Differences 0.01..0.05 over five seeds: t = 0.03 / (s / sqrt(5)) = sqrt(18), 4 degrees of freedom.
-    d = np.array([[0.01], [0.02], [0.03], [0.04], [0.05]])
-    result = statistics.paired_test(d, test_share=0.25, confidence=0.95)
-    t = math.sqrt(18)
-    cdf = 0.5 + 3 / 8 * t / math.sqrt(1 + t * t / 4) * (1 - t * t / (12 * (1 + t * t / 4)))
-    assert result["method"] == "paired t over seeds (one split)"
-    assert result["p"] == pytest.approx(2 * (1 - cdf), rel=1e-9)  # 0.01323
-
-
-def test_no_spread_and_a_single_replica():
-    assert statistics.paired_test(np.zeros((3, 3)), 0.25, 0.95)["p"] == 1.0
-    assert statistics.paired_test(np.full((3, 3), 0.1), 0.25, 0.95)["p"] == 0.0
-    alone = statistics.paired_test(np.array([[0.1]]), 0.25, 0.95)
-    assert math.isnan(alone["p"]) and alone["method"] == "none (one replica)"
-
-
-def test_non_finite_replicas_are_left_out():
+def test_no_spread_non_finite_replicas_and_a_single_split():
+    assert statistics.paired_test(np.zeros((3, 3)), 0.25, 0.95, 0.01)["p"] == 1.0
+    constant = statistics.paired_test(np.full((3, 3), 0.1), 0.25, 0.95, 0.01)
+    assert constant["p"] == 0.0 and constant["p_equivalence"] == 1.0
+    alone = statistics.paired_test(np.array([[0.1]]), 0.25, 0.95, 0.01)
+    assert math.isnan(alone["p"]) and math.isnan(alone["p_equivalence"])
     d = study([0.01, 0.02, 0.03, 0.04, 0.05])
     d[2, 1] = np.nan
-    result = statistics.paired_test(d, 0.25, 0.95)
-    assert result["resamples"] == 5 and math.isfinite(result["p"])
+    d[:, 4] = np.nan  # a split whose every replica broke is left out
+    result = statistics.paired_test(d, 0.25, 0.95, 0.01)
+    assert result["splits"] == 4 and math.isfinite(result["p"])
 
 
 def test_holm_on_a_textbook_family():
@@ -74,42 +94,91 @@ def test_holm_on_a_textbook_family():
     assert math.isnan(adjusted["e"])
 
 
-def test_probability_of_improvement_counts_ties_half():
-    assert statistics.probability_of_improvement(np.array([0.8, 0.7, 0.9, np.nan]),
-                                                 np.array([0.7, 0.7, 0.95, 0.5])) == pytest.approx(0.5)
+def test_probability_of_improvement_counts_ties_half_and_resamples_splits():
+    variant = np.array([[0.8, 0.7], [0.9, np.nan]])
+    reference = np.array([[0.7, 0.7], [0.95, 0.5]])
+    result = statistics.probability_of_improvement(variant, reference, 0.95, seed=0)
+    # Split 0: a win and a loss (0.5); split 1: a tie (0.5): 0.5, no spread between splits.
+    assert result == {"p": 0.5, "low": 0.5, "high": 0.5}
+    rng = np.random.default_rng(4)
+    reference = 0.8 + rng.normal(0, 0.02, (5, 20))
+    better = statistics.probability_of_improvement(reference + 0.01 + rng.normal(0, 0.02, (5, 20)), reference,
+                                                   0.95, seed=0)
+    assert 0.5 < better["p"] < 1 and better["low"] < better["p"] < better["high"] <= 1
+    again = statistics.probability_of_improvement(reference + 0.01 + np.random.default_rng(4).normal(0, 0.02, (5, 20))
+                                                  * 0, reference, 0.95, seed=0)
+    assert again["p"] > better["p"]  # a sure 1-point gain on every pair: every pair a win
+    assert again == {"p": 1.0, "low": 1.0, "high": 1.0}
+    # Seeded: the same interval every time.
+    assert statistics.probability_of_improvement(reference + 0.005, reference, 0.95, 0) == \
+        statistics.probability_of_improvement(reference + 0.005, reference, 0.95, 0)
 
 
-def test_the_bootstrap_interval_of_a_mean():
-    rng = np.random.default_rng(7)
-    values = rng.normal(0.8, 0.04, 400)
-    result = statistics.interval(values, confidence=0.95, seed=42)
-    half = 1.96 * values.std(ddof=1) / math.sqrt(len(values))  # large n: the normal interval
-    assert result["mean"] == pytest.approx(values.mean()) and result["n"] == 400
-    assert result["ci_low"] == pytest.approx(values.mean() - half, abs=0.1 * half)
-    assert result["ci_high"] == pytest.approx(values.mean() + half, abs=0.1 * half)
-    assert statistics.interval(values, 0.95, seed=42) == result  # seeded: the same interval every time
-    wider = statistics.interval(values, 0.99, seed=42)
-    assert wider["ci_low"] < result["ci_low"] and wider["ci_high"] > result["ci_high"]
+def test_identical_variants_are_grouped_with_the_reference_first():
+    fingerprints = {"nll_relu": "a", "nll_logsoftmax": "b", "cross_entropy": "b", "kldiv_relu": "a",
+                    "kldiv_logsoftmax": "b", "mse": "c"}
+    assert statistics.identical_groups(fingerprints, "cross_entropy") == {
+        "nll_logsoftmax": "cross_entropy", "kldiv_relu": "nll_relu", "kldiv_logsoftmax": "cross_entropy"}
 
 
-def test_an_interval_of_identical_values_or_with_gaps():
-    assert statistics.interval([0.6] * 5, 0.95, 0) == {"n": 5, "mean": 0.6, "sd": 0.0, "ci_low": 0.6, "ci_high": 0.6}
-    assert statistics.interval([0.5, None, math.nan, 0.7], 0.95, 0)["n"] == 2
+def simulated(rng, shifts: dict[str, float], seeds=5, splits=20, split_sd=0.03, seed_sd=0.01):
+    """Accuracies (seeds, splits) per variant: every split shifts every variant alike (an easy
+    split is easy for all), each replica adds its own seed noise."""
+    split_effect = rng.normal(0, split_sd, splits)
+    return {name: 0.8 + shift + split_effect + rng.normal(0, seed_sd, (seeds, splits)) for name, shift in shifts.items()}
 
 
 def test_verdicts_on_a_made_up_study_with_known_effects():
     """Reference at 0.80; one variant truly 5 points better, one 20 points worse, one the same
-    (noise only); every split shifts every variant alike, as real splits do."""
+    (noise only, so within the 1-point margin), one half a point worse (too close to both the
+    margin and zero for 20 splits to tell), and one identical to the reference by construction."""
     rng = np.random.default_rng(3)
-    seeds, splits = 5, 5
-    split_effect = rng.normal(0, 0.03, splits)
-    def variant(shift):
-        return 0.8 + shift + split_effect + rng.normal(0, 0.01, (seeds, splits))
-    grids = {"reference": variant(0), "better": variant(0.05), "worse": variant(-0.2), "same": variant(0)}
-    result = statistics.compare(grids, "reference", test_share=0.25, confidence=0.95)
-    assert [result[n]["verdict"] for n in grids] == ["reference", "better", "worse", "indistinguishable"]
+    grids = simulated(rng, {"reference": 0, "better": 0.05, "worse": -0.2, "same": 0, "edge": -0.005})
+    grids["twin"] = grids["reference"].copy()
+    result = statistics.compare(grids, "reference", test_share=0.25, confidence=0.95, margin=0.01,
+                                identical={"twin": "reference"})
+    assert [result[n]["verdict"] for n in grids] == ["reference", "better", "worse", "equivalent", "inconclusive",
+                                                     "identical to reference"]
     assert result["better"]["diff_low"] < 0.05 < result["better"]["diff_high"]
     assert result["worse"]["p_improvement"] == 0.0 and result["better"]["p_improvement"] > 0.9
-    # Three comparisons: Holm multiplies the smallest p-value by 3.
-    smallest = min(result[n]["p"] for n in ("better", "worse", "same"))
-    assert min(result[n]["p_holm"] for n in ("better", "worse", "same")) == pytest.approx(3 * smallest)
+    # Four distinct hypotheses: Holm multiplies the smallest p-value by 4; the twin is not one.
+    assert statistics.hypotheses(result) == 4
+    smallest = min(result[n]["p"] for n in ("better", "worse", "same", "edge"))
+    assert min(result[n]["p_holm"] for n in ("better", "worse", "same", "edge")) == pytest.approx(4 * smallest)
+    assert math.isnan(result["twin"]["p_holm"])
+
+
+def test_the_champion_rule_keeps_the_reference_unless_a_variant_is_better():
+    rows = {"reference": {"verdict": "reference"}, "a": {"verdict": "equivalent"}, "b": {"verdict": "inconclusive"}}
+    means = {"reference": 0.80, "a": 0.81, "b": 0.83}
+    assert statistics.champion(rows, means, "reference") == "reference"  # best mean, not better: no flip
+    rows.update(c={"verdict": "better"}, d={"verdict": "better"})
+    assert statistics.champion(rows, {**means, "c": 0.84, "d": 0.85}, "reference") == "d"
+
+
+def test_the_intervals_cover_the_true_mean_in_clustered_studies_and_the_replica_bootstrap_does_not():
+    """1,000 simulated studies of 5 seeds x 20 splits with a known mean. Splits of one dataset
+    overlap, so their effects are correlated: rho = n_val / n (Nadeau and Bengio's model, here
+    143 of 714) through a part shared by the whole study, plus each split's own; each replica adds
+    its own seed noise. The corrected interval must cover the truth in 92% to 98% of the studies;
+    the replica bootstrap the report used before (BCa over the 100 replicas as if independent)
+    covers far less."""
+    rng = np.random.default_rng(2026)
+    truth, splits, seeds, n_val, n_train = 0.80, 20, 5, 143, 571
+    rho = n_val / (n_val + n_train)
+    split_sd, seed_sd = 0.035, 0.012
+    covered, old_covered, old_studies = 0, 0, 200
+    for i in range(1000):
+        shared = rng.normal(0, split_sd) * math.sqrt(rho)
+        own = rng.normal(0, split_sd, splits) * math.sqrt(1 - rho)
+        grid = truth + shared + own + rng.normal(0, seed_sd, (seeds, splits))
+        result = statistics.mean_interval(grid, n_val / n_train, 0.95)
+        covered += result["ci_low"] <= truth <= result["ci_high"]
+        if i < old_studies:  # the old interval costs a bootstrap each: 200 studies tell enough
+            old = scipy_stats.bootstrap((grid.ravel(),), np.mean, confidence_level=0.95, method="BCa",
+                                        n_resamples=999, rng=rng).confidence_interval
+            old_covered += old.low <= truth <= old.high
+    print(f"coverage: corrected {covered / 1000:.3f} of 1000 studies; replica bootstrap "
+          f"{old_covered / old_studies:.3f} of {old_studies}")
+    assert 0.92 <= covered / 1000 <= 0.98
+    assert old_covered / old_studies < 0.6

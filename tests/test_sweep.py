@@ -11,7 +11,7 @@ from pipeline import config
 from pipeline.errors import PipelineError
 from pipeline.iris import sweep as sweep_alpha
 from pipeline.iris.preprocess import load_prepared
-from pipeline.paths import SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from pipeline.catalog import SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from pipeline.tracking import iris_runs as iris_run
 from pipeline.tracking import publish
 

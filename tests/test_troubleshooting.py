@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.paths import HISTORY, METRICS, RESULTS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE
+from pipeline.catalog import HISTORY, METRICS, RESULTS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE
 
 from .conftest import ROOT, small_params, titanic_csv
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 
 from .. import atomic, config
-from ..paths import IRIS_RAW, IRIS_SOURCE
+from ..catalog import IRIS_RAW, IRIS_SOURCE
 
 COLUMNS = ("sepal_length", "sepal_width", "petal_length", "petal_width", "species")
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import atomic, config
 from ..errors import PipelineError
-from ..paths import IRIS_META, IRIS_PREPARED, IRIS_RAW, IRIS_SOURCE
+from ..catalog import IRIS_META, IRIS_PREPARED, IRIS_RAW, IRIS_SOURCE
 
 FEATURES = ("sepal_length", "petal_length")
 CLASSES = (0, 1)  # setosa, versicolor

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from .. import atomic, config
-from ..paths import IRIS_META, RUN_TIMES, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from ..catalog import IRIS_META, RUN_TIMES, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from ..progress import progress
 from .frames import Frames, gif_bytes, grid, summary_png
 from .preprocess import load_prepared

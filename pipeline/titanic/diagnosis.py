@@ -50,11 +50,12 @@ def distribution_order(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
-def describe(counts: dict[str, int], non_finite: list[dict] = ()) -> str:
-    """`diverging 20/25, stalled 5/25` (the most common first); replicas that turned non-finite are named."""
+def describe(counts: dict[str, int], non_finite: list = ()) -> str:
+    """`diverging 20/25, stalled 5/25` (the most common first); replicas that turned non-finite
+    (record.ReplicaResult) are named."""
     total = sum(counts.values())
     text = ", ".join(f"{status} {n}/{total}" for status, n in distribution_order(counts))
     if non_finite:
-        text += " (non-finite: " + "; ".join(f"seed {r['seed']} split {r['split']} at epoch {r['epoch']}"
+        text += " (non-finite: " + "; ".join(f"seed {r.seed} split {r.split} at epoch {r.non_finite_epoch}"
                                              for r in non_finite) + ")"
     return text

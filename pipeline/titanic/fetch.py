@@ -18,10 +18,10 @@ import urllib.request
 from .. import atomic, config
 from ..errors import PipelineError
 from ..text import require_text
-from ..paths import TITANIC_RAW as RAW
-from ..paths import TITANIC_SHIPPED as SHIPPED
-from ..paths import TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
-from ..paths import TITANIC_SOURCE as SOURCE
+from ..catalog import TITANIC_RAW as RAW
+from ..catalog import TITANIC_SHIPPED as SHIPPED
+from ..catalog import TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
+from ..catalog import TITANIC_SOURCE as SOURCE
 
 
 def download(url: str, timeout: float) -> bytes:

@@ -1,44 +1,44 @@
 """Stage plot_titanic: a loss-curve and a confusion-matrix PNG per variant (its canonical run,
-with the replicas' mean and spread beside it).
+with the replicas' mean and spread beside it), in the folder catalog.VariantFiles names.
 
 One process draws them all, so matplotlib's import (about 0.5 s) is paid once, not per variant.
 """
 from __future__ import annotations
 
 from .. import atomic, config
-from ..paths import FIGURES
-from ..records import read_record
+from ..catalog import FIGURES, VariantFiles
 from .diagnosis import describe
+from .record import TrainingRecord
 
 
-def loss_figure(record: dict):
+def loss_figure(record: TrainingRecord):
     import matplotlib.pyplot as plt
 
-    history = record["history"]
-    epochs = [h["epoch"] for h in history]
+    history = record.history
+    epochs = [h.epoch for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    left.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3, label="train")
-    left.plot(epochs, [h["val_loss"] for h in history], marker="o", ms=3, label="validation")
-    left.set(xlabel="epoch", ylabel="loss", title=f"{record['config']['loss']} loss")
+    left.plot(epochs, [h.train_loss for h in history], marker="o", ms=3, label="train")
+    left.plot(epochs, [h.val_loss for h in history], marker="o", ms=3, label="validation")
+    left.set(xlabel="epoch", ylabel="loss", title=f"{record.config.loss} loss")
     left.axhline(0, color="grey", lw=0.6)
     left.legend()
-    right.plot(epochs, [h["val_accuracy"] for h in history], marker="o", ms=3, color="tab:green",
+    right.plot(epochs, [h.val_accuracy for h in history], marker="o", ms=3, color="tab:green",
                label="canonical run")
-    spread = record["curves"]["val_accuracy"]
-    right.plot(epochs, spread["mean"], color="black", lw=1.2, label=f"mean of {record['study']['replicas']} replicas")
-    right.fill_between(epochs, spread["min"], spread["max"], color="grey", alpha=0.2, label="their min to max")
+    spread = record.curves["val_accuracy"]
+    right.plot(epochs, spread.mean, color="black", lw=1.2, label=f"mean of {record.study.replicas} replicas")
+    right.fill_between(epochs, spread.min, spread.max, color="grey", alpha=0.2, label="their min to max")
     right.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="accuracy")
     right.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{record['variant']} (last activation {record['config']['last_activation']}): canonical run "
-                 f"{record['diagnosis']['status']}; replicas {describe(record['diagnoses'])}", fontsize=10)
+    fig.suptitle(f"{record.variant} (last activation {record.config.last_activation}): canonical run "
+                 f"{record.diagnosis.status}; replicas {describe(record.diagnoses)}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def confusion_figure(record: dict):
+def confusion_figure(record: TrainingRecord):
     import matplotlib.pyplot as plt
 
-    matrix = record["confusion_matrix"]
+    matrix = record.confusion_matrix
     fig, ax = plt.subplots(figsize=(3.8, 3.4))
     ax.imshow(matrix, cmap="Blues")
     peak = max(max(row) for row in matrix) or 1
@@ -49,7 +49,7 @@ def confusion_figure(record: dict):
                     color="white" if value > peak / 2 else "black", fontsize=13)
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["died", "survived"],
            yticklabels=["died", "survived"], xlabel="predicted", ylabel="actual",
-           title=f"{record['variant']} (validation)")
+           title=f"{record.variant} (validation)")
     fig.tight_layout()
     return fig
 
@@ -61,11 +61,14 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     import matplotlib.pyplot as plt
 
     params = config.load(params_path)
-    records = [read_record(name) for name in params.variants]
+    records = [TrainingRecord.load(name) for name in params.variants]
     with atomic.directory(FIGURES) as tmp:
         for record in records:
-            for suffix, draw in (("loss", loss_figure), ("confusion", confusion_figure)):
+            files = VariantFiles(record.variant)
+            for path, draw in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure)):
+                target = tmp / path.relative_to(FIGURES)
+                target.parent.mkdir(exist_ok=True)
                 fig = draw(record)
-                fig.savefig(tmp / f"{record['variant']}_{suffix}.png", dpi=90)
+                fig.savefig(target, dpi=90)
                 plt.close(fig)
     print(f"plot_titanic: {2 * len(records)} figures in {FIGURES}")

@@ -17,9 +17,9 @@ import numpy as np
 from .. import atomic, config
 from ..errors import PipelineError
 from ..text import require_text
-from ..paths import TITANIC_META as META
-from ..paths import TITANIC_PREPARED as PREPARED
-from ..paths import TITANIC_RAW as RAW
+from ..catalog import TITANIC_META as META
+from ..catalog import TITANIC_PREPARED as PREPARED
+from ..catalog import TITANIC_RAW as RAW
 from .splits import make_splits
 
 FEATURES = ("Pclass", "Sex", "Age", "Fare")

@@ -1,12 +1,13 @@
 """Stage report: the study's conclusions, with how sure we are of each.
 
-Per variant, over its replicas: the mean final validation accuracy with a bootstrap interval,
-and against the reference, paired by replica, the mean difference with its interval, the
-probability of improvement, a Holm-corrected p-value and a verdict (statistics.py). The
-champion is the best mean, named with every variant it cannot be told apart from. Written as a
-table (Markdown and CSV), figures (each contrast pair with every replica's curves, the
-variants of `report.compare` with their bands, every variant's interval) and summary.json,
-which publishing turns into MLflow runs and the registered champion.
+Per variant, over its replicas: the mean final validation accuracy with its interval; against
+the reference, paired by replica, the mean difference with its interval, the probability of
+improvement with its interval, Holm-corrected p-values of a difference and of equivalence
+within the margin, and a verdict (statistics.py, where the methods are cited). The champion
+follows a rule fixed in advance (statistics.CHAMPION_RULE). Written as a table (Markdown and
+CSV), figures (each contrast pair with every replica's curves, the variants of
+`report.compare` with their bands, every variant's interval) and summary.json, which
+publishing turns into MLflow runs and the registered champion.
 """
 from __future__ import annotations
 
@@ -17,58 +18,59 @@ import math
 import numpy as np
 
 from .. import atomic, config
-from ..paths import REPORT
-from ..records import read_record, read_replicas
+from ..catalog import COMPARE, COMPARISON_CSV, COMPARISON_MD, INTERVALS, REPORT, SUMMARY
+from ..catalog import contrast_figure as contrast_path
 from . import statistics
 from .diagnosis import describe
+from .record import TrainingRecord, read_replicas
 
-COLUMNS = ("variant", "loss", "last_activation", "replicas", "val_accuracy_mean", "val_accuracy_sd",
+COLUMNS = ("variant", "loss", "last_activation", "replicas", "splits", "val_accuracy_mean", "val_accuracy_sd",
            "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",
-           "diff_ci_low", "diff_ci_high", "p_improvement", "p_value", "p_holm", "verdict", "diagnoses", "test")
+           "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high",
+           "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "verdict", "identical_to", "diagnoses")
 
 
-def accuracy_grid(record: dict) -> np.ndarray:
-    """Final validation accuracy of each replica, shaped (seeds, splits); NaN for non-finite ones."""
-    study = record["study"]
-    values = [math.nan if r["final_val_accuracy"] is None else r["final_val_accuracy"] for r in record["replicas"]]
-    return np.array(values, dtype=float).reshape(study["seeds"], study["splits"])
-
-
-def study_rows(records: list[dict], params: config.Params) -> tuple[list[dict], dict]:
-    """One row per variant (COLUMNS) and what the report concludes: reference, champion, its ties."""
+def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[list[dict], dict]:
+    """One row per variant (COLUMNS) and what the report concludes: reference, champion and its rule."""
     study = params.study
-    grids = {r["variant"]: accuracy_grid(r) for r in records}
-    data = records[0]["data"]
-    test_share = data["val_rows"] / data["train_rows"]
-    against = statistics.compare(grids, study.reference, test_share, study.confidence)
+    grids = {r.variant: r.accuracy_grid() for r in records}
+    data = records[0].data
+    test_share = data.val_rows / data.train_rows
+    identical = statistics.identical_groups({r.variant: r.replicas_sha256 for r in records}, study.reference)
+    against = statistics.compare(grids, study.reference, test_share, study.confidence, study.margin, identical,
+                                 seed=params.seed)
     rows = []
     for record in records:
-        name = record["variant"]
-        spread = statistics.interval(grids[name].ravel(), study.confidence, params.seed)
+        name = record.variant
+        spread = statistics.mean_interval(grids[name], test_share, study.confidence)
         vs = against[name]
-        rows.append({"variant": name, "loss": record["config"]["loss"],
-                     "last_activation": record["config"]["last_activation"], "replicas": spread["n"],
-                     "val_accuracy_mean": spread["mean"], "val_accuracy_sd": spread["sd"],
-                     "val_accuracy_ci_low": spread["ci_low"], "val_accuracy_ci_high": spread["ci_high"],
-                     "canonical_val_accuracy": record["summary"]["final_val_accuracy"],
+        canonical = record.summary.final_val_accuracy if record.summary else math.nan
+        rows.append({"variant": name, "loss": record.config.loss, "last_activation": record.config.last_activation,
+                     "replicas": spread["n"], "splits": spread["splits"], "val_accuracy_mean": spread["mean"],
+                     "val_accuracy_sd": spread["sd"], "val_accuracy_ci_low": spread["ci_low"],
+                     "val_accuracy_ci_high": spread["ci_high"], "canonical_val_accuracy": canonical,
                      "diff_vs_reference": vs["diff"], "diff_ci_low": vs["diff_low"], "diff_ci_high": vs["diff_high"],
-                     "p_improvement": vs["p_improvement"], "p_value": vs["p"], "p_holm": vs["p_holm"],
-                     "verdict": vs["verdict"], "diagnoses": describe(record["diagnoses"], record["non_finite"]),
-                     "test": vs["method"]})
-    best = max(rows, key=lambda row: row["val_accuracy_mean"])
-    ties = statistics.compare(grids, best["variant"], test_share, study.confidence)
-    conclusion = {"reference": study.reference, "champion": best["variant"],
-                  "champion_val_accuracy_mean": best["val_accuracy_mean"],
-                  "indistinguishable_from_champion": [name for name, row in ties.items()
-                                                      if row["verdict"] in (statistics.SAME, statistics.UNTESTED)],
+                     "p_improvement": vs["p_improvement"], "p_improvement_ci_low": vs["p_improvement_low"],
+                     "p_improvement_ci_high": vs["p_improvement_high"], "p_value": vs["p"], "p_holm": vs["p_holm"],
+                     "p_equivalence": vs["p_equivalence"], "p_equivalence_holm": vs["p_equivalence_holm"],
+                     "verdict": vs["verdict"], "identical_to": vs["identical_to"] or "",
+                     "diagnoses": describe(record.diagnoses, record.non_finite)})
+    means = {row["variant"]: row["val_accuracy_mean"] for row in rows}
+    champion = statistics.champion(against, means, study.reference)
+    conclusion = {"reference": study.reference, "champion": champion, "champion_rule": statistics.CHAMPION_RULE,
+                  "champion_val_accuracy_mean": means[champion], "margin": study.margin,
+                  "hypotheses": statistics.hypotheses(against), "identical": identical,
                   "confidence": study.confidence, "seeds": study.seeds, "splits": study.splits,
-                  "test": against[next(n for n in grids if n != study.reference)]["method"] if len(grids) > 1 else "",
-                  "comparisons": len(grids) - 1, "val_rows": data["val_rows"], "train_rows": data["train_rows"]}
+                  "test": statistics.METHOD, "val_rows": data.val_rows, "train_rows": data.train_rows}
     return rows, conclusion
 
 
 def _number(value, digits: int = 3) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def _signed(value) -> str:
+    return f"{value:+.3f}" if isinstance(value, float) and math.isfinite(value) else "n/a"
 
 
 def _p(value) -> str:
@@ -77,10 +79,15 @@ def _p(value) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _with_interval(value: str, low: str, high: str) -> str:
+    return value if value == "n/a" or low == high == value else f"{value} [{low}, {high}]"
+
+
 def markdown(rows: list[dict], conclusion: dict) -> str:
     level = round(100 * conclusion["confidence"])
-    head = ["variant", "mean val acc", f"{level}% CI", "sd", "canonical", "diff vs reference", f"{level}% CI of diff",
-            "P(better)", "p (Holm)", "verdict", "diagnoses"]
+    margin = conclusion["margin"]
+    head = ["variant", "mean val acc", f"{level}% CI", "sd", "canonical", f"diff vs reference [{level}% CI]",
+            f"P(better) [{level}% CI]", "p diff (Holm)", "p equiv (Holm)", "verdict", "diagnoses"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         name = row["variant"]
@@ -90,22 +97,32 @@ def markdown(rows: list[dict], conclusion: dict) -> str:
             name, _number(row["val_accuracy_mean"]),
             f"[{_number(row['val_accuracy_ci_low'])}, {_number(row['val_accuracy_ci_high'])}]",
             _number(row["val_accuracy_sd"]), _number(row["canonical_val_accuracy"]),
-            f"{row['diff_vs_reference']:+.3f}" if math.isfinite(row["diff_vs_reference"]) else "n/a",
-            f"[{row['diff_ci_low']:+.3f}, {row['diff_ci_high']:+.3f}]" if math.isfinite(row["diff_ci_low"]) else "n/a",
-            _number(row["p_improvement"], 2), _p(row["p_holm"]), row["verdict"], row["diagnoses"]]) + " |")
-    ties = [n for n in conclusion["indistinguishable_from_champion"] if n != conclusion["champion"]]
+            _with_interval(_signed(row["diff_vs_reference"]), _signed(row["diff_ci_low"]), _signed(row["diff_ci_high"])),
+            _with_interval(_number(row["p_improvement"], 2), _number(row["p_improvement_ci_low"], 2),
+                           _number(row["p_improvement_ci_high"], 2)),
+            _p(row["p_holm"]), _p(row["p_equivalence_holm"]), row["verdict"], row["diagnoses"]]) + " |")
+    counts = {}
+    for row in rows:
+        kind = row["verdict"].split(" ")[0] if row["identical_to"] else row["verdict"]
+        counts[kind] = counts.get(kind, 0) + 1
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
+    identical = conclusion["identical"]
     return "\n".join([
         "# Titanic loss study", "",
-        f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant ({conclusion['train_rows']} "
-        f"training, {conclusion['val_rows']} validation passengers each); final validation accuracy; "
-        f"reference **{conclusion['reference']}**; intervals at {level}%; "
-        f"test: {conclusion['test']}, Holm-corrected over {conclusion['comparisons']} comparisons "
-        f"at level {1 - conclusion['confidence']:.2g}.", "", *lines, "",
-        f"Champion (best mean): **{conclusion['champion']}**, {_number(champion['val_accuracy_mean'])} "
-        f"[{_number(champion['val_accuracy_ci_low'])}, {_number(champion['val_accuracy_ci_high'])}]. "
-        + (f"It cannot be told apart from: {', '.join(ties)}." if ties else
-           "Every other variant is distinguishably worse."), ""])
+        f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant, every replica its own seed "
+        f"({conclusion['train_rows']} training, {conclusion['val_rows']} validation passengers each); final "
+        f"validation accuracy; reference **{conclusion['reference']}**; intervals at {level}% from the split "
+        f"means ({conclusion['test']}). Verdicts against the reference at level {1 - conclusion['confidence']:.2g}, "
+        f"Holm-corrected over {conclusion['hypotheses']} distinct hypotheses: **better** or **worse** when the "
+        f"difference test rejects; **equivalent** when the two one-sided tests put the difference within "
+        f"+-{margin:g} (the margin, fixed before the study); **inconclusive** when neither does (no evidence "
+        f"either way, which is not equivalence).", "", *lines, "",
+        "Verdicts: " + ", ".join(f"{kind} {n}" for kind, n in counts.items()) + "."
+        + (" Identical by construction (byte-identical replicas, not tested again): "
+           + ", ".join(f"{name} = {twin}" for name, twin in identical.items()) + "." if identical else ""), "",
+        f"Champion: **{conclusion['champion']}**, {_number(champion['val_accuracy_mean'])} "
+        f"[{_number(champion['val_accuracy_ci_low'])}, {_number(champion['val_accuracy_ci_high'])}], by the rule "
+        f"fixed before the study: {conclusion['champion_rule']}.", ""])
 
 
 def _replica_panel(ax, epochs, values, colour, label):
@@ -121,7 +138,7 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
 
     fig, axes = plt.subplots(2, len(records), figsize=(4.6 * len(records), 6.8), squeeze=False)
     for column, record in enumerate(records):
-        runs = replicas[record["variant"]]
+        runs = replicas[record.variant]
         epochs = np.arange(1, runs["train_loss"].shape[1] + 1)
         top, bottom = axes[0][column], axes[1][column]
         _replica_panel(top, epochs, runs["train_loss"], "tab:blue", "train (mean)")
@@ -129,8 +146,8 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
         top.axhline(0, color="grey", lw=0.6)
         if np.nanmin(runs["train_loss"]) < -100:  # losses running off to minus infinity: show all scales
             top.set_yscale("symlog", linthresh=1)
-        top.set(title=f"{record['variant']}: {record['config']['loss']} on {record['config']['last_activation']}\n"
-                      f"{describe(record['diagnoses'])}", xlabel="epoch", ylabel="loss")
+        top.set(title=f"{record.variant}: {record.config.loss} on {record.config.last_activation}\n"
+                      f"{describe(record.diagnoses)}", xlabel="epoch", ylabel="loss")
         top.title.set_fontsize(9)
         top.legend(fontsize=8)
         _replica_panel(bottom, epochs, runs["val_accuracy"], "tab:green", "mean")
@@ -150,11 +167,11 @@ def compare_figure(records: list[dict]):
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.6))
     for record in records:
         for ax, key in ((left, "val_accuracy"), (right, "train_loss")):
-            curve = record["curves"][key]
-            epochs = np.arange(1, len(curve["mean"]) + 1)
-            mean = np.array(curve["mean"])
-            error = np.array(curve["sd"]) / np.sqrt(np.maximum(curve["n"], 1))
-            line, = ax.plot(epochs, mean, label=record["variant"], lw=1.8)
+            curve = record.curves[key]
+            epochs = np.arange(1, len(curve.mean) + 1)
+            mean = np.array(curve.mean)
+            error = np.array(curve.sd) / np.sqrt(np.maximum(curve.n, 1))
+            line, = ax.plot(epochs, mean, label=record.variant, lw=1.8)
             ax.fill_between(epochs, mean - error, mean + error, color=line.get_color(), alpha=0.18)
     left.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy: mean over replicas, ±1 s.e.")
     right.set(xlabel="epoch", ylabel="training loss (each its own loss)", title="training loss: mean, ±1 s.e.")
@@ -164,20 +181,26 @@ def compare_figure(records: list[dict]):
     return fig
 
 
-VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "indistinguishable": "tab:grey",
-                   "reference": "black", "untested": "tab:purple"}
+VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue",
+                   "inconclusive": "tab:orange", "identical": "tab:grey", "reference": "black", "untested": "tab:purple"}
+
+
+def _colour(verdict: str) -> str:
+    return VERDICT_COLOURS.get(verdict.split(" ")[0], "black")
 
 
 def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion: dict):
-    """Every variant's replicas (dots), mean and interval (bar); right: its difference to the reference."""
+    """Every variant's replicas (dots), mean and interval (bar); right: its difference to the
+    reference with the equivalence margin shaded."""
     import matplotlib.pyplot as plt
 
     level = round(100 * conclusion["confidence"])
+    margin = conclusion["margin"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 0.42 * len(rows) + 1.8), sharey=True)
     jitter = np.random.default_rng(0)
     for i, row in enumerate(rows):
         y = len(rows) - 1 - i
-        colour = VERDICT_COLOURS.get(row["verdict"], "black")
+        colour = _colour(row["verdict"])
         values = grids[row["variant"]].ravel()
         left.scatter(values, y + jitter.uniform(-0.18, 0.18, len(values)), s=8, color=colour, alpha=0.35, lw=0)
         left.errorbar(row["val_accuracy_mean"], y, xerr=[[row["val_accuracy_mean"] - row["val_accuracy_ci_low"]],
@@ -188,12 +211,13 @@ def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion:
                                                               [row["diff_ci_high"] - row["diff_vs_reference"]]],
                            fmt="o", color=colour, capsize=3, lw=2)
     left.set_yticks(range(len(rows)), [r["variant"] for r in reversed(rows)])
-    left.set(xlabel="final validation accuracy", title=f"replicas, mean and {level}% bootstrap interval")
+    left.set(xlabel="final validation accuracy", title=f"replicas, mean and {level}% interval (from the split means)")
+    right.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0, label=f"equivalence margin +-{margin:g}")
     right.axvline(0, color="black", lw=0.8)
-    right.set(xlabel=f"difference to {conclusion['reference']} (paired)",
-              title=f"mean difference, {level}% interval ({conclusion['test']})")
+    right.set(xlabel=f"difference to {conclusion['reference']} (paired by replica)",
+              title=f"mean difference, {level}% interval (Nadeau-Bengio corrected t)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()
-               if any(r["verdict"] == v for r in rows)]
+               if any(r["verdict"].split(" ")[0] == v for r in rows)]
     right.legend(handles=handles, fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
@@ -218,32 +242,34 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
 
     matplotlib.use("Agg")
     params = config.load(params_path)
-    records = [read_record(name) for name in params.variants]
+    records = [TrainingRecord.load(name) for name in params.variants]
     rows, conclusion = study_rows(records, params)
-    pairs: dict[str, list[dict]] = {}
+    pairs: dict[str, list[TrainingRecord]] = {}
     for record in records:
-        if record["config"].get("contrast"):
-            pairs.setdefault(record["config"]["contrast"], []).append(record)
-    by_name = {r["variant"]: r for r in records}
+        if record.config.contrast:
+            pairs.setdefault(record.config.contrast, []).append(record)
+    by_name = {r.variant: r for r in records}
     with atomic.directory(REPORT) as tmp:
-        (tmp / "comparison.md").write_text(markdown(rows, conclusion))
-        with open(tmp / "comparison.csv", "w", newline="") as handle:
+        def there(path):
+            return tmp / path.relative_to(REPORT)
+
+        there(COMPARISON_MD).write_text(markdown(rows, conclusion))
+        with open(there(COMPARISON_CSV), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
         for name, group in pairs.items():
-            replicas = {r["variant"]: read_replicas(r["variant"]) for r in group}
-            (tmp / f"contrast_{name}.png").write_bytes(png(contrast_figure(group, replicas, f"Contrast: {name}")))
+            replicas = {r.variant: read_replicas(r.variant) for r in group}
+            there(contrast_path(name)).write_bytes(png(contrast_figure(group, replicas, f"Contrast: {name}")))
         if params.report.compare:
-            (tmp / "compare.png").write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
-        grids = {r["variant"]: accuracy_grid(r) for r in records}
-        (tmp / "intervals.png").write_bytes(png(intervals_figure(rows, grids, conclusion)))
-        atomic.write_json(tmp / "summary.json", {
+            there(COMPARE).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
+        grids = {r.variant: r.accuracy_grid() for r in records}
+        there(INTERVALS).write_bytes(png(intervals_figure(rows, grids, conclusion)))
+        atomic.write_json(there(SUMMARY), {
             **conclusion, "variants": {row["variant"]: _json_safe(row) for row in rows},
-            "digests": {r["variant"]: r["digest"] for r in records}, "contrasts": sorted(pairs)})
+            "digests": {r.variant: r.digest for r in records}, "contrasts": sorted(pairs)})
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
-    verdicts = describe({v: sum(r["verdict"] == v for r in rows) for v in VERDICT_COLOURS
-                         if any(r["verdict"] == v for r in rows)})
-    print(f"report: {len(rows)} variants against {conclusion['reference']}: {verdicts}; champion "
-          f"{conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean), indistinguishable from "
-          f"{len(conclusion['indistinguishable_from_champion'])} other(s)")
+    verdicts = describe({v: sum(r["verdict"].split(" ")[0] == v for r in rows) for v in VERDICT_COLOURS
+                         if any(r["verdict"].split(" ")[0] == v for r in rows)})
+    print(f"report: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
+          f"hypotheses: {verdicts}; champion {conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean)")

@@ -1,20 +1,30 @@
 """Statistics of a replicated study: how sure we are of each variant, and of each difference.
 
-Per variant, the mean final validation accuracy over its replicas with a bootstrap confidence
-interval (BCa, scipy.stats.bootstrap; Efron 1987). Against a reference variant, paired by
-replica (same seed, same split):
+A study trains every variant on J train/validation splits of one dataset, several seeds on each
+(seeds nested in splits: every replica has its own). Replicas of one split share every row, so
+they are averaged per split first, and the J split means are the resamples. Those overlap too
+(their training sets share most rows), so their variance is not s^2 / J but, after Nadeau and
+Bengio ("Inference for the Generalization Error", Machine Learning 52, 2003), the corrected
+(1/J + n_validation/n_train) s^2 with J - 1 degrees of freedom. Every interval and test here uses
+that variance:
 
-- the mean difference, and the probability of improvement P(variant > reference) over the
-  pairs, ties counted half (Bouthillier et al., "Accounting for Variance in Machine Learning
-  Benchmarks", MLSys 2021);
-- a p-value and an interval from the corrected resampled t-test (Nadeau and Bengio,
-  "Inference for the Generalization Error", Machine Learning 52, 2003). Replicas of one split
-  share their training and validation rows, so their differences are averaged first; the J
-  split means are the resamples, whose training sets overlap: the test's variance is
-  (1/J + n_validation/n_train) s^2 instead of s^2 / J. With one split only the seeds vary, and a
-  plain paired t-test over them (scipy.stats.ttest_1samp) is all there is;
-- p-values corrected for the number of variants compared (Holm 1979,
-  statsmodels.stats.multitest.multipletests).
+- per variant, its mean final validation accuracy with the corrected t interval;
+- against the reference, paired by replica (same seed, same split): the mean difference, its
+  corrected t interval and two-sided test, and the two one-sided tests (TOST; Schuirmann 1987)
+  that the difference lies within +-margin, a margin fixed before the study (`study.margin`);
+- p-values corrected with Holm's method (Holm 1979) over the family of distinct hypotheses: a
+  variant whose replicas are byte-identical to another's is the same hypothesis, not a new one;
+- verdicts: better or worse when the difference test rejects, equivalent when TOST does,
+  inconclusive otherwise (no evidence either way: not the same as equivalent);
+- the probability of improvement, the share of replica pairs the variant wins, ties half
+  (Bouthillier et al., "Accounting for Variance in Machine Learning Benchmarks", MLSys 2021),
+  with a bootstrap interval that resamples whole splits;
+- the champion by a rule fixed in advance: the reference, unless a variant is verdict better
+  than it; among several, the best mean. A best-mean pick would follow noise (winner's curse).
+
+The correction is applied once, in `corrected`: the split means' deviations from their mean are
+stretched by the factor that turns s^2 / J into the corrected variance, so statsmodels' own
+one-sample t machinery (`DescrStatsW`: interval, test, TOST) runs unchanged on it.
 """
 from __future__ import annotations
 
@@ -23,99 +33,166 @@ import warnings
 
 import numpy as np
 
-BETTER, WORSE, SAME, REFERENCE, UNTESTED = "better", "worse", "indistinguishable", "reference", "untested"
+BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
+REFERENCE, UNTESTED, IDENTICAL = "reference", "untested", "identical to"
+METHOD = "corrected resampled t (Nadeau-Bengio), J - 1 degrees of freedom"
+CHAMPION_RULE = ("the reference stays the champion unless a variant is verdict better than it; "
+                 "among several better ones, the best mean")
 
 
-def interval(values, confidence: float, seed: int) -> dict:
-    """Mean, standard deviation and a BCa bootstrap interval of the mean, over the finite values."""
-    from scipy import stats
-
-    values = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    mean = float(values.mean()) if len(values) else math.nan
-    out = {"n": len(values), "mean": mean, "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-           "ci_low": mean, "ci_high": mean}
-    if len(values) > 1 and np.ptp(values) > 0:  # identical values: every resample gives the same mean
-        result = stats.bootstrap((values,), np.mean, confidence_level=confidence, method="BCa",
-                                 rng=np.random.default_rng(seed))
-        out["ci_low"], out["ci_high"] = (float(result.confidence_interval.low),
-                                         float(result.confidence_interval.high))
-    return out
-
-
-def paired_test(differences: np.ndarray, test_share: float, confidence: float) -> dict:
-    """Differences shaped (seeds, splits), NaN where a replica turned non-finite.
-
-    Returns the mean difference, its interval, the p-value (two-sided) and the method used."""
-    from scipy import stats
-
-    split_means = np.array([np.nanmean(column) for column in differences.T if np.isfinite(column).any()])
-    if len(split_means) > 1:
-        sample, inflation, method = split_means, math.sqrt(1 + len(split_means) * test_share), "corrected resampled t"
-    else:
-        sample = differences[np.isfinite(differences)]
-        inflation, method = 1.0, "paired t over seeds (one split)"
-    mean = float(sample.mean()) if len(sample) else math.nan
-    out = {"diff": mean, "diff_low": mean, "diff_high": mean, "p": math.nan, "method": method, "resamples": len(sample)}
-    if len(sample) < 2:
-        out["method"] = "none (one replica)"
-        return out
-    if np.ptp(sample) == 0:  # no spread at all: the same difference every time
-        out["p"] = 1.0 if mean == 0 else 0.0
-        return out
+def split_means(grid: np.ndarray) -> np.ndarray:
+    """(seeds, splits) values, NaN for replicas left out, -> one mean per split that has any."""
+    grid = np.asarray(grid, dtype=float)
+    kept = np.isfinite(grid).any(axis=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        naive = stats.ttest_1samp(sample, 0.0)
-    # Nadeau and Bengio: the same t statistic with the variance inflated for overlapping training sets.
-    t = float(naive.statistic) / inflation
-    low, high = naive.confidence_interval(confidence)
-    out.update(p=float(2 * stats.t.sf(abs(t), naive.df)), diff_low=mean - (mean - float(low)) * inflation,
-               diff_high=mean + (float(high) - mean) * inflation)
+        return np.nanmean(grid[:, kept], axis=0)
+
+
+def corrected(sample: np.ndarray, test_share: float):
+    """`sample` (J split means) as statsmodels' DescrStatsW with the Nadeau-Bengio variance:
+    its standard error becomes sqrt((1/J + test_share) s^2), its mean and J - 1 degrees of
+    freedom stay. test_share = n_validation / n_train."""
+    from statsmodels.stats.weightstats import DescrStatsW
+
+    inflation = math.sqrt(1 + len(sample) * test_share)  # sqrt((1/J + share) / (1/J))
+    mean = sample.mean()
+    return DescrStatsW(mean + (sample - mean) * inflation)
+
+
+def mean_interval(grid: np.ndarray, test_share: float, confidence: float) -> dict:
+    """A variant's mean over its replicas with the corrected t interval over its split means;
+    sd is the replicas' spread (ddof 1)."""
+    values = np.asarray(grid, dtype=float)
+    finite = values[np.isfinite(values)]
+    means = split_means(values)
+    mean = float(means.mean()) if len(means) else math.nan
+    out = {"n": int(finite.size), "splits": int(len(means)), "mean": mean,
+           "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0, "ci_low": mean, "ci_high": mean}
+    if len(means) > 1 and np.ptp(means) > 0:
+        low, high = corrected(means, test_share).tconfint_mean(1 - confidence)
+        out["ci_low"], out["ci_high"] = float(low), float(high)
     return out
 
 
-def probability_of_improvement(variant: np.ndarray, reference: np.ndarray) -> float:
-    """P(variant > reference) over the replica pairs where both stayed finite; ties count half."""
+def paired_test(differences: np.ndarray, test_share: float, confidence: float, margin: float) -> dict:
+    """Variant minus reference, shaped (seeds, splits), NaN where either replica was left out.
+
+    Returns the mean difference with its corrected interval, the two-sided p-value of "no
+    difference" and the TOST p-value of "a difference within +-margin"."""
+    means = split_means(differences)
+    mean = float(means.mean()) if len(means) else math.nan
+    out = {"diff": mean, "diff_low": mean, "diff_high": mean, "p": math.nan, "p_equivalence": math.nan,
+           "splits": int(len(means))}
+    if len(means) < 2:
+        return out
+    if np.ptp(means) == 0:  # the same difference on every split: no spread to weigh it against
+        out["p"] = 1.0 if mean == 0 else 0.0
+        out["p_equivalence"] = 0.0 if abs(mean) < margin else 1.0
+        return out
+    stats = corrected(means, test_share)
+    low, high = stats.tconfint_mean(1 - confidence)
+    out.update(diff_low=float(low), diff_high=float(high), p=float(stats.ttest_mean(0.0)[1]),
+               p_equivalence=float(stats.ttost_mean(-margin, margin)[0]))
+    return out
+
+
+def probability_of_improvement(variant: np.ndarray, reference: np.ndarray, confidence: float,
+                               seed: int) -> dict:
+    """P(variant > reference) over the replica pairs, ties half: each split's share of wins, their
+    mean, and a percentile bootstrap interval that resamples whole splits (scipy.stats.bootstrap)."""
+    from scipy import stats
+
+    variant, reference = np.asarray(variant, dtype=float), np.asarray(reference, dtype=float)
     both = np.isfinite(variant) & np.isfinite(reference)
-    a, b = variant[both], reference[both]
-    return float(((a > b) + 0.5 * (a == b)).mean()) if both.any() else math.nan
+    wins = np.where(both, (variant > reference) + 0.5 * (variant == reference), np.nan)
+    shares = split_means(wins)
+    p = float(shares.mean()) if len(shares) else math.nan
+    out = {"p": p, "low": p, "high": p}
+    if len(shares) > 1 and np.ptp(shares) > 0:
+        result = stats.bootstrap((shares,), np.mean, confidence_level=confidence, method="percentile",
+                                 n_resamples=9999, rng=np.random.default_rng(seed))
+        out["low"], out["high"] = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return out
 
 
 def holm(pvalues: dict[str, float], alpha: float) -> dict[str, float]:
-    """Holm-adjusted p-values of one family of comparisons (untested ones stay NaN)."""
+    """Holm-adjusted p-values of one family of hypotheses (untested ones, NaN, stay NaN and do
+    not count)."""
     from statsmodels.stats.multitest import multipletests
 
     tested = {name: p for name, p in pvalues.items() if math.isfinite(p)}
     adjusted = dict.fromkeys(pvalues, math.nan)
     if tested:
-        _, corrected, _, _ = multipletests(list(tested.values()), alpha=alpha, method="holm")
-        adjusted.update(zip(tested, map(float, corrected)))
+        _, corrected_p, _, _ = multipletests(list(tested.values()), alpha=alpha, method="holm")
+        adjusted.update(zip(tested, map(float, corrected_p)))
     return adjusted
 
 
-def verdict(diff: float, p_holm: float, alpha: float) -> str:
+def verdict(diff: float, p_holm: float, p_equivalence_holm: float, alpha: float) -> str:
     if not math.isfinite(p_holm):
         return UNTESTED
     if p_holm < alpha:
         return BETTER if diff > 0 else WORSE
-    return SAME
+    if p_equivalence_holm < alpha:
+        return EQUIVALENT
+    return INCONCLUSIVE
 
 
-def compare(accuracies: dict[str, np.ndarray], reference: str, test_share: float, confidence: float) -> dict:
-    """Every variant against `reference`: accuracies are (seeds, splits) arrays, paired by position.
-
-    Returns {variant: {diff, diff_low, diff_high, p, p_holm, p_improvement, verdict, method}}."""
-    alpha = 1 - confidence
-    base = accuracies[reference]
-    rows = {}
-    for name, values in accuracies.items():
+def identical_groups(fingerprints: dict[str, str], reference: str) -> dict[str, str]:
+    """{variant: the variant it is identical to} for variants whose replicas are byte-identical
+    (same fingerprint) to an earlier one's, or to the reference's."""
+    first: dict[str, str] = {fingerprints[reference]: reference} if reference in fingerprints else {}
+    same = {}
+    for name, fingerprint in fingerprints.items():
         if name == reference:
             continue
-        rows[name] = paired_test(values - base, test_share, confidence)
-        rows[name]["p_improvement"] = probability_of_improvement(values.ravel(), base.ravel())
-    adjusted = holm({name: row["p"] for name, row in rows.items()}, alpha)
+        if fingerprint in first:
+            same[name] = first[fingerprint]
+        else:
+            first[fingerprint] = name
+    return same
+
+
+def compare(grids: dict[str, np.ndarray], reference: str, test_share: float, confidence: float,
+            margin: float, identical: dict[str, str] | None = None, seed: int = 0) -> dict:
+    """Every variant against `reference`; grids are (seeds, splits) accuracies, paired by position.
+
+    Returns {variant: {diff, diff_low, diff_high, p, p_holm, p_equivalence, p_equivalence_holm,
+    p_improvement, p_improvement_low, p_improvement_high, verdict, identical_to}}."""
+    alpha = 1 - confidence
+    identical = identical or {}
+    base = grids[reference]
+    rows = {}
+    for name, values in grids.items():
+        if name == reference or name in identical:
+            continue
+        row = paired_test(values - base, test_share, confidence, margin)
+        better = probability_of_improvement(values, base, confidence, seed)
+        rows[name] = {**row, "p_improvement": better["p"], "p_improvement_low": better["low"],
+                      "p_improvement_high": better["high"], "identical_to": None}
+    p_holm = holm({name: row["p"] for name, row in rows.items()}, alpha)
+    p_equivalence_holm = holm({name: row["p_equivalence"] for name, row in rows.items()}, alpha)
     for name, row in rows.items():
-        row["p_holm"] = adjusted[name]
-        row["verdict"] = verdict(row["diff"], row["p_holm"], alpha)
-    rows[reference] = {"diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "p": math.nan, "p_holm": math.nan,
-                       "p_improvement": 0.5, "verdict": REFERENCE, "method": "", "resamples": base.shape[1]}
-    return {name: rows[name] for name in accuracies}
+        row["p_holm"], row["p_equivalence_holm"] = p_holm[name], p_equivalence_holm[name]
+        row["verdict"] = verdict(row["diff"], row["p_holm"], row["p_equivalence_holm"], alpha)
+    same_as_reference = {"diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "p": math.nan, "p_holm": math.nan,
+                         "p_equivalence": math.nan, "p_equivalence_holm": math.nan, "p_improvement": 0.5,
+                         "p_improvement_low": 0.5, "p_improvement_high": 0.5, "splits": base.shape[1]}
+    rows[reference] = {**same_as_reference, "verdict": REFERENCE, "identical_to": None}
+    for name, twin in identical.items():  # the twin's numbers, not a test of its own
+        rows[name] = {**rows[twin], "verdict": f"{IDENTICAL} {twin}", "identical_to": twin}
+        if twin == reference:
+            rows[name]["p_holm"] = rows[name]["p_equivalence_holm"] = math.nan
+    return {name: rows[name] for name in grids}
+
+
+def hypotheses(rows: dict) -> int:
+    """How many distinct comparisons the Holm family counted."""
+    return sum(1 for row in rows.values() if math.isfinite(row["p"]) and row["identical_to"] is None)
+
+
+def champion(rows: dict[str, dict], means: dict[str, float], reference: str) -> str:
+    """CHAMPION_RULE: `rows` as `compare` returns them, `means` each variant's mean accuracy."""
+    better = [name for name, row in rows.items() if row["verdict"] == BETTER]
+    return max(better, key=lambda name: means[name]) if better else reference

@@ -17,43 +17,17 @@ import numpy as np
 import torch
 
 from .. import atomic, config
+from ..catalog import TITANIC_META as META
+from ..catalog import VariantFiles
 from ..errors import PipelineError
-from ..paths import HISTORY, METRICS, RESULTS, RUN_TIMES
-from ..paths import TITANIC_META as META
+from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .losses import LOSSES, encode_targets, mismatch, predict, replica_loss
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from .preprocess import load_prepared
-from .splits import Replica, replicas, split_arrays
-
-
-def _skip_dynamo_import() -> None:
-    """torch.optim marks a few Optimizer methods "never compile" through a wrapper whose first
-    call imports torch._dynamo: 1.4 s and 800 modules in every training process, more than the
-    training itself. Nothing here compiles, so give each wrapper the answer it would cache
-    (the plain method) before the first call."""
-    import torch._compile
-
-    inner = torch._compile._disable_dynamo(lambda: None).__code__
-    for attr in vars(torch.optim.Optimizer).values():
-        if getattr(attr, "__code__", None) is inner and hasattr(attr, "__wrapped__"):
-            setattr(attr.__wrapped__, "__dynamo_disable", attr.__wrapped__)
-
-
-def _plain_step(optimizer):
-    """optimizer.step without its compile-time wrapper, which imports torch._dynamo for two
-    graph breaks; what the wrapper does besides (no grad during the update) is done here."""
-    import inspect
-
-    step = inspect.unwrap(type(optimizer).step)  # under the hooks' wrapper and the compile one
-    if step is type(optimizer).step:
-        return optimizer.step
-
-    def plain():
-        with torch.no_grad():
-            step(optimizer)
-
-    return plain
+from .record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
+                     TrainingRecord, replicas_csv)
+from .splits import Replica, replicas, scaler, split_arrays
 
 
 def _optimizer(name: str, parameters, lr: float):
@@ -75,17 +49,17 @@ class Trained:
     confusion: np.ndarray              # (replicas, actual, predicted) after the last epoch
     non_finite_epoch: np.ndarray       # first epoch with a non-finite loss, 0 for none
     canonical: dict                    # replica 0's state dict: the model that is logged
+    scalers: dict                      # split -> its training part's scaler, None where unscaled
     epoch_ms: list[int] = field(default_factory=list)  # wall clock at each epoch's end (for MLflow only)
 
-    def history(self, r: int) -> list[dict]:
-        return [{"epoch": e + 1, "train_loss": float(self.train_loss[r, e]),
-                 "train_penalty": float(self.train_penalty[r, e]), "val_loss": float(self.val_loss[r, e]),
-                 "val_accuracy": float(self.val_accuracy[r, e])} for e in range(self.train_loss.shape[1])]
+    def history(self, r: int) -> list[Epoch]:
+        return [Epoch(epoch=e + 1, **{key: float(getattr(self, key)[r, e]) for key in HISTORY_KEYS})
+                for e in range(self.train_loss.shape[1])]
 
 
-def _stacked_split(prepared: dict, replicas: list[Replica], standardize: bool, encoding: str):
+def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encoding: str):
     """Each replica's own split as tensors with a leading replica axis."""
-    arrays = {k: split_arrays(prepared, k, standardize) for k in sorted({r.split for r in replicas})}
+    arrays = {k: split_arrays(prepared, k, scalers[k]) for k in scalers}
 
     def stacked(key):
         return torch.from_numpy(np.stack([arrays[r.split][key] for r in replicas]))
@@ -107,25 +81,23 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
 
     t = variant.training
     count = len(replicas)
-    x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, t.standardize,
-                                                                variant.target_encoding)
-    seeds = list(dict.fromkeys(r.seed for r in replicas))
-    models = {}
-    for seed in seeds:
-        torch.manual_seed(seed)
-        models[seed] = build_mlp(x_train.shape[2], t.hidden_size, t.hidden_layers, variant.outputs,
-                                 variant.last_activation)
-    template = models[replicas[0].seed]
-    params = stack([models[r.seed] for r in replicas])
+    scalers = {k: scaler(prepared, k) if t.standardize else None for k in sorted({r.split for r in replicas})}
+    x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers, variant.target_encoding)
+    models = []
+    for replica in replicas:
+        torch.manual_seed(replica.seed)
+        models.append(build_mlp(x_train.shape[2], t.hidden_size, t.hidden_layers, variant.outputs,
+                                variant.last_activation))
+    template = models[0]
+    params = stack(models)
     weights = [value for name, value in params.items() if name.endswith("weight")]
     loss_fn = replica_loss(variant.loss)
-    _skip_dynamo_import()
+    torch_patches.skip_dynamo_import()
     optimizer = _optimizer(t.optimizer, list(params.values()), t.lr)
-    step = _plain_step(optimizer)
+    step = torch_patches.plain_step(optimizer)
     reg = t.regularization
     penalized = reg.penalty != "none" and reg.strength > 0
-    shufflers = [torch.Generator().manual_seed(seed) for seed in seeds]
-    seed_row = torch.tensor([seeds.index(r.seed) for r in replicas])
+    shufflers = [torch.Generator().manual_seed(replica.seed) for replica in replicas]
     rows = torch.arange(count).unsqueeze(1)
     n = x_train.shape[1]
     starts = range(0, n, t.batch_size)
@@ -136,8 +108,8 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     # disable=None: a bar on a terminal, silent in logs and under DVC's captured output.
     for epoch in tqdm(range(1, t.epochs + 1), desc=f"{variant.name} ({count} replicas)", leave=False,
                       disable=None if progress is None else not progress):
-        if t.shuffle:  # one permutation per seed, as each replica would draw alone
-            order = torch.stack([torch.randperm(n, generator=g) for g in shufflers])[seed_row]
+        if t.shuffle:  # each replica draws its own permutation, as it would alone
+            order = torch.stack([torch.randperm(n, generator=g) for g in shufflers])
         else:
             order = torch.arange(n).expand(count, n)
         # One gather an epoch; each batch is then a view, not a copy.
@@ -183,38 +155,28 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     confusion = np.stack([np.stack([((labels_val == a) & (predicted == p)).sum(dim=1).numpy() for p in (0, 1)], -1)
                           for a in (0, 1)], 1)
     return Trained(replicas=replicas, confusion=confusion, non_finite_epoch=non_finite,
-                   canonical=unstack(params, 0), epoch_ms=epoch_ms, **history)
+                   canonical=unstack(params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
 
 
-def summarize(history: list[dict]) -> dict:
-    best = max(history, key=lambda h: (h["val_accuracy"], -h["epoch"]))
-    last = history[-1]
-    return {"final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],
-            "final_val_accuracy": last["val_accuracy"], "best_val_accuracy": best["val_accuracy"],
-            "best_epoch": best["epoch"]}
-
-
-def replica_rows(variant: config.Variant, trained: Trained) -> tuple[list[dict], list[dict]]:
-    """One summary per replica with its diagnosis, and the non-finite ones named."""
+def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaResult]:
+    """Each replica's summary and diagnosis; a replica whose loss turned non-finite is named, not diagnosed."""
     spec = LOSSES[variant.loss]
-    rows, broken = [], []
+    results = []
     for r, replica in enumerate(trained.replicas):
-        row = {"replica": r, "seed": replica.seed, "split": replica.split}
-        if trained.non_finite_epoch[r]:
-            broken.append({"seed": replica.seed, "split": replica.split, "epoch": int(trained.non_finite_epoch[r])})
-            row.update({key: None for key in ("final_train_loss", "final_val_loss", "final_val_accuracy",
-                                              "best_val_accuracy", "best_epoch")}, diagnosis=NON_FINITE)
-        else:
-            history = trained.history(r)
-            confusion = trained.confusion[r].tolist()
-            row.update(summarize(history), diagnosis=diagnose(
-                [h["train_loss"] for h in history], [h["val_loss"] for h in history], spec.lower_bound,
-                variant.loss, confusion)["status"])
-        rows.append(row)
-    return rows, broken
+        where = {"replica": r, "seed": replica.seed, "split": replica.split}
+        epoch = int(trained.non_finite_epoch[r])
+        if epoch:
+            results.append(ReplicaResult(**where, summary=None, non_finite_epoch=epoch, diagnosis=Diagnosis(
+                status=NON_FINITE, reason=f"the loss became non-finite at epoch {epoch}")))
+            continue
+        history = trained.history(r)
+        found = diagnose([h.train_loss for h in history], [h.val_loss for h in history], spec.lower_bound,
+                         variant.loss, trained.confusion[r].tolist())
+        results.append(ReplicaResult(**where, summary=Summary.of(history), diagnosis=Diagnosis(**found)))
+    return results
 
 
-def curves(trained: Trained) -> dict:
+def curves(trained: Trained) -> dict[str, Curve]:
     """Per epoch over the replicas that stayed finite: their number, mean, standard deviation,
     min and max (the band MLflow's grouped charts draw)."""
     out = {}
@@ -222,31 +184,26 @@ def curves(trained: Trained) -> dict:
         values = getattr(trained, key)
         finite = np.isfinite(values).sum(axis=0)
         sd = np.nanstd(values, axis=0, ddof=1) if values.shape[0] > 1 else np.zeros(values.shape[1])
-        out[key] = {"n": finite.tolist(), "mean": np.nanmean(values, axis=0).tolist(), "sd": sd.tolist(),
-                    "min": np.nanmin(values, axis=0).tolist(), "max": np.nanmax(values, axis=0).tolist()}
+        out[key] = Curve(n=finite.tolist(), mean=np.nanmean(values, axis=0).tolist(), sd=sd.tolist(),
+                         min=np.nanmin(values, axis=0).tolist(), max=np.nanmax(values, axis=0).tolist())
     return out
 
 
-def replicas_csv(trained: Trained) -> str:
-    """Every replica's per-epoch history, one row per replica and epoch (repr: exact floats)."""
-    keys = ("train_loss", "train_penalty", "val_loss", "val_accuracy")
-    lines = ["replica,seed,split,epoch," + ",".join(keys)]
-    for r, replica in enumerate(trained.replicas):
-        for e in range(trained.train_loss.shape[1]):
-            values = ",".join(repr(float(getattr(trained, key)[r, e])) for key in keys)
-            lines.append(f"{r},{replica.seed},{replica.split},{e + 1},{values}")
+def history_plot(record: TrainingRecord) -> str:
+    """The canonical run per epoch beside the replicas' mean and range, for `dvc plots show`."""
+    band = record.curves["val_accuracy"]
+    lines = ["epoch,train_loss,val_loss,val_accuracy,val_accuracy_mean,val_accuracy_min,val_accuracy_max"]
+    for h in record.history:
+        e = h.epoch - 1
+        lines.append(",".join(map(repr, (h.epoch, h.train_loss, h.val_loss, h.val_accuracy, band.mean[e],
+                                         band.min[e], band.max[e]))))
     return "\n".join(lines) + "\n"
-
-
-def digest(record: dict, weights: bytes) -> str:
-    """Identity of a run: its configuration and results (the record holds no wall-clock time)."""
-    blob = json.dumps(record, sort_keys=True).encode() + hashlib.sha256(weights).digest()
-    return hashlib.sha256(blob).hexdigest()
 
 
 def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
     variant = params.variant(name)
+    files = VariantFiles(name)
     torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     warning = mismatch(variant.loss, variant.last_activation)
     if warning:
@@ -259,58 +216,37 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
                             f"{study.splits}; run `dvc repro preprocess_titanic`")
     started = int(time.time() * 1000)
     trained = train(variant, replicas(params.seed, study.seeds, study.splits), prepared)
-    history = trained.history(0)
-    rows, broken = replica_rows(variant, trained)
-    counts = distribution([row["diagnosis"] for row in rows])
-    spec = LOSSES[variant.loss]
-    canonical = trained.confusion[0].tolist()
-    finite = np.array([row["final_val_accuracy"] for row in rows if row["final_val_accuracy"] is not None])
-    record = {
-        "variant": name,
-        "config": config.as_dict(variant),
-        "seed": params.seed,
-        "loss_family": spec.family,
-        "layer_sizes": layer_sizes(prepared["x"].shape[1], variant.training.hidden_size,
-                                   variant.training.hidden_layers, variant.outputs),
-        "data": {key: meta[key] for key in ("features", "train_rows", "val_rows", "rows_clean", "sha256",
-                                            "encoding", "delimiter")},
-        "study": {"seeds": study.seeds, "splits": study.splits, "replicas": study.replicas},
-        "history": history,
-        "summary": summarize(history),
-        "confusion_matrix": canonical,
-        "warning": warning,
-        "diagnosis": (diagnose([h["train_loss"] for h in history], [h["val_loss"] for h in history],
-                               spec.lower_bound, variant.loss, canonical) if not trained.non_finite_epoch[0]
-                      else {"status": NON_FINITE, "reason": f"the loss became non-finite at epoch "
-                                                            f"{trained.non_finite_epoch[0]}"}),
-        "replicas": rows,
-        "diagnoses": counts,
-        "non_finite": broken,
-        "curves": curves(trained),
-    }
+    results = replica_results(variant, trained)
+    table = replicas_csv(trained.replicas, {key: getattr(trained, key) for key in HISTORY_KEYS})
+    canonical_scaler = trained.scalers[0]
     buffer = io.BytesIO()
     torch.save(trained.canonical, buffer)
     weights = buffer.getvalue()
-    record["digest"] = digest(record, weights)
-    columns = ("train_loss", "val_loss", "val_accuracy")
-    plot_rows = ["epoch," + ",".join(columns) + ",val_accuracy_mean,val_accuracy_min,val_accuracy_max"] + [
-        f"{h['epoch']}," + ",".join(repr(h[c]) for c in columns) + "," + ",".join(
-            repr(record["curves"]["val_accuracy"][edge][h["epoch"] - 1]) for edge in ("mean", "min", "max"))
-        for h in history]
-    metrics = {**record["summary"], "diagnosis": record["diagnosis"]["status"], "replicas": study.replicas,
-               "val_accuracy_mean": float(finite.mean()),
-               "val_accuracy_sd": float(finite.std(ddof=1)) if len(finite) > 1 else 0.0,
-               "diagnoses": describe(counts)}
+    record = TrainingRecord(
+        variant=name, config=variant, seed=params.seed, loss_family=LOSSES[variant.loss].family,
+        layer_sizes=layer_sizes(prepared["x"].shape[1], variant.training.hidden_size,
+                                variant.training.hidden_layers, variant.outputs),
+        data=Data(**{key: meta[key] for key in Data.model_fields}),
+        study=StudyShape(seeds=study.seeds, splits=study.splits, replicas=study.replicas),
+        scaler=Scaler(**canonical_scaler) if canonical_scaler else None, warning=warning, replicas=results,
+        history=trained.history(0), confusion_matrix=trained.confusion[0].tolist(),
+        diagnoses=distribution([r.diagnosis.status for r in results]), curves=curves(trained),
+        replicas_sha256=hashlib.sha256(table.encode()).hexdigest(),
+    ).with_digest(weights)
+    finite = np.array([r.summary.final_val_accuracy for r in results if r.summary])
+    # Two headline figures per variant: `dvc exp show` stays readable; the rest is the report's.
+    metrics = {"val_accuracy_mean": float(finite.mean()), "diagnoses": describe(record.diagnoses)}
     with atomic.Outputs() as out:
-        out.folder(RESULTS / name, {"model.pt": weights,
-                                    "record.json": json.dumps(record, indent=2, sort_keys=True) + "\n",
-                                    "replicas.csv": replicas_csv(trained)})
-        out.json(METRICS / f"{name}.json", metrics)
-        out.file(HISTORY / f"{name}.csv", "\n".join(plot_rows) + "\n")
+        out.folder(files.results, {files.model.name: weights, files.record.name: record.dumps(),
+                                   files.replicas.name: table})
+        out.json(files.metrics, metrics)
+        out.file(files.history, history_plot(record))
     # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
-    atomic.write_json(RUN_TIMES / f"{name}.json", {"started_ms": started, "ended_ms": int(time.time() * 1000),
-                                                   "epoch_ms": trained.epoch_ms})
-    s = record["summary"]
+    atomic.write_json(files.run_times, {"started_ms": started, "ended_ms": int(time.time() * 1000),
+                                        "epoch_ms": trained.epoch_ms})
+    s = record.summary
+    canonical = (f"{s.final_val_accuracy:.2%}, val loss {s.final_val_loss:.4f}" if s
+                 else record.diagnosis.reason)
     print(f"train {name}: {study.replicas} replica(s), final val accuracy mean {metrics['val_accuracy_mean']:.2%} "
-          f"(sd {metrics['val_accuracy_sd']:.2%}); canonical run {s['final_val_accuracy']:.2%}, val loss "
-          f"{s['final_val_loss']:.4f}; diagnoses: {describe(counts, broken)}")
+          f"(sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); canonical run {canonical}; diagnoses: "
+          f"{describe(record.diagnoses, record.non_finite)}")

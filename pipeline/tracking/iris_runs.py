@@ -5,12 +5,9 @@ chart view can plot test accuracy against alpha (or log10_alpha) across the chil
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from ..paths import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from ..catalog import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from ..progress import progress
 from .store import closing_run
 from .titanic_runs import DIGEST_TAG
@@ -47,10 +44,8 @@ def log_sweep(client, experiment_id: str, record: dict, times: dict | None, extr
                   for key in SCORES if row[key] is not None]
         client.log_batch(parent_id, params=[Param(k, str(v)) for k, v in params.items()],
                          metrics=curves + [Metric(k, float(v), when, 0) for k, v in record["summary"].items()])
-        with tempfile.TemporaryDirectory() as tmp:
-            for source in (SWEEP_GIF, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_RECORD):
-                shutil.copyfile(source, Path(tmp) / source.name)
-            client.log_artifacts(parent_id, tmp)
+        for source in (SWEEP_GIF, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_RECORD):
+            client.log_artifact(parent_id, str(source))
         for row in progress(record["rows"], "publish: alpha runs"):
             child = client.create_run(experiment_id, start_time=started,
                                       run_name=f"alpha={row['alpha']:.4g}",

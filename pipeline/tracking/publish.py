@@ -21,10 +21,11 @@ import warnings
 
 from .. import config
 from ..errors import PipelineError
-from ..paths import REPORT, RESULTS, TITANIC_SOURCE
+from ..catalog import SUMMARY, TITANIC_SOURCE, VariantFiles
 from ..progress import progress
-from ..records import read_record, read_report_summary, read_run_times, read_sweep
+from ..records import read_report_summary, read_run_times, read_sweep
 from ..titanic.preprocess import load_prepared
+from ..titanic.record import TrainingRecord
 from ..titanic.splits import split_arrays
 from . import iris_runs, report_runs, store
 from .titanic_runs import DIGEST_TAG, VariantRun, datasets, log_run
@@ -98,28 +99,29 @@ class Launch:
         self.client.log_batch(self.run_id, tags=tags)
 
 
-def logging_order(records: list[dict], summary: dict) -> list[dict]:
+def logging_order(records: list[TrainingRecord], summary: dict) -> list[TrainingRecord]:
     """MLflow's chart view draws the 10 most recent runs and hides the rest until ticked. What a
     reader looks for first is logged last: the reference and the champion, then the contrast
     pairs, then (after these) the report; the other variants before them, in params order."""
     def weight(record):
-        if record["config"].get("contrast"):
+        if record.config.contrast:
             return 2
-        return 1 if record["variant"] in (summary["reference"], summary["champion"]) else 0
+        return 1 if record.variant in (summary["reference"], summary["champion"]) else 0
 
     return sorted(records, key=weight)
 
 
-def variant_runs(records: list[dict], summary: dict) -> list[VariantRun]:
+def variant_runs(records: list[TrainingRecord], summary: dict) -> list[VariantRun]:
     prepared = load_prepared()
     source = json.loads(TITANIC_SOURCE.read_text()) if TITANIC_SOURCE.exists() else {}
-    return [VariantRun(record=record, stats=summary["variants"][record["variant"]], conclusion=summary,
-                       source=source, times=read_run_times(record["variant"]),
-                       split=split_arrays(prepared, 0, record["config"]["training"]["standardize"]))
+    # The canonical split as its model saw it: scaled with the scaler training recorded.
+    return [VariantRun(record=record, stats=summary["variants"][record.variant], conclusion=summary,
+                       source=source, times=read_run_times(record.variant),
+                       split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None))
             for record in logging_order(records, summary)]
 
 
-def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: str,
+def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | None, uri: str,
             report: bool = False) -> dict[str, tuple[str, str]]:
     """Log what MLflow lacks (the variants' runs need the report's summary; `report` logs its own
     run too); return {name: ('logged' | 'present', run_id)}."""
@@ -133,7 +135,7 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
     exp_id = experiment_id(client, store.EXPERIMENT, store.artifact_location(uri))
     missing = []
     for run in variant_runs(records, summary) if records else []:
-        name = run.record["variant"]
+        name = run.record.variant
         run_id = logged_run(client, exp_id, run.digest)
         if run_id:
             outcome[name] = ("present", run_id)
@@ -143,11 +145,11 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
             outcome[name] = ("missing", "")  # keeps the logging order in the outcome
     inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
     for run in progress(missing, "publish: variant runs"):
-        standardize = run.record["config"]["training"]["standardize"]
+        standardize = run.record.config.training.standardize
         if standardize not in inputs:
             inputs[standardize] = datasets(run.split, run.source)
-        outcome[run.record["variant"]] = ("logged", log_run(client, exp_id, run, inputs[standardize],
-                                                            launch.tags(exp_id)))
+        outcome[run.record.variant] = ("logged", log_run(client, exp_id, run, inputs[standardize],
+                                                         launch.tags(exp_id)))
     if report:
         run_id = logged_run(client, exp_id, report_runs.digest())
         if run_id:
@@ -157,7 +159,8 @@ def publish(records: list[dict], sweep: dict | None, summary: dict | None, uri: 
             variant_ids = {name: run_id for name, (_, run_id) in outcome.items()}
             outcome[REPORT_NAME] = ("logged", report_runs.log_report(client, exp_id, summary, variant_ids,
                                                                     launch.tags(exp_id)))
-        report_runs.register_champion(client, outcome[summary["champion"]][1])
+        champion = next(r for r in records if r.variant == summary["champion"])
+        report_runs.register_champion(client, outcome[champion.variant][1], champion, summary)
     if sweep is not None:
         sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, store.artifact_location(uri))
         run_id = logged_run(client, sweep_exp, sweep["digest"])
@@ -182,14 +185,14 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     report = REPORT_NAME in names
     # The report's summary run points at every variant's run, so it needs them all.
     wanted = list(params.variants) if report else [n for n in names if n in params.variants]
-    records = [read_record(name) for name in wanted]
+    records = [TrainingRecord.load(name) for name in wanted]
     sweep = read_sweep() if SWEEP in names else None
     # Each variant's run carries what the report concluded about it.
     summary = read_report_summary() if records else None
     for record in records:
-        if summary["digests"].get(record["variant"]) != record["digest"]:
-            raise PipelineError(f"{REPORT / 'summary.json'}: made from other results than "
-                                f"{RESULTS / record['variant']}; run `dvc repro report` first")
+        if summary["digests"].get(record.variant) != record.digest:
+            raise PipelineError(f"{SUMMARY}: made from other results than {VariantFiles(record.variant).results}; "
+                                f"run `dvc repro report` first")
     uri = store.tracking_uri()
     # A stopped server must fail the publish in bounded time, not after MLflow's default
     # minutes of retries; a user's own settings win.

@@ -6,13 +6,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..paths import FIGURES, HISTORY, RESULTS, TITANIC_PREPARED
+from ..catalog import TITANIC_PREPARED, VariantFiles
+from ..titanic.record import TrainingRecord
 from .store import closing_run
 
 DIGEST_TAG = "pipeline.digest"
@@ -22,100 +20,97 @@ DIGEST_TAG = "pipeline.digest"
 # in their names: the UI's chart view sorts sections by the part before it, and these one-value
 # metrics belong after the train/ and val/ curves, in its last section.
 STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
-                 "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_value", "p_holm")
+                 "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low",
+                 "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm")
 
 
 CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 
 
-def run_digest(record: dict, stats: dict, conclusion: dict) -> str:
+def run_digest(record: TrainingRecord, stats: dict, conclusion: dict) -> str:
     """A variant run holds its training record and what the report concluded about it."""
-    blob = json.dumps({"record": record["digest"], "stats": stats, "reference": conclusion["reference"],
+    blob = json.dumps({"record": record.digest, "stats": stats, "reference": conclusion["reference"],
                        "champion": conclusion["champion"]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_params(record: dict, source: dict, conclusion: dict) -> dict[str, str]:
-    c, t = record["config"], record["config"]["training"]
-    d = record["data"]
+def run_params(record: TrainingRecord, source: dict, conclusion: dict) -> dict[str, str]:
+    c, t, d = record.config, record.config.training, record.data
     params = {
-        "variant": record["variant"], "loss": c["loss"], "last_activation": c["last_activation"],
-        "target_encoding": c["target_encoding"], "outputs": c["outputs"],
-        "optimizer": t["optimizer"], "lr": t["lr"], "batch_size": t["batch_size"],
-        "epochs": t["epochs"], "shuffle": t["shuffle"], "standardize": t["standardize"], "seed": record["seed"],
-        "hidden_size": t["hidden_size"], "hidden_layers": t["hidden_layers"],
-        "layer_sizes": "-".join(map(str, record["layer_sizes"])),
-        "regularization.penalty": t["regularization"]["penalty"],
-        "regularization.strength": t["regularization"]["strength"],
-        "regularization.l1_ratio": t["regularization"]["l1_ratio"],
-        "study.seeds": record["study"]["seeds"], "study.splits": record["study"]["splits"],
-        "study.replicas": record["study"]["replicas"], "study.reference": conclusion["reference"],
-        "study.confidence": conclusion["confidence"],
+        "variant": record.variant, "loss": c.loss, "last_activation": c.last_activation,
+        "target_encoding": c.target_encoding, "outputs": c.outputs,
+        "optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size,
+        "epochs": t.epochs, "shuffle": t.shuffle, "standardize": t.standardize, "seed": record.seed,
+        "hidden_size": t.hidden_size, "hidden_layers": t.hidden_layers,
+        "layer_sizes": "-".join(map(str, record.layer_sizes)),
+        "regularization.penalty": t.regularization.penalty,
+        "regularization.strength": t.regularization.strength,
+        "regularization.l1_ratio": t.regularization.l1_ratio,
+        "study.seeds": record.study.seeds, "study.splits": record.study.splits,
+        "study.replicas": record.study.replicas, "study.reference": conclusion["reference"],
+        "study.confidence": conclusion["confidence"], "study.margin": conclusion["margin"],
         "data.source": source.get("source", "unknown"), "data.address": source.get("address", "unknown"),
-        "data.sha256": d["sha256"], "data.rows": source.get("rows", "unknown"), "data.rows_clean": d["rows_clean"],
-        "data.train_rows": d["train_rows"], "data.val_rows": d["val_rows"], "data.features": ",".join(d["features"]),
-        "data.encoding": d["encoding"], "data.delimiter": d["delimiter"],
+        "data.sha256": d.sha256, "data.rows": source.get("rows", "unknown"), "data.rows_clean": d.rows_clean,
+        "data.train_rows": d.train_rows, "data.val_rows": d.val_rows, "data.features": ",".join(d.features),
+        "data.encoding": d.encoding, "data.delimiter": d.delimiter,
     }
     return {key: str(value) for key, value in params.items()}
 
 
-def run_tags(record: dict, stats: dict, conclusion: dict) -> dict[str, str]:
-    c = record["config"]
-    diagnosis = record["diagnosis"]
-    name = record["variant"]
+def run_tags(record: TrainingRecord, stats: dict, conclusion: dict) -> dict[str, str]:
+    c, diagnosis, name = record.config, record.diagnosis, record.variant
     champion = conclusion["champion"]
-    if name == champion:
-        standing = "the champion (best mean)"
-    elif name in conclusion["indistinguishable_from_champion"]:
-        standing = f"indistinguishable from the champion {champion}"
-    else:
-        standing = f"distinguishably worse than the champion {champion}"
-    note = (f"**{name}**: {c['loss']} on {c['last_activation']} outputs, {record['study']['replicas']} replicas "
-            f"({record['study']['seeds']} seeds x {record['study']['splits']} splits).\n\n"
+    standing = ("the champion" if name == champion else f"not the champion ({champion} is)")
+    note = (f"**{name}**: {c.loss} on {c.last_activation} outputs, {record.study.replicas} replicas "
+            f"({record.study.seeds} seeds on each of {record.study.splits} splits).\n\n"
             f"Final validation accuracy {stats['val_accuracy_mean']:.3f} "
             f"[{stats['val_accuracy_ci_low']:.3f}, {stats['val_accuracy_ci_high']:.3f}] over the replicas; "
-            f"against {conclusion['reference']}: **{stats['verdict']}**; {standing}.\n\n"
-            f"Diagnoses: {stats['diagnoses']}. Canonical run (seed {record['seed']}, split 0, the model logged "
-            f"here): {diagnosis['status']} ({diagnosis['reason']}).")
-    if record["warning"]:
-        note += f"\n\nWarned before training: {record['warning']}."
+            f"against {conclusion['reference']}: **{stats['verdict']}** (margin +-{conclusion['margin']:g}, "
+            f"Holm over {conclusion['hypotheses']} hypotheses); {standing} by the rule: "
+            f"{conclusion['champion_rule']}.\n\n"
+            f"Diagnoses: {stats['diagnoses']}. Canonical run (seed {record.seed}, split 0, the model logged "
+            f"here): {diagnosis.status} ({diagnosis.reason}).")
+    if record.warning:
+        note += f"\n\nWarned before training: {record.warning}."
     tags = {
-        "variant": name, "loss_family": record["loss_family"],
-        "last_activation": c["last_activation"], "diagnosis": diagnosis["status"],
-        "diagnosis.reason": diagnosis["reason"], "diagnoses": stats["diagnoses"],
-        **{f"diagnoses.{status}": f"{n}/{record['study']['replicas']}" for status, n in record["diagnoses"].items()},
+        "variant": name, "loss_family": record.loss_family,
+        "last_activation": c.last_activation, "diagnosis": diagnosis.status,
+        "diagnosis.reason": diagnosis.reason, "diagnoses": stats["diagnoses"],
+        **{f"diagnoses.{status}": f"{n}/{record.study.replicas}" for status, n in record.diagnoses.items()},
         "verdict": stats["verdict"], "champion": "yes" if name == champion else "no",
-        "mismatch_warning": record["warning"] or "none",
-        "pipeline.stage": f"train@{name}", "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
+        "mismatch_warning": record.warning or "none",
+        "pipeline.stage": VariantFiles(name).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
     }
-    if c.get("contrast"):
-        tags["contrast"] = c["contrast"]
+    if stats.get("identical_to"):
+        tags["identical_to"] = stats["identical_to"]
+    if c.contrast:
+        tags["contrast"] = c.contrast
     return tags
 
 
-def run_metrics(record: dict, stats: dict, times: dict | None):
+def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
     """Per epoch (step = epoch): the canonical run's curves (train/loss, val/accuracy, ...) and,
     beside them, the replicas' mean, min and max (val/accuracy_mean, ...); then the study's
     summary (study.<key>) at the last epoch."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    history = record["history"]
+    history = record.history
     stamps = (times or {}).get("epoch_ms") or [now] * len(history)
-    penalized = record["config"]["training"]["regularization"]["penalty"] != "none"
+    penalized = record.config.training.regularization.penalty != "none"
     metrics = []
     for h, stamp in zip(history, stamps):
-        values = {"train/loss": h["train_loss"], "val/loss": h["val_loss"], "val/accuracy": h["val_accuracy"]}
+        values = {"train/loss": h.train_loss, "val/loss": h.val_loss, "val/accuracy": h.val_accuracy}
         if penalized:
-            values["train/penalty"] = h["train_penalty"]
-        for key, curve in record["curves"].items():
+            values["train/penalty"] = h.train_penalty
+        for key, curve in record.curves.items():
             for edge in ("mean", "min", "max"):
-                values[f"{CURVE_NAMES[key]}_{edge}"] = curve[edge][h["epoch"] - 1]
-        metrics += [Metric(key, float(v), stamp, h["epoch"]) for key, v in values.items()]
-    last, stamp = history[-1]["epoch"], stamps[-1]
-    summary = record["summary"]
-    metrics += [Metric("val/best_accuracy", summary["best_val_accuracy"], stamp, last),
-                Metric("best_epoch", summary["best_epoch"], stamp, last)]
+                values[f"{CURVE_NAMES[key]}_{edge}"] = getattr(curve, edge)[h.epoch - 1]
+        metrics += [Metric(key, float(v), stamp, h.epoch) for key, v in values.items()]
+    last, stamp = history[-1].epoch, stamps[-1]
+    if record.summary:
+        metrics += [Metric("val/best_accuracy", record.summary.best_val_accuracy, stamp, last),
+                    Metric("best_epoch", record.summary.best_epoch, stamp, last)]
     metrics += [Metric(f"study.{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
                 if stats.get(key) is not None]
     if times:
@@ -123,15 +118,14 @@ def run_metrics(record: dict, stats: dict, times: dict | None):
     return metrics
 
 
-def load_model(record: dict):
+def load_model(record: TrainingRecord):
     import torch
 
     from ..titanic.model import build_mlp
 
-    c, t = record["config"], record["config"]["training"]
-    model = build_mlp(record["layer_sizes"][0], t["hidden_size"], t["hidden_layers"], c["outputs"],
-                      c["last_activation"])
-    state = torch.load(io.BytesIO((RESULTS / record["variant"] / "model.pt").read_bytes()), weights_only=True)
+    c, t = record.config, record.config.training
+    model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, c.outputs, c.last_activation)
+    state = torch.load(io.BytesIO(VariantFiles(record.variant).model.read_bytes()), weights_only=True)
     model.load_state_dict(state)
     return model.eval()
 
@@ -154,7 +148,7 @@ def datasets(split: dict, source: dict):
 @dataclass
 class VariantRun:
     """What one variant's run is made of."""
-    record: dict                # the train stage's record.json
+    record: TrainingRecord      # the train stage's record
     stats: dict                 # the report's row for this variant
     conclusion: dict            # the report's reference, champion and its ties
     source: dict                # where the data came from (data/titanic/source.json)
@@ -174,7 +168,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
     from mlflow.models import infer_signature
 
     record, stats, conclusion = run.record, run.stats, run.conclusion
-    name = record["variant"]
+    name = record.variant
     tags = {**run_tags(record, stats, conclusion), DIGEST_TAG: run.digest, **extra_tags}
     if run.times:
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
@@ -186,15 +180,9 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
             client.log_batch(run_id, metrics=metrics[start:start + 1000])
         client.log_inputs(run_id, datasets=inputs)
-        # The same artifact names in every run, so the UI lines them up across variants.
-        with tempfile.TemporaryDirectory() as tmp:
-            for source, target in ((FIGURES / f"{name}_loss.png", "loss_curve.png"),
-                                   (FIGURES / f"{name}_confusion.png", "confusion_matrix.png"),
-                                   (HISTORY / f"{name}.csv", "history.csv"),
-                                   (RESULTS / name / "replicas.csv", "replicas.csv"),
-                                   (RESULTS / name / "record.json", "record.json")):
-                shutil.copyfile(source, Path(tmp) / target)
-            client.log_artifacts(run_id, tmp)
+        # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
+        for path in VariantFiles(name).artifacts():
+            client.log_artifact(run_id, str(path))
         model = load_model(record)
         example = run.split["x_val"][:5]
         with torch.no_grad():

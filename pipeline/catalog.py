@@ -1,0 +1,104 @@
+"""The catalog: every file a stage reads or writes, named once, relative to the project root
+(dvc.yaml says the same). A variant's files carry the names its MLflow run gives them as
+artifacts, so publishing logs them as they are.
+
+Kept apart from the stage modules so a stage can name another's files without importing
+its libraries (the plot stage must not pay for torch).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+# The notebook's file as shipped with the project (used when its address cannot be reached),
+# and what it is a copy of.
+TITANIC_SHIPPED = Path("data/shipped/titanic.csv")
+TITANIC_SHIPPED_SOURCE = Path("data/shipped/titanic.json")
+
+TITANIC_RAW = Path("data/titanic/raw.csv")
+TITANIC_SOURCE = Path("data/titanic/source.json")
+TITANIC_PREPARED = Path("data/titanic/prepared.npz")
+TITANIC_META = Path("data/titanic/prepared.json")
+
+RESULTS = Path("results/titanic")          # one folder per variant (VariantFiles)
+METRICS = Path("metrics/titanic")
+HISTORY = Path("plots/titanic/history")
+FIGURES = Path("plots/titanic/figures")
+# When each stage ran, for MLflow: not a DVC output, so wall-clock times never change what DVC hashes.
+RUN_TIMES = Path("logs/run-times")         # <variant>.json, sweep.json
+
+IRIS_RAW = Path("data/iris/raw.csv")
+IRIS_SOURCE = Path("data/iris/source.json")
+IRIS_PREPARED = Path("data/iris/prepared.npz")
+IRIS_META = Path("data/iris/prepared.json")
+
+SWEEP_RECORD = Path("results/iris/sweep.json")       # per-alpha results, for publishing
+SWEEP_METRICS = Path("metrics/iris/sweep.json")      # summary for `dvc metrics show`
+SWEEP_TABLE = Path("plots/iris/alpha_sweep.csv")     # per-alpha table, a DVC plot
+SWEEP_GIF = Path("plots/iris/alpha_sweep.gif")       # the decision boundary, frame by frame
+SWEEP_SUMMARY = Path("plots/iris/alpha_summary.png")  # accuracies and weight norm against alpha
+
+
+
+@dataclass(frozen=True)
+class VariantFiles:
+    """What train@<name> (and plot_titanic, for its figures) writes for one variant."""
+    name: str
+
+    @property
+    def stage(self) -> str:
+        return f"train@{self.name}"
+
+    @property
+    def results(self) -> Path:             # a DVC output (cached) of the train stage
+        return RESULTS / self.name
+
+    @property
+    def model(self) -> Path:               # the canonical replica's state dict
+        return self.results / "model.pt"
+
+    @property
+    def record(self) -> Path:              # the typed training record (titanic/record.py)
+        return self.results / "record.json"
+
+    @property
+    def replicas(self) -> Path:            # every replica's per-epoch history
+        return self.results / "replicas.csv"
+
+    @property
+    def metrics(self) -> Path:             # `dvc metrics show`
+        return METRICS / f"{self.name}.json"
+
+    @property
+    def history(self) -> Path:             # the canonical run per epoch, a DVC plot
+        return HISTORY / self.name / "history.csv"
+
+    @property
+    def figures(self) -> Path:             # plot_titanic's, one folder per variant
+        return FIGURES / self.name
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.figures / "loss_curve.png"
+
+    @property
+    def confusion_matrix(self) -> Path:
+        return self.figures / "confusion_matrix.png"
+
+    @property
+    def run_times(self) -> Path:
+        return RUN_TIMES / f"{self.name}.json"
+
+    def artifacts(self) -> tuple[Path, ...]:
+        """The files its MLflow run holds, under these names."""
+        return (self.record, self.replicas, self.history, self.loss_curve, self.confusion_matrix)
+
+
+REPORT = Path("reports/titanic")
+COMPARISON_MD = REPORT / "comparison.md"
+COMPARISON_CSV = REPORT / "comparison.csv"
+SUMMARY = REPORT / "summary.json"          # what publishing reads
+INTERVALS = REPORT / "intervals.png"
+COMPARE = REPORT / "compare.png"           # the variants of report.compare together
+
+
+def contrast_figure(contrast: str) -> Path:
+    return REPORT / f"contrast_{contrast}.png"

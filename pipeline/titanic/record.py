@@ -1,0 +1,189 @@
+"""The contract between train@<variant> and every stage after it: the training record (typed,
+with its save and load) and every replica's history (replicas.csv, its writer and reader).
+
+Readers take attributes (`record.config.training.standardize`), never dig a dict by string.
+NaN and infinities are kept as JSON's NaN/Infinity (a replica that broke); the record holds no
+wall-clock time, so the same params write the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from ..catalog import VariantFiles
+from ..config import Variant
+from ..errors import PipelineError
+
+MODEL = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
+HISTORY_KEYS = ("train_loss", "train_penalty", "val_loss", "val_accuracy")
+
+
+class Epoch(BaseModel):
+    model_config = MODEL
+    epoch: int
+    train_loss: float
+    train_penalty: float
+    val_loss: float
+    val_accuracy: float
+
+
+class Summary(BaseModel):
+    model_config = MODEL
+    final_train_loss: float
+    final_val_loss: float
+    final_val_accuracy: float
+    best_val_accuracy: float
+    best_epoch: int
+
+    @classmethod
+    def of(cls, history: list[Epoch]) -> "Summary":
+        best = max(history, key=lambda h: (h.val_accuracy, -h.epoch))
+        last = history[-1]
+        return cls(final_train_loss=last.train_loss, final_val_loss=last.val_loss,
+                   final_val_accuracy=last.val_accuracy, best_val_accuracy=best.val_accuracy, best_epoch=best.epoch)
+
+
+class Diagnosis(BaseModel):
+    model_config = MODEL
+    status: str     # ok | stalled | below_lower_bound | diverging | non_finite (diagnosis.py)
+    reason: str
+
+
+class ReplicaResult(BaseModel):
+    """One replica: where it trained, its summary (None if its loss turned non-finite), its diagnosis."""
+    model_config = MODEL
+    replica: int
+    seed: int
+    split: int
+    summary: Optional[Summary]
+    diagnosis: Diagnosis
+    non_finite_epoch: Optional[int] = None
+
+
+class Curve(BaseModel):
+    """Per epoch over the replicas that stayed finite."""
+    model_config = MODEL
+    n: list[int]
+    mean: list[float]
+    sd: list[float]
+    min: list[float]
+    max: list[float]
+
+
+class Data(BaseModel):
+    model_config = MODEL
+    features: list[str]
+    train_rows: int
+    val_rows: int
+    rows_clean: int
+    sha256: str
+    encoding: str
+    delimiter: str
+
+
+class StudyShape(BaseModel):
+    model_config = MODEL
+    seeds: int
+    splits: int
+    replicas: int
+
+
+class Scaler(BaseModel):
+    """The canonical split's StandardScaler: what its model expects its inputs scaled by."""
+    model_config = MODEL
+    mean: list[float]
+    scale: list[float]
+
+
+class TrainingRecord(BaseModel):
+    model_config = MODEL
+    variant: str
+    config: Variant
+    seed: int
+    loss_family: str
+    layer_sizes: list[int]
+    data: Data
+    study: StudyShape
+    scaler: Optional[Scaler]            # None: the features were left raw
+    warning: Optional[str]              # the loss/activation mismatch, said before training
+    replicas: list[ReplicaResult]       # replica 0 is the canonical run
+    history: list[Epoch]                # the canonical run's, per epoch
+    confusion_matrix: list[list[int]]   # the canonical run's, after the last epoch
+    diagnoses: dict[str, int]           # replicas per status, the most common first
+    curves: dict[str, Curve]            # train_loss, val_loss, val_accuracy over the replicas
+    replicas_sha256: str                # of replicas.csv: byte-identical studies share it
+    digest: str = ""                    # of everything above and the canonical weights
+
+    @property
+    def canonical(self) -> ReplicaResult:
+        return self.replicas[0]
+
+    @property
+    def summary(self) -> Summary:
+        return self.canonical.summary
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        return self.canonical.diagnosis
+
+    @property
+    def non_finite(self) -> list[ReplicaResult]:
+        return [r for r in self.replicas if r.non_finite_epoch]
+
+    def accuracy_grid(self):
+        """Final validation accuracy of each replica, shaped (seeds, splits); NaN for non-finite ones."""
+        import numpy as np
+
+        values = [r.summary.final_val_accuracy if r.summary else np.nan for r in self.replicas]
+        return np.array(values, dtype=float).reshape(self.study.seeds, self.study.splits)
+
+    def with_digest(self, weights: bytes) -> "TrainingRecord":
+        blob = json.dumps(self.model_copy(update={"digest": ""}).model_dump(mode="json"), sort_keys=True)
+        return self.model_copy(update={"digest": hashlib.sha256(blob.encode() + hashlib.sha256(weights).digest())
+                                       .hexdigest()})
+
+    def dumps(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def load(cls, name: str) -> "TrainingRecord":
+        files = VariantFiles(name)
+        try:
+            return cls.model_validate_json(files.record.read_bytes())
+        except FileNotFoundError:
+            raise PipelineError(f"{files.record}: not found; run `dvc repro {files.stage}` first") from None
+        except ValueError as exc:  # written by another version of the code
+            raise PipelineError(f"{files.record}: not a training record of this version "
+                                f"({str(exc).splitlines()[0]}); run `dvc repro {files.stage}`") from None
+
+
+def replicas_csv(replicas: list, histories: dict) -> str:
+    """Every replica's per-epoch history, one row per replica and epoch (repr: exact floats).
+    `replicas` are (seed, split) pairs; `histories` HISTORY_KEYS -> arrays (replicas, epochs)."""
+    lines = ["replica,seed,split,epoch," + ",".join(HISTORY_KEYS)]
+    epochs = histories[HISTORY_KEYS[0]].shape[1]
+    for r, (seed, split) in enumerate(replicas):
+        for e in range(epochs):
+            values = ",".join(repr(float(histories[key][r, e])) for key in HISTORY_KEYS)
+            lines.append(f"{r},{seed},{split},{e + 1},{values}")
+    return "\n".join(lines) + "\n"
+
+
+def read_replicas(name: str) -> dict:
+    """A variant's replicas.csv as arrays shaped (replicas, epochs), plus each replica's seed and split."""
+    import numpy as np
+
+    files = VariantFiles(name)
+    try:
+        table = np.genfromtxt(files.replicas, delimiter=",", names=True)
+    except FileNotFoundError:
+        raise PipelineError(f"{files.replicas}: not found; run `dvc repro {files.stage}` first") from None
+    table = np.atleast_1d(table)
+    count = int(table["replica"].max()) + 1
+    out = {key: table[key].reshape(count, -1) for key in HISTORY_KEYS}
+    out["seed"] = table["seed"].reshape(count, -1)[:, 0].astype(int)
+    out["split"] = table["split"].reshape(count, -1)[:, 0].astype(int)
+    return out
