@@ -289,7 +289,7 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
 print(json.dumps({"seconds": time.perf_counter() - start}))
 '''
 
-# What the 325 replicas would cost as MLflow child runs (the layout not chosen): one child per
+# What every replica would cost as an MLflow child run (the layout not chosen): one child per
 # replica under its variant's run, tagged variant, seed and split, its per-epoch history as metrics.
 CHILDREN = r'''
 import json, sys, time
@@ -297,7 +297,7 @@ sys.path.insert(0, sys.argv[1])
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from pipeline import config
-from pipeline.records import read_replicas
+from pipeline.titanic.record import read_replicas
 client = MlflowClient(sys.argv[2])
 experiment = client.get_experiment_by_name("titanic-loss-functions").experiment_id
 parents = {r.data.tags["variant"]: r.info.run_id
@@ -331,10 +331,12 @@ def script(code: str, cwd: Path, *args: str) -> dict:
 
 
 def study_rows(tmp: Path, n: int) -> list[str]:
-    """The replicated study: what 25 replicas a variant cost against one, and against the seed's way."""
+    """The replicated study: what its replicas a variant cost against one, and against the seed's way."""
     lines = []
-    full = {"variants": None, "seeds": 5, "splits": 5}  # every variant of params.yaml, the default study
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())["study"]
+    full = {"variants": None, "seeds": default["seeds"], "splits": default["splits"]}  # every variant, the default study
     single = {**full, "seeds": 1, "splits": 1}
+    count = default["seeds"] * default["splits"]
 
     def cold(settings, name):
         def once():
@@ -343,15 +345,15 @@ def study_rows(tmp: Path, n: int) -> list[str]:
 
     replicated, alone = cold(full, "study"), cold(single, "single")
     variants = len(yaml.safe_load((ROOT / "params.yaml").read_text())["variants"])
-    lines.append(row(f"cold `dvc repro`, {variants} variants x 25 replicas vs x 1 (sweep, report, publish "
+    lines.append(row(f"cold `dvc repro`, {variants} variants x {count} replicas vs x 1 (sweep, report, publish "
                      f"included)", replicated, alone, 2))
     study, lone = tmp / "study", tmp / "single"
-    mine, seed = loop(study, n, busy=False, count=25)
-    lines.append(row("training, replica-steps/s: 25 replicas batched vs the seed's one-model loop", mine, seed, 10,
-                     unit="steps/s", better="higher"))
+    mine, seed = loop(study, n, busy=False, count=count)
+    lines.append(row(f"training, replica-steps/s: {count} replicas batched vs the seed's one-model loop", mine, seed,
+                     10, unit="steps/s", better="higher"))
     ours = median(lambda: script(STUDY, study)["seconds"], n)
     theirs = median(lambda: script(SEED_STUDY, study)["seconds"], n)
-    trainings = variants * 25
+    trainings = variants * count
     lines.append(row(f"the whole study's training ({trainings} trainings) in one process vs the seed's loop "
                      f"doing them one by one", ours, theirs, 0.1))
     stages = median(lambda: sum(timed([PY, "-m", "pipeline", "train", name], study)
@@ -362,7 +364,7 @@ def study_rows(tmp: Path, n: int) -> list[str]:
                                                text=True, check=True).stdout), n)
     peak_one = median(lambda: float(subprocess.run([PY, "-c", MEMORY], cwd=lone, env=env(), capture_output=True,
                                                    text=True, check=True).stdout), n)
-    lines.append(row("peak RSS of `train cross_entropy`, 25 replicas vs 1", peak, peak_one, 1.5, unit="MiB"))
+    lines.append(row(f"peak RSS of `train cross_entropy`, {count} replicas vs 1", peak, peak_one, 1.5, unit="MiB"))
 
     def publish_fresh(repo):
         store = repo / "bench-publish.db"
@@ -372,7 +374,7 @@ def study_rows(tmp: Path, n: int) -> list[str]:
 
     table = median(lambda: publish_fresh(study), n)
     one = median(lambda: publish_fresh(lone), n)
-    lines.append(row("publish into a fresh SQLite store, 25 replicas (as a table artifact) vs 1", table, one))
+    lines.append(row(f"publish into a fresh SQLite store, {count} replicas (as a table artifact) vs 1", table, one))
     children = []
     for _ in range(n):
         publish_fresh(study)

@@ -23,7 +23,7 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     assert all(run.info.status == "FINISHED" for run in runs)
     assert all(run.data.params["data.source"] == "url" for run in runs if run.info.run_name != "comparison-report")
-    for plot in ("figures/mse_loss.png", "figures/mse_confusion.png", "history/mse.csv"):
+    for plot in ("figures/mse/loss_curve.png", "figures/mse/confusion_matrix.png", "history/mse/history.csv"):
         assert (repo / "plots/titanic" / plot).exists()
 
     second = sh(repo, "dvc", "repro")

@@ -95,7 +95,7 @@ def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies
         return record.model_copy(update={"replicas": replicas})
 
     fakes = [with_accuracies(records[name], made_up[name]) for name in VARIANTS]
-    fakes[2] = fakes[2].model_copy(update={"replicas_sha256": records["nll_relu"].replicas_sha256})
+    fakes[2] = fakes[2].model_copy(update={"predictions_sha256": records["nll_relu"].predictions_sha256})
     rows, conclusion = report.study_rows(fakes, config.load())
     by_name = {row["variant"]: row for row in rows}
     assert by_name["nll_relu"]["verdict"] == "better"
@@ -106,3 +106,21 @@ def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies
     text = report.markdown(rows, conclusion)
     assert "Holm-corrected over 1 distinct hypotheses" in text and "mse = nll_relu" in text
     assert "Champion: **nll_relu**" in text
+
+
+def test_variants_equal_by_construction_are_one_hypothesis(prepared):
+    """NLL on LogSoftmax, CrossEntropy and KLDiv on LogSoftmax are one function of the logits
+    started from the same weights: the same predictions in every replica at every epoch (their
+    KLDiv losses differ in the last bits). Likewise NLL and KLDiv on ReLU."""
+    names = ["nll_logsoftmax", "cross_entropy", "kldiv_logsoftmax", "nll_relu", "kldiv_relu"]
+    prepared.params(variants=names)
+    for name in names:
+        train.main(name)
+    report.main()
+    summary = json.loads((REPORT / "summary.json").read_text())
+    assert summary["reference"] == "cross_entropy"
+    assert summary["identical"] == {"nll_logsoftmax": "cross_entropy", "kldiv_logsoftmax": "cross_entropy",
+                                    "kldiv_relu": "nll_relu"}
+    assert summary["hypotheses"] == 1
+    assert summary["variants"]["kldiv_relu"]["verdict"] == "identical to nll_relu"
+    assert summary["variants"]["kldiv_relu"]["p_holm"] == summary["variants"]["nll_relu"]["p_holm"]

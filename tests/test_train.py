@@ -43,7 +43,8 @@ def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, 
     assert record.accuracy_grid().tolist() == [accuracies[:2], accuracies[2:]]
     # The scaler the canonical model expects, recorded once (publishing applies it, not re-derives it).
     assert record.scaler.model_dump() == scaler(load_prepared(), 0)
-    assert record.replicas_sha256 == hashlib.sha256(files.replicas.read_bytes()).hexdigest()
+    columns = np.array([float(row["val_accuracy"]) for row in csv.DictReader(open(files.replicas))]).reshape(4, 2)
+    assert record.predictions_sha256 == hashlib.sha256(columns.tobytes()).hexdigest()
     rows = list(csv.DictReader(open(files.replicas)))
     assert len(rows) == 4 * 2 and rows[-1]["seed"] == "45" and rows[-1]["split"] == "1" and rows[-1]["epoch"] == "2"
     assert float(rows[-1]["val_accuracy"]) == accuracies[-1]

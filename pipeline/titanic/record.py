@@ -114,7 +114,10 @@ class TrainingRecord(BaseModel):
     confusion_matrix: list[list[int]]   # the canonical run's, after the last epoch
     diagnoses: dict[str, int]           # replicas per status, the most common first
     curves: dict[str, Curve]            # train_loss, val_loss, val_accuracy over the replicas
-    replicas_sha256: str                # of replicas.csv: byte-identical studies share it
+    # Of every replica's validation accuracy at every epoch, byte for byte: two variants that share
+    # it made the same predictions throughout (the same function of the logits), so the report
+    # counts them as one hypothesis. Their losses may differ in the last bits (KLDiv's reduction).
+    predictions_sha256: str
     digest: str = ""                    # of everything above and the canonical weights
 
     @property

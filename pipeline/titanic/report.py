@@ -36,7 +36,7 @@ def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[li
     grids = {r.variant: r.accuracy_grid() for r in records}
     data = records[0].data
     test_share = data.val_rows / data.train_rows
-    identical = statistics.identical_groups({r.variant: r.replicas_sha256 for r in records}, study.reference)
+    identical = statistics.identical_groups({r.variant: r.predictions_sha256 for r in records}, study.reference)
     against = statistics.compare(grids, study.reference, test_share, study.confidence, study.margin, identical,
                                  seed=params.seed)
     rows = []

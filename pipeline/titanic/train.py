@@ -231,7 +231,7 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
         scaler=Scaler(**canonical_scaler) if canonical_scaler else None, warning=warning, replicas=results,
         history=trained.history(0), confusion_matrix=trained.confusion[0].tolist(),
         diagnoses=distribution([r.diagnosis.status for r in results]), curves=curves(trained),
-        replicas_sha256=hashlib.sha256(table.encode()).hexdigest(),
+        predictions_sha256=hashlib.sha256(np.ascontiguousarray(trained.val_accuracy).tobytes()).hexdigest(),
     ).with_digest(weights)
     finite = np.array([r.summary.final_val_accuracy for r in results if r.summary])
     # Two headline figures per variant: `dvc exp show` stays readable; the rest is the report's.
