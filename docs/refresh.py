@@ -1,7 +1,9 @@
 """`make docs`: what the README shows, from the last real run (run `make repro` first).
 
 - the results tables between the `results` markers of README.md (some columns) and the `study`
-  markers of docs/study.md (all), taken from reports/titanic/comparison.md as the report wrote them;
+  markers of docs/study.md (all), taken from reports/titanic/comparison.md as the report wrote them,
+  and between the `conclusion` markers of both what the report says of its verdicts (the lines
+  after its table), so that no sentence there claims more than the table;
 - docs/images/: the report's intervals and NLL contrast figures and the sweep's GIF, and a
   screenshot of the MLflow chart view of the NLL pair, taken the way the browser test takes its
   own (tests/test_browser.py: Debian's Chromium, `mlflow server` on a loopback port) on a fresh
@@ -23,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 README = ROOT / "README.md"
 # The report's columns the README keeps (the rest are in docs/study.md).
-COLUMNS = ("variant", "mean val acc", "95% CI", "diff vs reference", "p (Holm)", "verdict", "diagnoses")
+COLUMNS = ("variant", "mean val acc", "95% CI", "diff vs reference [95% CI]", "p diff (Holm)", "p equiv (Holm)",
+           "verdict", "diagnoses")
 
 
 def small_png(image: Image.Image, target: Path, width: int = 900) -> None:
@@ -44,6 +47,13 @@ def results_table(report: Path, columns: tuple[str, ...] | None = None) -> str:
         table.append("| " + " | ".join(cells[i] for i in keep) + " |")
     table.insert(1, "|" + "---|" * len(keep))
     return "\n".join(table)
+
+
+def conclusion(report: Path) -> str:
+    """The report's own words after its table: the verdicts, each variant named, and the champion."""
+    lines = report.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("|"))
+    return "\n".join(lines[last + 1:]).strip()
 
 
 def replace_between_markers(path: Path, name: str, body: str) -> None:
@@ -97,6 +107,8 @@ def main() -> None:
     screenshot(IMAGES / "mlflow-contrast.png")
     replace_between_markers(README, "results", results_table(report / "comparison.md", COLUMNS))
     replace_between_markers(ROOT / "docs/study.md", "study", results_table(report / "comparison.md"))
+    for page in (README, ROOT / "docs/study.md"):
+        replace_between_markers(page, "conclusion", conclusion(report / "comparison.md"))
     for image in sorted(IMAGES.iterdir()):
         print(f"docs: {image.relative_to(ROOT)} ({image.stat().st_size // 1024} KiB)")
     print("docs: the tables in README.md and docs/study.md rewritten from reports/titanic/comparison.md")

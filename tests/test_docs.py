@@ -78,3 +78,5 @@ def test_make_docs_tables_come_from_the_report(tmp_path, monkeypatch):
                                   "<!-- results:end -->\nbottom\n")
     with pytest.raises(SystemExit, match="no <!-- study:begin -->"):
         refresh.replace_between_markers(readme, "study", "x")
+    # What the report says after its table, word for word.
+    assert refresh.conclusion(report) == "Champion: a"

@@ -101,12 +101,7 @@ def markdown(rows: list[dict], conclusion: dict) -> str:
             _with_interval(_number(row["p_improvement"], 2), _number(row["p_improvement_ci_low"], 2),
                            _number(row["p_improvement_ci_high"], 2)),
             _p(row["p_holm"]), _p(row["p_equivalence_holm"]), row["verdict"], row["diagnoses"]]) + " |")
-    counts = {}
-    for row in rows:
-        kind = row["verdict"].split(" ")[0] if row["identical_to"] else row["verdict"]
-        counts[kind] = counts.get(kind, 0) + 1
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
-    identical = conclusion["identical"]
     return "\n".join([
         "# Titanic loss study", "",
         f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant, every replica its own seed "
@@ -116,13 +111,36 @@ def markdown(rows: list[dict], conclusion: dict) -> str:
         f"Holm-corrected over {conclusion['hypotheses']} distinct hypotheses: **better** or **worse** when the "
         f"difference test rejects; **equivalent** when the two one-sided tests put the difference within "
         f"+-{margin:g} (the margin, fixed before the study); **inconclusive** when neither does (no evidence "
-        f"either way, which is not equivalence).", "", *lines, "",
-        "Verdicts: " + ", ".join(f"{kind} {n}" for kind, n in counts.items()) + "."
-        + (" Identical by construction (byte-identical replicas, not tested again): "
-           + ", ".join(f"{name} = {twin}" for name, twin in identical.items()) + "." if identical else ""), "",
+        f"either way, which is not equivalence).", "", *lines, "", *verdict_lines(rows, conclusion), "",
         f"Champion: **{conclusion['champion']}**, {_number(champion['val_accuracy_mean'])} "
         f"[{_number(champion['val_accuracy_ci_low'])}, {_number(champion['val_accuracy_ci_high'])}], by the rule "
         f"fixed before the study: {conclusion['champion_rule']}.", ""])
+
+
+def verdict_lines(rows: list[dict], conclusion: dict) -> list[str]:
+    """What the verdicts say, one line per verdict, every variant named with its difference: the
+    README and docs quote these lines, so no sentence claims more than the table."""
+    margin, level = conclusion["margin"], round(100 * conclusion["confidence"])
+    said = {
+        statistics.BETTER: "**better** than the reference",
+        statistics.WORSE: "**worse** than the reference",
+        statistics.EQUIVALENT: f"**equivalent** to the reference (within +-{margin:g})",
+        statistics.INCONCLUSIVE: "**inconclusive** (neither a difference nor equivalence shown; more splits "
+                                 "could tell)",
+    }
+    lines = []
+    for verdict, what in said.items():
+        named = [row for row in rows if row["verdict"] == verdict]
+        if named:
+            lines.append(f"- {what}: " + ", ".join(
+                f"{row['variant']} {_signed(row['diff_vs_reference'])} [{_signed(row['diff_ci_low'])}, "
+                f"{_signed(row['diff_ci_high'])}]" for row in named))
+    twins = conclusion["identical"]
+    if twins:
+        lines.append("- **identical** by construction (the same predictions in every replica at every epoch; not "
+                     "tested again): " + ", ".join(f"{name} = {twin}" for name, twin in twins.items()))
+    return [f"Differences in accuracy against {conclusion['reference']}, with their {level}% intervals:", "",
+            *lines]
 
 
 def _replica_panel(ax, epochs, values, colour, label):
@@ -191,11 +209,14 @@ def _colour(verdict: str) -> str:
 
 def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion: dict):
     """Every variant's replicas (dots), mean and interval (bar); right: its difference to the
-    reference with the equivalence margin shaded."""
+    reference against the equivalence margin (shaded), on a scale where the margin shows: a
+    difference beyond it is an arrow at the edge with its numbers written out."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     level = round(100 * conclusion["confidence"])
     margin = conclusion["margin"]
+    reach = 4 * margin
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 0.42 * len(rows) + 1.8), sharey=True)
     jitter = np.random.default_rng(0)
     for i, row in enumerate(rows):
@@ -206,19 +227,31 @@ def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion:
         left.errorbar(row["val_accuracy_mean"], y, xerr=[[row["val_accuracy_mean"] - row["val_accuracy_ci_low"]],
                                                          [row["val_accuracy_ci_high"] - row["val_accuracy_mean"]]],
                       fmt="o", color=colour, capsize=3, lw=2)
-        if math.isfinite(row["diff_ci_low"]):
-            right.errorbar(row["diff_vs_reference"], y, xerr=[[row["diff_vs_reference"] - row["diff_ci_low"]],
-                                                              [row["diff_ci_high"] - row["diff_vs_reference"]]],
-                           fmt="o", color=colour, capsize=3, lw=2)
+        diff, low, high = row["diff_vs_reference"], row["diff_ci_low"], row["diff_ci_high"]
+        if row["identical_to"]:
+            right.text(-reach, y, f" identical to {row['identical_to']} ({diff:+.3f})", color=colour, va="center",
+                       fontsize=8)
+        elif not math.isfinite(low):
+            continue
+        elif abs(diff) > reach:  # off the scale: an arrow to the side it lies on, and its numbers
+            edge = math.copysign(reach, diff)
+            right.annotate("", xy=(edge, y), xytext=(edge * 0.6, y),
+                           arrowprops={"arrowstyle": "->", "color": colour, "lw": 2})
+            right.text(edge * 0.55, y + 0.22, f"{diff:+.3f} [{low:+.3f}, {high:+.3f}]", color=colour, fontsize=8,
+                       ha="left" if diff < 0 else "right")
+        else:
+            right.errorbar(diff, y, xerr=[[diff - low], [high - diff]], fmt="o", color=colour, capsize=3, lw=2)
     left.set_yticks(range(len(rows)), [r["variant"] for r in reversed(rows)])
     left.set(xlabel="final validation accuracy", title=f"replicas, mean and {level}% interval (from the split means)")
-    right.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0, label=f"equivalence margin +-{margin:g}")
+    right.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
     right.axvline(0, color="black", lw=0.8)
-    right.set(xlabel=f"difference to {conclusion['reference']} (paired by replica)",
+    right.set_xlim(-reach * 1.05, reach * 1.05)
+    right.set(xlabel=f"difference in accuracy to {conclusion['reference']} (paired by replica)",
               title=f"mean difference, {level}% interval (Nadeau-Bengio corrected t)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()
                if any(r["verdict"].split(" ")[0] == v for r in rows)]
-    right.legend(handles=handles, fontsize=8, loc="lower left")
+    handles.append(Patch(color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}"))
+    right.legend(handles=handles, fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
 
