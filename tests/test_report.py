@@ -125,3 +125,25 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
     assert summary["hypotheses"] == 1
     assert summary["variants"]["kldiv_relu"]["verdict"] == "identical to nll_relu"
     assert summary["variants"]["kldiv_relu"]["p_holm"] == summary["variants"]["nll_relu"]["p_holm"]
+
+
+def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_changes(prepared):
+    for name in VARIANTS:
+        train.main(name)
+    report.main()
+    plot_titanic.main()
+    publish.main(only=["report"])
+    client = MlflowClient(prepared.uri())
+    summary = json.loads((REPORT / "summary.json").read_text())
+    first = client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS)
+    champion = TrainingRecord.load(summary["champion"])
+    # The same champion, its run logged again (new statistics about the same model): no move.
+    assert report_run.register_champion(client, "another-run", champion, summary) == first.version
+    # The rule's answer changes: the alias moves to that variant's model, a new version.
+    runs = {r.info.run_name: r.info.run_id for r in client.search_runs(
+        [client.get_experiment_by_name("titanic-loss-functions").experiment_id])}
+    other = next(name for name in VARIANTS if name != summary["champion"])
+    moved = report_run.register_champion(client, runs[other], TrainingRecord.load(other),
+                                         {**summary, "champion": other})
+    assert moved != first.version
+    assert client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS).tags["variant"] == other
