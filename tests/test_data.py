@@ -94,7 +94,7 @@ def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, c
 
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
-    from pipeline.catalog import RESULTS
+    from pipeline.catalog import VariantFiles
     from pipeline.titanic import train
 
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}
@@ -109,9 +109,9 @@ def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
         assert json.loads(TITANIC_SOURCE.read_text())["source"] == ("url" if mode == "online" else "shipped")
         preprocess_titanic.main()
         train.main("mse")
+        mse = VariantFiles("mse")
         outputs[mode] = [path.read_bytes() for path in (TITANIC_RAW, TITANIC_PREPARED, TITANIC_META,
-                                                        RESULTS / "mse" / "record.json", RESULTS / "mse" / "model.pt",
-                                                        RESULTS / "mse" / "replicas.csv")]
+                                                        mse.record, mse.model, mse.replicas)]
     assert outputs["online"] == outputs["offline"]
 
 

@@ -182,3 +182,13 @@ def test_the_intervals_cover_the_true_mean_in_clustered_studies_and_the_replica_
           f"{old_covered / old_studies:.3f} of {old_studies}")
     assert 0.92 <= covered / 1000 <= 0.98
     assert old_covered / old_studies < 0.6
+
+
+def test_the_notebooks_single_run_is_reported_untested():
+    """study: {seeds: 1, splits: 1}: one replica a variant, no spread to test against."""
+    grids = {"reference": np.array([[0.76]]), "other": np.array([[0.61]])}
+    result = statistics.compare(grids, "reference", 0.25, 0.95, 0.01)
+    assert result["other"]["verdict"] == "untested" and statistics.hypotheses(result) == 0
+    assert statistics.champion(result, {"reference": 0.76, "other": 0.61}, "reference") == "reference"
+    single = statistics.mean_interval(grids["other"], 0.25, 0.95)
+    assert (single["mean"], single["ci_low"], single["ci_high"]) == (0.61, 0.61, 0.61)

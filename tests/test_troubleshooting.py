@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.catalog import HISTORY, METRICS, RESULTS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE
+from pipeline.catalog import METRICS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE, VariantFiles
 
 from .conftest import ROOT, small_params, titanic_csv
+
+MSE = VariantFiles("mse")
 
 GOOD = titanic_csv(rows=120)
 
@@ -117,6 +119,10 @@ PARAMS = {
     "unknown reference": ({"study.reference": "mse2"}, "study.reference: no variant named 'mse2'"),
     "confidence of 1 or more": ({"study.confidence": 1.5}, "study.confidence: must be < 1, got 1.5"),
     "confidence of 0 or less": ({"study.confidence": 0}, "study.confidence: must be > 0, got 0"),
+    "margin of 0 or less": ({"study.margin": 0}, "study.margin: must be > 0, got 0"),
+    "margin of 1 or more": ({"study.margin": 1}, "study.margin: must be < 1, got 1"),
+    "too few splits for the test": ({"study.splits": 1}, "study.splits: 1 split leaves the corrected test no "
+                                                         "degrees of freedom"),
     "standardize not true or false": ({"variants.mse.standardize": "yes"},
                                       "variants.mse.standardize: must be true or false, got 'yes'"),
 }
@@ -140,7 +146,7 @@ def test_bad_params_stop_every_stage_before_it_writes(prepared, case):
         done = cli(*command)
         one_clear_line(done, expected)
         assert done.stderr.count("params.yaml:") == 1
-    assert not (RESULTS / "mse").exists() and not (METRICS / "mse.json").exists()
+    assert not MSE.results.exists() and not MSE.metrics.exists()
 
 
 def test_all_params_errors_come_together(prepared):
@@ -171,7 +177,7 @@ def test_a_batch_larger_than_the_data_works(prepared):
     write_params(**{"variants.mse.batch_size": 100_000})
     done = cli("train", "mse")
     assert done.returncode == 0, done.stderr
-    assert (RESULTS / "mse" / "model.pt").exists() and (HISTORY / "mse.csv").exists()
+    assert MSE.model.exists() and MSE.history.exists()
 
 
 def test_unreachable_tracking_uri_keeps_training_results(prepared):
@@ -185,7 +191,7 @@ def test_unreachable_tracking_uri_keeps_training_results(prepared):
                                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     one_clear_line(done, "publishing to MLflow at http://127.0.0.1:9 failed")
     assert "training results are kept" in done.stderr
-    assert (RESULTS / "mse" / "model.pt").exists()
+    assert MSE.model.exists()
 
 
 @contextlib.contextmanager
@@ -213,4 +219,4 @@ def test_a_read_only_output_folder(prepared):
         done = cli("train", "mse")
     one_clear_line(done, f"error: {METRICS}: ")
     # Nothing of the stage's outputs was written, not even those in writable folders.
-    assert not list(METRICS.iterdir()) and not (RESULTS / "mse").exists() and not (HISTORY / "mse.csv").exists()
+    assert not list(METRICS.iterdir()) and not MSE.results.exists() and not MSE.history.exists()
