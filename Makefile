@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 # This machine's pip lists a few local package folders it cannot find; hide those lines.
 QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install install-dev plots-offline lock docs repro test ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev plots-offline lock docs repro test experiments ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
@@ -51,6 +51,11 @@ repro: install
 
 test: install-dev
 	pytest
+
+# The study's headline per DVC experiment in 120 columns: val_accuracy_mean, one row per variant,
+# one column per experiment, and what each experiment changed (docs/pipeline.md).
+experiments: install
+	python -m pipeline experiments
 
 # What the README shows (its results table, docs/images/), from the last `make repro`; the
 # screenshot needs Debian's Chromium (apt-get install chromium).

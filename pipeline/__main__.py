@@ -23,6 +23,7 @@ COMMANDS = {
     "preprocess-iris": ("iris.preprocess", None),
     "sweep-alpha": ("iris.sweep", None),
     "publish": ("tracking.publish", "names"),
+    "experiments": ("titanic.experiments", None),
     "launch": ("tracking.launch", "argv"),
     "plots-template": ("plots_template", None),
 }
