@@ -34,7 +34,7 @@ def log_sweep(client, experiment_id: str, record: dict, times: dict | None, extr
                                f"for {s['alpha_count']} alphas from {s['alpha_min']:g} to {s['alpha_max']:g}.",
         **extra_tags})
     parent_id = parent.info.run_id
-    with closing_run(client, parent_id):
+    with closing_run(client, parent_id) as closing:
         params = {**{k: v for k, v in s.items() if k != "workers"}, "seed": record["seed"],
                   "data.source": data["source"], "data.sha256": data["sha256"],
                   "data.train_rows": data["train_rows"], "data.test_rows": data["test_rows"],
@@ -57,5 +57,5 @@ def log_sweep(client, experiment_id: str, record: dict, times: dict | None, extr
                                      Param("seed", str(record["seed"]))],
                              metrics=[Metric(key, float(row[key]), when, 0) for key in SCORES if row[key] is not None])
             client.set_terminated(child.info.run_id, "FINISHED", end_time=when)
-        client.set_terminated(parent_id, "FINISHED", end_time=when)
+        closing.finish(end_time=when)
     return parent_id

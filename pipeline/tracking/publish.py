@@ -4,8 +4,11 @@ child per alpha, the comparison report a summary run; once.
 Training stages only write files; this stage logs whatever MLflow does not hold yet. A run
 is identified by the digest of its configuration and results (tag `pipeline.digest`), so a
 DVC run-cache restore, a retry after the server was down, or a second publish logs exactly
-the missing runs and never one twice. A run left half-logged by an interrupted publish
-(still RUNNING, or FAILED) is deleted and logged again.
+the missing runs and never one twice. Publishers that meet (teammates publishing the same
+study at the same moment, parallel DVC workers) may log a run twice; `settle` keeps one by a
+rule they all compute alike and points every reference at it (store.resolve, docs/team.md).
+A run left half-logged by an interrupted publish (FAILED, or RUNNING with its publisher gone)
+is deleted and logged again.
 
 Under `mlflow run`, MLFLOW_RUN_ID names the launch's own run: new runs nest under it, and it
 is tagged with every run it stands for, new or already there.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import time
 import warnings
@@ -28,10 +32,9 @@ from ..titanic.preprocess import load_prepared
 from ..titanic.record import TrainingRecord
 from ..titanic.splits import split_arrays
 from . import iris_runs, report_runs, store
-from .titanic_runs import DIGEST_TAG, VariantRun, datasets, log_run
+from .titanic_runs import VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME = "sweep", "report"
-LOCKED_RETRIES = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -40,7 +43,10 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
+            try:
+                client.restore_experiment(experiment.experiment_id)
+            except MlflowException:  # restored meanwhile by a parallel publisher
+                pass
         return experiment.experiment_id
     try:
         return client.create_experiment(name, artifact_location=artifact_location)
@@ -48,32 +54,20 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def logged_run(client, exp_id: str, digest: str) -> str | None:
-    """The finished run with this digest; otherwise clear what an interrupted publish left, None."""
-    existing = client.search_runs([exp_id], filter_string=f"tags.`{DIGEST_TAG}` = '{digest}'")
-    for run in existing:
-        if run.info.status == "FINISHED":
-            return run.info.run_id
-    leftovers = existing + client.search_runs(
-        [exp_id], filter_string=f"tags.`{iris_runs.PARENT_DIGEST_TAG}` = '{digest}'")
-    for run in leftovers:
-        client.delete_run(run.info.run_id)
-    return None
-
-
 class Launch:
     """Where this publish comes from: the run `mlflow run` opened (MLFLOW_RUN_ID) and the DVC
-    experiment it runs in (DVC_EXP_NAME), if any."""
+    experiment it runs in (DVC_EXP_NAME), if any; and the process that publishes."""
 
-    def __init__(self, client):
+    def __init__(self, client, run_id: str | None, dvc_exp: str | None):
         self.client = client
-        self.run_id = os.environ.get("MLFLOW_RUN_ID")
-        self.experiment_id = client.get_run(self.run_id).info.experiment_id if self.run_id else None
-        self.dvc_exp = os.environ.get("DVC_EXP_NAME")
+        self.run_id = run_id
+        self.experiment_id = client.get_run(run_id).info.experiment_id if run_id else None
+        self.dvc_exp = dvc_exp
+        self.me = store.Publisher.this()
 
     def tags(self, exp_id: str) -> dict[str, str]:
         """Tags for a run this publish creates."""
-        tags = {}
+        tags = {store.PUBLISHER_TAG: self.me.tag()}
         if self.run_id:
             tags["pipeline.launch_run_id"] = self.run_id
             if exp_id == self.experiment_id:  # the UI nests runs within one experiment only
@@ -83,20 +77,32 @@ class Launch:
             tags[f"dvc.exp.{self.dvc_exp}"] = "logged"
         return tags
 
-    def reused(self, run_id: str) -> None:
-        """A run this DVC experiment shares with earlier ones (not logged again) still names it."""
-        if self.dvc_exp:
-            self.client.set_tag(run_id, f"dvc.exp.{self.dvc_exp}", "reused")
+    def name(self, runs: dict, outcome: dict[str, tuple[str, str]]) -> bool:
+        """Every run this DVC experiment stands for names it: `logged` if it logged one with
+        that digest, `reused` if it shares one logged earlier. True if a tag had to be set."""
+        if not self.dvc_exp:
+            return False
+        key = f"{store.EXPERIMENT_TAGS}{self.dvc_exp}"
+        wrote = False
+        for name, run in runs.items():
+            if key not in run.data.tags:
+                self.client.set_tag(run.info.run_id, key, "reused" if outcome[name][0] == "present" else "logged")
+                wrote = True
+        return wrote
 
-    def stands_for(self, runs: dict[str, tuple[str, str]]) -> None:
+    def stands_for(self, runs: dict[str, tuple[str, str]]) -> bool:
         if not self.run_id:
-            return
+            return False
         from mlflow.entities import RunTag
 
         lines = [f"- {name}: run {run_id} ({state})" for name, (state, run_id) in runs.items()]
-        tags = [RunTag(f"pipeline.run.{name}", run_id) for name, (_, run_id) in runs.items()]
-        tags.append(RunTag("mlflow.note.content", "This launch stands for these runs:\n\n" + "\n".join(lines)))
-        self.client.log_batch(self.run_id, tags=tags)
+        tags = {f"pipeline.run.{name}": run_id for name, (_, run_id) in runs.items()}
+        tags["mlflow.note.content"] = "This launch stands for these runs:\n\n" + "\n".join(lines)
+        held = self.client.get_run(self.run_id).data.tags
+        stale = [RunTag(k, v) for k, v in tags.items() if held.get(k) != v]
+        if stale:
+            self.client.log_batch(self.run_id, tags=stale)
+        return bool(stale)
 
 
 def logging_order(records: list[TrainingRecord], summary: dict) -> list[TrainingRecord]:
@@ -121,57 +127,215 @@ def variant_runs(records: list[TrainingRecord], summary: dict) -> list[VariantRu
             for record in logging_order(records, summary)]
 
 
+class Target:
+    """One run to be there once: its name in the outcome, its experiment and digest."""
+
+    def __init__(self, name: str, exp_id: str, digest: str, child_tag: str | None = None):
+        self.name, self.exp_id, self.digest, self.child_tag = name, exp_id, digest, child_tag
+
+    def resolve(self, client, me):
+        return store.resolve(client, self.exp_id, self.digest, me, self.child_tag)
+
+
 def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | None, uri: str,
-            report: bool = False) -> dict[str, tuple[str, str]]:
+            report: bool = False, patience: Patience | None = None, logged: dict[str, str] | None = None,
+            launch_run: str | None = None, dvc_exp: str | None = None) -> dict[str, tuple[str, str]]:
     """Log what MLflow lacks (the variants' runs need the report's summary; `report` logs its own
-    run too); return {name: ('logged' | 'present', run_id)}."""
+    run too); return {name: ('logged' | 'present' | 'duplicate', run_id)}: logged by this
+    publish, there before, or logged by this one and another at the same moment (the other's
+    kept). `logged` ({name: run_id}) carries what earlier attempts of this publish logged. The
+    launch run and DVC experiment come from the environment unless given."""
     import mlflow
     from mlflow import MlflowClient
 
+    patience = patience or Patience()
+    logged = {} if logged is None else logged
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    launch = Launch(client)
-    outcome: dict[str, tuple[str, str]] = {}
+    launch = Launch(client, launch_run if launch_run is not None else os.environ.get("MLFLOW_RUN_ID"),
+                    dvc_exp if dvc_exp is not None else os.environ.get("DVC_EXP_NAME"))
     exp_id = experiment_id(client, store.EXPERIMENT, store.artifact_location(uri))
-    missing = []
-    for run in variant_runs(records, summary) if records else []:
-        name = run.record.variant
-        run_id = logged_run(client, exp_id, run.digest)
-        if run_id:
-            outcome[name] = ("present", run_id)
-            launch.reused(run_id)
-        else:
-            missing.append(run)
-            outcome[name] = ("missing", "")  # keeps the logging order in the outcome
-    inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
-    for run in progress(missing, "publish: variant runs"):
-        standardize = run.record.config.training.standardize
-        if standardize not in inputs:
-            inputs[standardize] = datasets(run.split, run.source)
-        outcome[run.record.variant] = ("logged", log_run(client, exp_id, run, inputs[standardize],
-                                                         launch.tags(exp_id)))
-    if report:
-        run_id = logged_run(client, exp_id, report_runs.digest())
-        if run_id:
-            outcome[REPORT_NAME] = ("present", run_id)
-            launch.reused(run_id)
-        else:
-            variant_ids = {name: run_id for name, (_, run_id) in outcome.items()}
-            outcome[REPORT_NAME] = ("logged", report_runs.log_report(client, exp_id, summary, variant_ids,
-                                                                    launch.tags(exp_id)))
-        champion = next(r for r in records if r.variant == summary["champion"])
-        report_runs.register_champion(client, outcome[champion.variant][1], champion, summary)
-    if sweep is not None:
-        sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, store.artifact_location(uri))
-        run_id = logged_run(client, sweep_exp, sweep["digest"])
-        if run_id:
-            outcome[SWEEP] = ("present", run_id)
-            launch.reused(run_id)
-        else:
-            outcome[SWEEP] = ("logged", iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP),
-                                                           launch.tags(sweep_exp)))
-    launch.stands_for(outcome)
-    return outcome
+    patience.answered()
+    sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, store.artifact_location(uri)) if sweep is not None else None
+    planned = variant_runs(records, summary) if records else []
+    for _ in range(3):  # a run found, then deleted by hand meanwhile, is logged again
+        outcome: dict[str, tuple[str, str]] = {}
+        targets: list[Target] = []
+
+        def look_up(target: Target) -> bool:
+            """Already there (FINISHED, by its digest): noted in the outcome."""
+            targets.append(target)
+            found = target.resolve(client, launch.me)
+            state = "logged" if found and logged.get(target.name) == found.info.run_id else "present"
+            outcome[target.name] = (state, found.info.run_id) if found else ("missing", "")
+            return found is not None
+
+        def logs(name: str, run_id: str) -> None:
+            outcome[name] = ("logged", run_id)
+            logged[name] = run_id
+            patience.progressed()
+
+        missing = [run for run in planned if not look_up(Target(run.record.variant, exp_id, run.digest))]
+        inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
+        for run in progress(missing, "publish: variant runs"):
+            standardize = run.record.config.training.standardize
+            if standardize not in inputs:
+                inputs[standardize] = datasets(run.split, run.source)
+            logs(run.record.variant, log_run(client, exp_id, run, inputs[standardize], launch.tags(exp_id)))
+        if report and not look_up(Target(REPORT_NAME, exp_id, report_runs.digest())):
+            variant_ids = {name: outcome[name][1] for name in summary["variants"] if name in outcome}
+            logs(REPORT_NAME, report_runs.log_report(client, exp_id, summary, variant_ids, launch.tags(exp_id)))
+        if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
+            logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP), launch.tags(sweep_exp)))
+        champion = next(r for r in records if r.variant == summary["champion"]) if report else None
+        try:
+            return settle(client, launch, targets, outcome, summary, champion)
+        except Vanished:
+            continue
+    raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
+
+
+class Vanished(Exception):
+    """Every run with a digest this publish stands for is gone (deleted by hand meanwhile)."""
+
+
+SETTLE_PASSES = 30  # each publisher that met this one can move a survivor once; a team is fewer
+
+
+def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tuple[str, str]],
+           summary: dict | None, champion: TrainingRecord | None) -> dict[str, tuple[str, str]]:
+    """Resolve every run this publish stands for (store.resolve: the survivor of each digest,
+    its duplicates deleted) and point at the survivors whatever names runs: the report's tags,
+    the registered champion, the DVC experiment's tags, the launch run. A survivor moves when
+    a publisher that met this one finishes a run with a smaller id after this one looked, so
+    each pass that had to write is followed by another, until one finds nothing to change.
+    The last publisher to finish a run looks after every run is FINISHED: what it leaves is
+    the survivors, pointed at."""
+    from mlflow.exceptions import MlflowException
+
+    for _ in range(SETTLE_PASSES):
+        try:
+            runs = {}
+            for target in targets:
+                runs[target.name] = target.resolve(client, launch.me)
+                if runs[target.name] is None:
+                    raise Vanished(target.name)
+            ids = {name: run.info.run_id for name, run in runs.items()}
+            final = {name: (("duplicate" if state == "logged" and run_id != ids[name] else state), ids[name])
+                     for name, (state, run_id) in outcome.items()}
+            wrote = launch.name(runs, final)
+            if champion is not None:
+                variant_ids = {name: ids[name] for name in summary["variants"] if name in ids}
+                wrote |= report_runs.point(client, runs[REPORT_NAME], summary, variant_ids)
+                wrote |= report_runs.champion_version(client, ids[champion.variant], champion, summary)[1]
+            wrote |= launch.stands_for(final)
+            if not wrote:
+                return final
+        except MlflowException as exc:
+            if not store.gone(exc):  # a run or version deleted under us: look again
+                raise
+    raise PipelineError(f"publish: the runs kept changing under {SETTLE_PASSES} passes; run `dvc repro publish` again")
+
+
+class Patience:
+    """How long one publish waits for the tracking server before it gives up (docs/team.md).
+
+    A server that never answered this publish and refuses the connection is down (a wrong
+    address, a stopped server): that fails at once, after MLflow's own 2 retries. One that
+    answered and now refuses is taken for a restart: waited for up to RESTART_S. One that is
+    busy (503 or 429, a read timeout, a connection dropped mid-request) is waited for with
+    jittered exponential pauses, up to BUSY_S without a run completing. A SQLite file another
+    writer holds is waited for along LOCKED_S; a get-or-create another publisher won is tried
+    again at once, RACED_TRIES times. Publishing again is always safe: runs are known by their
+    digests, so nothing is lost and nothing logged twice.
+    """
+    RESTART_S = 90   # a restart of PostgreSQL and `mlflow server` with both cores busy took NN s
+    BUSY_S = 300     # eight publishers at once with both cores busy finish within NN s
+    BUSY_CAP_S = 30  # the longest single pause
+    LOCKED_S = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
+    RACED_TRIES = 5  # MLflow get-or-creates another publisher won: trying again finds the row
+
+    def __init__(self):
+        self.reached = False
+        self.since: dict[str, float] = {}  # kind of failure -> when the present spell of it began
+        self.tries: dict[str, int] = {}
+
+    def answered(self) -> None:
+        """The server answered: a refusal now is a restart, not a wrong address."""
+        self.reached = True
+        self.since.pop("down", None)
+        self.tries.pop("down", None)
+
+    def progressed(self) -> None:
+        """A run completed: the server is slow, not stuck."""
+        self.since.pop("busy", None)
+        self.tries.pop("busy", None)
+
+    def pause(self, kind: str | None) -> float | None:
+        """Seconds to wait before publishing again after a failure of this kind, or None: give up."""
+        if kind is None or (kind == "down" and not self.reached):
+            return None
+        now = time.monotonic()
+        began = self.since.setdefault(kind, now)
+        tries = self.tries[kind] = self.tries.get(kind, 0) + 1
+        if kind == "locked":
+            return self.LOCKED_S[tries - 1] if tries <= len(self.LOCKED_S) else None
+        if kind == "raced":
+            return random.uniform(0.2, 2) if tries <= self.RACED_TRIES else None
+        if kind == "down":  # poll often, so that a restarted server is used soon after it is back
+            pause = random.uniform(1, 3)
+            return pause if now - began + pause <= self.RESTART_S else None
+        step = min(self.BUSY_CAP_S, 2.0 ** tries)
+        pause = step / 2 + random.uniform(0, step / 2)  # publishers that met do not come back together
+        return pause if now - began + pause <= self.BUSY_S else None
+
+    def waited(self, kind: str) -> float:
+        return time.monotonic() - self.since.get(kind, time.monotonic())
+
+
+def busy_reason(exc: Exception) -> str:
+    text = " ".join(str(e) for e in store._causes(exc))
+    for code, meaning in (("503", "503 Service Unavailable"), ("429", "429 Too Many Requests"),
+                          ("502", "502 Bad Gateway"), ("504", "504 Gateway Timeout")):
+        if f"too many {code} error" in text:
+            return meaning
+    if "TEMPORARILY_UNAVAILABLE" in text:
+        return "503 Service Unavailable"
+    if "timed out" in text.lower():
+        return "no answer within MLFLOW_HTTP_REQUEST_TIMEOUT"
+    return "connections dropped mid-request"
+
+
+def patiently(attempt, uri: str, patience: Patience):
+    """attempt(), again while Patience says waiting helps; else one line that says what failed."""
+    where = store.redact(uri)
+    while True:
+        try:
+            return attempt()
+        except PipelineError:
+            raise
+        except Exception as exc:  # the store or server failed: wait if that helps, else say where
+            kind = store.failure(exc)
+            pause = patience.pause(kind)
+            if pause is not None:
+                print(f"publish: {where} " + {
+                    "locked": "is locked by another writer",
+                    "raced": "refused a row another publisher had just written",
+                    "down": "stopped answering (restarting?)",
+                    "busy": f"is busy ({busy_reason(exc)})"}[kind] + f"; retrying in {pause:.1f} s",
+                      file=sys.stderr, flush=True)
+                time.sleep(pause)
+                continue
+            if kind == "busy":
+                raise PipelineError(f"publishing to MLflow at {where} failed: the server was overloaded "
+                                    f"({busy_reason(exc)}) for {patience.waited('busy'):.0f} s; nothing was lost "
+                                    f"(training results are kept, and runs are known by their digests): "
+                                    f"run `dvc repro publish` again when it is less busy") from exc
+            hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
+                    if kind == "locked" else "")
+            raise PipelineError(f"publishing to MLflow at {where} failed: "
+                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                                f"(training results are kept; run `dvc repro publish` again{hint})") from exc
 
 
 def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:
@@ -194,33 +358,29 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
             raise PipelineError(f"{SUMMARY}: made from other results than {VariantFiles(record.variant).results}; "
                                 f"run `dvc repro report` first")
     uri = store.tracking_uri()
-    # A stopped server must fail the publish in bounded time, not after MLflow's default
-    # minutes of retries; a user's own settings win.
+    # MLflow's own retries stay few and short, so that a stopped server fails the publish at
+    # once; waiting for a busy or restarting one is Patience's (a user's own settings win).
+    # The timeout outlasts a request that waits 30 s for one of the server's database
+    # connections (SQLAlchemy's pool timeout): given up sooner, it is still served, and sent again.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    # MLflow's telemetry thread, when it cannot fetch its config (offline, as this pipeline is
+    # meant to run), removes a variable from os.environ while a request reads os.environ for
+    # proxies: a KeyError that failed one of eight publishers in the benchmark. Set before
+    # MLflow is imported; a user's own setting wins.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", module="mlflow")
     # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-    for pause in [*LOCKED_RETRIES, None]:
-        try:
-            outcome = publish(records, sweep, summary, uri, report=report)
-            break
-        except PipelineError:
-            raise
-        except Exception as exc:  # the store or server failed: say where, keep the training outputs
-            if pause is not None and "database is locked" in str(exc):
-                # Parallel DVC workers share one SQLite file. Publishing is idempotent (digests),
-                # so waiting and publishing again loses nothing and logs nothing twice.
-                print(f"publish: {store.redact(uri)} is locked by another writer; "
-                      f"retrying in {pause:g} s", file=sys.stderr)
-                time.sleep(pause)
-                continue
-            hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
-                    if "database is locked" in str(exc) else "")
-            raise PipelineError(f"publishing to MLflow at {store.redact(uri)} failed: "
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                                f"(training results are kept; run `dvc repro publish` again{hint})") from exc
-    logged = [name for name, (state, _) in outcome.items() if state == "logged"]
-    print(f"publish: {len(logged)} run(s) logged, {len(outcome) - len(logged)} already in MLflow "
-          f"({store.redact(uri)})")
+    # Read once: MLflow's end_run clears MLFLOW_RUN_ID, and a retry must still nest under the launch.
+    launch_run, dvc_exp = os.environ.get("MLFLOW_RUN_ID", ""), os.environ.get("DVC_EXP_NAME", "")
+    patience, logged = Patience(), {}
+    outcome = patiently(lambda: publish(records, sweep, summary, uri, report=report, patience=patience, logged=logged,
+                                        launch_run=launch_run, dvc_exp=dvc_exp), uri, patience)
+    where = store.redact(uri)
+    counts = {state: sum(1 for s, _ in outcome.values() if s == state) for state in ("logged", "present", "duplicate")}
+    met = (f", {counts['duplicate']} of them logged at the same moment by another publisher too (kept once)"
+           if counts["duplicate"] else "")
+    print(f"publish: {counts['logged']} run(s) logged, {counts['present'] + counts['duplicate']} already in MLflow"
+          f"{met} ({where})")

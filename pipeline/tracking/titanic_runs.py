@@ -11,9 +11,7 @@ from dataclasses import dataclass
 
 from ..catalog import TITANIC_PREPARED, VariantFiles
 from ..titanic.record import TrainingRecord
-from .store import closing_run
-
-DIGEST_TAG = "pipeline.digest"
+from .store import DIGEST_TAG, again_if_raced, closing_run
 
 
 # The report's per-variant statistics, logged as the run's summary metrics (study.<key>). No "/"
@@ -174,12 +172,13 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
     created = client.create_run(experiment_id, tags=tags, run_name=name)
     run_id = created.info.run_id
-    with closing_run(client, run_id):
+    with closing_run(client, run_id) as closing:
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record, run.source, conclusion).items()])
         metrics = run_metrics(record, stats, run.times)
         for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
             client.log_batch(run_id, metrics=metrics[start:start + 1000])
-        client.log_inputs(run_id, datasets=inputs)
+        # Datasets are shared rows: two publishers logging the same split at once race to insert it.
+        again_if_raced(client.log_inputs, run_id, datasets=inputs)
         # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
         for path in VariantFiles(name).artifacts():
             client.log_artifact(run_id, str(path))
@@ -187,11 +186,14 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         example = run.split["x_val"][:5]
         with torch.no_grad():
             signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
+        # Leaving this block ends the run FINISHED: the model is the last thing logged. Nothing
+        # may touch the run after that: a publisher that met this one may delete it as a
+        # duplicate the moment it is FINISHED (store.resolve).
         with mlflow.start_run(run_id=run_id):
             # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule);
             # explicit requirements skip inference, which costs 4-5 s a model.
             mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
                                      input_example=example,
                                      pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-        client.set_terminated(run_id, "FINISHED")
+            closing.ending()
     return run_id
