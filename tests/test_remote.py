@@ -66,8 +66,8 @@ Subsystem sftp internal-sftp
         Path("/run/sshd").mkdir(exist_ok=True)  # its privilege-separation folder
         self.process = subprocess.Popen([str(SSHD), "-D", "-f", str(self.dir / "sshd_config"),
                                          "-E", str(self.dir / "sshd.log")])
-        deadline = time.monotonic() + 30
-        while subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={self.home}/.ssh/known_hosts",
+        deadline = time.monotonic() + 90  # readiness, polled: a busy machine starts sshd slowly
+        while subprocess.run(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", f"UserKnownHostsFile={self.home}/.ssh/known_hosts",
                               "-i", str(self.home / ".ssh/id_ed25519"), "-p", str(self.port), "127.0.0.1",
                               "true"], capture_output=True).returncode != 0:
             assert time.monotonic() < deadline, (self.dir / "sshd.log").read_text()
