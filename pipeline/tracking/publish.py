@@ -249,8 +249,8 @@ class Patience:
     again at once, RACED_TRIES times. Publishing again is always safe: runs are known by their
     digests, so nothing is lost and nothing logged twice.
     """
-    RESTART_S = 90   # a restart of PostgreSQL and `mlflow server` with both cores busy took NN s
-    BUSY_S = 300     # eight publishers at once with both cores busy finish within NN s
+    RESTART_S = 90   # a restart of PostgreSQL and `mlflow server` with both cores busy: 38 and 40 s (test_load)
+    BUSY_S = 300     # eight publishers at once with both cores busy: done in 25 s (benchmarks/README.md)
     BUSY_CAP_S = 30  # the longest single pause
     LOCKED_S = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
     RACED_TRIES = 5  # MLflow get-or-creates another publisher won: trying again finds the row
