@@ -24,9 +24,15 @@ DIGEST = "d" * 64
 
 @pytest.fixture
 def client(project):
+    import mlflow
+
+    # MLflow's registry finds a models:/ source through the global tracking URI (publish sets
+    # it), not through the client's; left alone it is whatever an earlier test set.
+    mlflow.set_tracking_uri(project.uri())
     client = MlflowClient(project.uri())
     client.experiment = client.create_experiment("once")
-    return client
+    yield client
+    mlflow.set_tracking_uri(None)
 
 
 def make_run(client, status="FINISHED", owner: store.Publisher | None = None, at_ms: int | None = None, **tags):
