@@ -25,14 +25,14 @@ PY = sys.executable
 BIN = Path(PY).parent
 SEED_VARIANTS = ("l1", "mse", "nll_relu", "nll_logsoftmax", "cross_entropy", "kldiv_relu", "kldiv_logsoftmax")
 STAGE_IMPORTS = {  # what each stage's process imports: its floor
-    "fetch-titanic": ["pipeline.titanic.fetch"],
-    "preprocess-titanic": ["pipeline.titanic.preprocess", "pandas", "sklearn.model_selection"],
-    "train l1": ["pipeline.titanic.train", "tqdm"],
-    "plot-titanic": ["pipeline.titanic.plots", "matplotlib.pyplot"],
+    "fetch-titanic": ["pipeline.data.fetch"],
+    "preprocess-titanic": ["pipeline.data.preprocess", "pandas", "sklearn.model_selection"],
+    "train l1": ["pipeline.study.train", "tqdm"],
+    "plot-titanic": ["pipeline.study.plots", "matplotlib.pyplot"],
     "fetch-iris": ["pipeline.iris.fetch", "sklearn.datasets"],
     "preprocess-iris": ["pipeline.iris.preprocess", "sklearn.model_selection"],
     "sweep-alpha": ["pipeline.iris.sweep", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
-    "report": ["pipeline.titanic.report", "matplotlib.pyplot"],
+    "report": ["pipeline.study.report", "matplotlib.pyplot"],
     "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.titanic_runs", "torch"],
 }
 
@@ -127,9 +127,9 @@ LOOP = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config
-from pipeline.titanic import train
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas, split_arrays
+from pipeline.study import train
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.splits import replicas, split_arrays
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from torch.utils.data import DataLoader, TensorDataset
 params = config.load(); prepared = load_prepared(); data = split_arrays(prepared, 0)
@@ -178,9 +178,9 @@ SCALE = r'''
 import json, resource, sys, time, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config
-from pipeline.titanic import train
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas
+from pipeline.study import train
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.splits import replicas
 torch.set_num_threads(1)
 params = config.load(); data = load_prepared(); k = int(sys.argv[2])
 # k times the rows: the split indices point into k copies of the data.
@@ -238,9 +238,9 @@ STUDY = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config
-from pipeline.titanic import train
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas
+from pipeline.study import train
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.splits import replicas
 params = config.load(); data = load_prepared(); study = params.study
 layout = replicas(params.seed, study.seeds, study.splits)
 torch.set_num_threads(1)
@@ -259,10 +259,10 @@ sys.path.insert(0, sys.argv[1])
 from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from pipeline import config
-from pipeline.titanic.losses import encode_targets, make_activation, make_loss
-from pipeline.titanic.model import weight_penalty
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas, split_arrays
+from pipeline.study.losses import encode_targets, make_activation, make_loss
+from pipeline.study.model import weight_penalty
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.splits import replicas, split_arrays
 params = config.load(); data = load_prepared(); study = params.study
 start = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
@@ -297,7 +297,7 @@ sys.path.insert(0, sys.argv[1])
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from pipeline import config
-from pipeline.titanic.record import read_replicas
+from pipeline.study.record import read_replicas
 client = MlflowClient(sys.argv[2])
 experiment = client.get_experiment_by_name("titanic-loss-functions").experiment_id
 parents = {r.data.tags["variant"]: r.info.run_id

@@ -14,16 +14,16 @@ from .errors import PipelineError
 
 # command -> (module, what it takes: None, "variant" or "names")
 COMMANDS = {
-    "fetch-titanic": ("titanic.fetch", None),
-    "preprocess-titanic": ("titanic.preprocess", None),
-    "train": ("titanic.train", "variant"),
-    "plot-titanic": ("titanic.plots", None),
-    "report": ("titanic.report", None),
+    "fetch-titanic": ("data.fetch", None),
+    "preprocess-titanic": ("data.preprocess", None),
+    "train": ("study.train", "variant"),
+    "plot-titanic": ("study.plots", None),
+    "report": ("study.report", None),
     "fetch-iris": ("iris.fetch", None),
     "preprocess-iris": ("iris.preprocess", None),
     "sweep-alpha": ("iris.sweep", None),
     "publish": ("tracking.publish", "names"),
-    "experiments": ("titanic.experiments", None),
+    "experiments": ("study.experiments", None),
     "launch": ("tracking.launch", "argv"),
     "plots-template": ("plots_template", None),
 }

@@ -56,7 +56,7 @@ class VariantFiles:
         return self.results / "model.pt"
 
     @property
-    def record(self) -> Path:              # the typed training record (titanic/record.py)
+    def record(self) -> Path:              # the typed training record (study/record.py)
         return self.results / "record.json"
 
     @property

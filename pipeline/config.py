@@ -27,7 +27,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from .errors import PipelineError
-from .titanic.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
+from .study.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 
 PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")

@@ -162,7 +162,7 @@ def repo(tmp_path, serve):
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
     from pipeline.catalog import TITANIC_RAW, TITANIC_SOURCE
-    from pipeline.titanic import preprocess as preprocess_titanic
+    from pipeline.data import preprocess as preprocess_titanic
 
     project.params()
     body = titanic_csv(rows=240)

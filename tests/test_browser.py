@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from pipeline import plots_template
-from pipeline.titanic import plots as plot_titanic
-from pipeline.titanic import report, train
+from pipeline.study import plots as plot_titanic
+from pipeline.study import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 

@@ -12,9 +12,9 @@ import yaml
 
 from pipeline.errors import PipelineError
 from pipeline.catalog import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
-from pipeline.titanic import fetch as fetch_titanic
-from pipeline.titanic import preprocess as preprocess_titanic
-from pipeline.titanic.splits import split_arrays
+from pipeline.data import fetch as fetch_titanic
+from pipeline.data import preprocess as preprocess_titanic
+from pipeline.study.splits import split_arrays
 
 from .conftest import ROOT, titanic_csv
 
@@ -95,7 +95,7 @@ def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, c
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
     from pipeline.catalog import VariantFiles
-    from pipeline.titanic import train
+    from pipeline.study import train
 
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}
     url = serve(files) + "/titanic.csv"

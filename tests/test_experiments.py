@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.titanic.experiments import WIDTH, render
+from pipeline.study.experiments import WIDTH, render
 
 from .conftest import ROOT, sh
 

@@ -4,8 +4,8 @@ import itertools
 import pytest
 import torch
 
-from pipeline.titanic.diagnosis import diagnose
-from pipeline.titanic.losses import (
+from pipeline.study.diagnosis import diagnose
+from pipeline.study.losses import (
     LAST_ACTIVATIONS,
     LOSSES,
     TARGET_ENCODINGS,
@@ -14,7 +14,7 @@ from pipeline.titanic.losses import (
     mismatch,
     predict,
 )
-from pipeline.titanic.model import build_mlp, layer_sizes, weight_penalty
+from pipeline.study.model import build_mlp, layer_sizes, weight_penalty
 
 COMBINATIONS = [(loss, encoding, activation)
                 for loss, spec in LOSSES.items()

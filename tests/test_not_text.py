@@ -10,7 +10,7 @@ from io import BytesIO
 import pytest
 
 from pipeline.text import looks_like
-from pipeline.titanic.fetch import count_rows
+from pipeline.data.fetch import count_rows
 
 from .conftest import ROOT, titanic_csv
 from .test_troubleshooting import cli, one_clear_line, raw, write_params

@@ -9,11 +9,11 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline.catalog import SUMMARY, VariantFiles
-from pipeline.titanic import plots as plot_titanic
-from pipeline.titanic import report, train
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.record import TrainingRecord
-from pipeline.titanic.splits import split_arrays
+from pipeline.study import plots as plot_titanic
+from pipeline.study import report, train
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.record import TrainingRecord
+from pipeline.study.splits import split_arrays
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 from pipeline.tracking import titanic_runs as titanic_run

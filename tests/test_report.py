@@ -10,9 +10,9 @@ from mlflow import MlflowClient
 
 from pipeline import config
 from pipeline.catalog import REPORT
-from pipeline.titanic.record import TrainingRecord
-from pipeline.titanic import plots as plot_titanic
-from pipeline.titanic import report, train
+from pipeline.study.record import TrainingRecord
+from pipeline.study import plots as plot_titanic
+from pipeline.study import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import report_runs as report_run
 

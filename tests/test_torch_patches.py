@@ -1,4 +1,4 @@
-"""The two patches of torch internals (pipeline/titanic/torch_patches.py): written against the
+"""The two patches of torch internals (pipeline/study/torch_patches.py): written against the
 pinned torch, and only worth their place while a training process then skips torch._dynamo."""
 import os
 import subprocess
@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from pipeline import config
-from pipeline.titanic import torch_patches, train
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.splits import replicas
+from pipeline.study import torch_patches, train
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.splits import replicas
 
 from .conftest import ROOT
 
@@ -22,12 +22,12 @@ def test_the_patches_were_written_for_this_torch():
                   if line.startswith("torch=="))
     assert torch_patches.PINNED == pinned.split("+")[0]
     assert torch_patches.applies(), (f"torch {torch.__version__} is not the pinned {torch_patches.PINNED}: "
-                                     f"check pipeline/titanic/torch_patches.py against it")
+                                     f"check pipeline/study/torch_patches.py against it")
 
 
 def test_a_training_process_does_not_import_dynamo(prepared):
     """torch._dynamo costs 1.4 s a process; training never compiles, so it must not load."""
-    code = ("import sys; from pipeline.titanic import train; train.main('mse'); "
+    code = ("import sys; from pipeline.study import train; train.main('mse'); "
             "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
             "'pandas' in sys.modules, 'scipy.stats' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

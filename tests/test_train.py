@@ -12,12 +12,12 @@ import yaml
 from pipeline import config
 from pipeline.errors import PipelineError
 from pipeline.catalog import VariantFiles
-from pipeline.titanic import train
-from pipeline.titanic.losses import encode_targets, make_loss, predict
-from pipeline.titanic.model import build_mlp, weight_penalty
-from pipeline.titanic.preprocess import load_prepared
-from pipeline.titanic.record import TrainingRecord
-from pipeline.titanic.splits import replicas, scaler, split_arrays
+from pipeline.study import train
+from pipeline.study.losses import encode_targets, make_loss, predict
+from pipeline.study.model import build_mlp, weight_penalty
+from pipeline.data.preprocess import load_prepared
+from pipeline.study.record import TrainingRecord
+from pipeline.study.splits import replicas, scaler, split_arrays
 
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):

@@ -28,9 +28,9 @@ from ..errors import PipelineError
 from ..catalog import SUMMARY, TITANIC_SOURCE, VariantFiles
 from ..progress import progress
 from ..records import read_report_summary, read_run_times, read_sweep
-from ..titanic.preprocess import load_prepared
-from ..titanic.record import TrainingRecord
-from ..titanic.splits import split_arrays
+from ..data.preprocess import load_prepared
+from ..study.record import TrainingRecord
+from ..study.splits import split_arrays
 from . import iris_runs, report_runs, store
 from .titanic_runs import VariantRun, datasets, log_run
 

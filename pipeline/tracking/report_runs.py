@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from ..catalog import COMPARISON_MD, REPORT
-from ..titanic.record import TrainingRecord
+from ..study.record import TrainingRecord
 from .store import again_if_raced, closing_run
 from .titanic_runs import DIGEST_TAG
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from ..catalog import TITANIC_PREPARED, VariantFiles
-from ..titanic.record import TrainingRecord
+from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
 
@@ -119,7 +119,7 @@ def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
 def load_model(record: TrainingRecord):
     import torch
 
-    from ..titanic.model import build_mlp
+    from ..study.model import build_mlp
 
     c, t = record.config, record.config.training
     model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, c.outputs, c.last_activation)

@@ -24,7 +24,7 @@ from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .losses import LOSSES, encode_targets, mismatch, predict, replica_loss
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
-from .preprocess import load_prepared
+from ..data.preprocess import load_prepared
 from .record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
                      TrainingRecord, replicas_csv)
 from .splits import Replica, replicas, scaler, split_arrays

@@ -20,7 +20,7 @@ from ..text import require_text
 from ..catalog import TITANIC_META as META
 from ..catalog import TITANIC_PREPARED as PREPARED
 from ..catalog import TITANIC_RAW as RAW
-from .splits import make_splits
+from ..study.splits import make_splits
 
 FEATURES = ("Pclass", "Sex", "Age", "Fare")
 TARGET = "Survived"
