@@ -25,8 +25,8 @@ PY = sys.executable
 BIN = Path(PY).parent
 SEED_VARIANTS = ("l1", "mse", "nll_relu", "nll_logsoftmax", "cross_entropy", "kldiv_relu", "kldiv_logsoftmax")
 STAGE_IMPORTS = {  # what each stage's process imports: its floor
-    "fetch-titanic": ["pipeline.data.fetch"],
-    "preprocess-titanic": ["pipeline.data.preprocess", "pandas", "sklearn.model_selection"],
+    "fetch titanic": ["pipeline.data.fetch"],
+    "preprocess titanic": ["pipeline.data.preprocess", "pandas", "sklearn.model_selection"],
     "train l1": ["pipeline.study.train", "tqdm"],
     "plot-titanic": ["pipeline.study.plots", "matplotlib.pyplot"],
     "fetch-iris": ["pipeline.iris.fetch", "sklearn.datasets"],
@@ -76,8 +76,8 @@ def project_copy(where: Path, variants=SEED_VARIANTS, seeds: int = 1, splits: in
     params["study"].update(seeds=seeds, splits=splits)
     # Refused at once, so the shipped copy is used: the address it stands for.
     shipped = json.loads((ROOT / "data" / "shipped" / "titanic.json").read_text())
-    params["titanic"]["url"] = "http://127.0.0.1:9/titanic.csv"
-    shipped["url"] = params["titanic"]["url"]
+    params["datasets"]["titanic"]["source"]["url"] = "http://127.0.0.1:9/titanic.csv"
+    shipped["url"] = params["datasets"]["titanic"]["source"]["url"]
     (repo / "data" / "shipped" / "titanic.json").write_text(json.dumps(shipped))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],

@@ -12,10 +12,10 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, what it takes: None, "variant" or "names")
+# command -> (module, what it takes: None, "dataset", "variant", "names" or "argv")
 COMMANDS = {
-    "fetch-titanic": ("data.fetch", None),
-    "preprocess-titanic": ("data.preprocess", None),
+    "fetch": ("data.fetch", "dataset"),
+    "preprocess": ("data.preprocess", "dataset"),
     "train": ("study.train", "variant"),
     "plot-titanic": ("study.plots", None),
     "report": ("study.report", None),
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, takes) in COMMANDS.items():
         command = sub.add_parser(name)
-        if takes == "variant":
-            command.add_argument("variant")
+        if takes in ("dataset", "variant"):
+            command.add_argument(takes)
         elif takes == "names":
             command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
         elif takes == "argv":
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     module_name, takes = COMMANDS[args.command]
     try:
         module = importlib.import_module(f"pipeline.{module_name}")
-        if takes == "variant":
-            module.main(args.variant, params_path=args.params)
+        if takes in ("dataset", "variant"):
+            module.main(getattr(args, takes), params_path=args.params)
         elif takes == "names":
             module.main(params_path=args.params, only=args.names or None)
         elif takes == "argv":

@@ -8,15 +8,40 @@ its libraries (the plot stage must not pay for torch).
 from dataclasses import dataclass
 from pathlib import Path
 
-# The notebook's file as shipped with the project (used when its address cannot be reached),
-# and what it is a copy of.
-TITANIC_SHIPPED = Path("data/shipped/titanic.csv")
-TITANIC_SHIPPED_SOURCE = Path("data/shipped/titanic.json")
+SHIPPED = Path("data/shipped")   # each file dataset's copy, for machines that cannot reach its address
 
-TITANIC_RAW = Path("data/titanic/raw.csv")
-TITANIC_SOURCE = Path("data/titanic/source.json")
-TITANIC_PREPARED = Path("data/titanic/prepared.npz")
-TITANIC_META = Path("data/titanic/prepared.json")
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """What fetch@<name> and preprocess@<name> write for one dataset."""
+    name: str
+
+    @property
+    def shipped(self) -> Path:             # the copy in the repository (a file dataset's)
+        return SHIPPED / f"{self.name}.csv"
+
+    @property
+    def shipped_source(self) -> Path:      # what it is a copy of: its sha256, origin, address
+        return SHIPPED / f"{self.name}.json"
+
+    @property
+    def raw(self) -> Path:                 # the table as fetched (a loader's, written as CSV)
+        return Path("data") / self.name / "raw.csv"
+
+    @property
+    def source(self) -> Path:              # its provenance
+        return Path("data") / self.name / "source.json"
+
+    @property
+    def prepared(self) -> Path:            # features, labels and each split's rows (npz)
+        return Path("data") / self.name / "prepared.npz"
+
+    @property
+    def meta(self) -> Path:                # what preprocessing kept, and how
+        return Path("data") / self.name / "prepared.json"
+
+
+TITANIC = DatasetFiles("titanic")
 
 RESULTS = Path("results/titanic")          # one folder per variant (VariantFiles)
 METRICS = Path("metrics/titanic")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -33,8 +34,12 @@ PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")
 OPTIMIZERS = ("adam", "sgd")
 SWEEP_MODELS = ("mlp", "ridge")
+# scikit-learn's bundled tables (load_<name>, offline); iris is the sweep's.
+SKLEARN_LOADERS = ("breast_cancer", "wine", "digits", "iris")
+MISSING_POLICIES = ("drop",)  # the notebook's: rows with a missing value are dropped
 
 SCHEMA = ConfigDict(extra="forbid")
+STUDY_DATASET = "titanic"  # the dataset the loss study trains on (the others are prepared)
 
 
 # Strict: `epochs: "3"` or `shuffle: 1` is a mistake in a params file, not something to coerce.
@@ -145,12 +150,78 @@ def _known_variant(name: str, info: ValidationInfo) -> str:
 VariantName = Annotated[str, Strict(), AfterValidator(_known_variant)]
 
 
+Sha256 = Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{64}$")]
+Loader = one_of(*SKLEARN_LOADERS)
+Missing = one_of(*MISSING_POLICIES)
+
+
+def _categories(value: Any) -> Any:
+    # One message for both forms, not one per member of a union.
+    if value == "auto":
+        return value
+    if (isinstance(value, (list, tuple)) and len(value) >= 2 and len(set(value)) == len(value)
+            and all(isinstance(v, str) and v for v in value)):
+        return tuple(value)
+    raise PydanticCustomError("categories", "must be auto or a list of two or more distinct categories, "
+                              "got {value}", {"value": repr(value)})
+
+
+# A categorical feature's categories in the order its columns take (explicit: a value outside
+# them is refused), or `auto`: the values the table holds, sorted.
+Categories = Annotated[Any, BeforeValidator(_categories)]
+
+
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
-class TitanicData:
-    url: Text
-    sha256: Text
-    timeout: Positive = 10.0
-    test_size: Share = 0.2
+class Source:
+    """Where a dataset's table comes from: a CSV file, by its sha256, fetched from `url` when
+    given and reachable, else the copy shipped in data/shipped/<name>.csv; or a scikit-learn
+    loader by name (bundled with it, offline)."""
+    url: Optional[Text] = None
+    sha256: Optional[Sha256] = None
+    timeout: Positive = 10.0     # seconds; past it the shipped copy is used
+    sklearn: Optional[Loader] = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.sklearn is None and self.sha256 is None:
+            raise PydanticCustomError("source", "a file's sha256 (and its url, if it has one) or a "
+                                      "scikit-learn loader (sklearn: {loaders})",
+                                      {"loaders": " | ".join(SKLEARN_LOADERS)})
+        if self.sklearn is not None and (self.url is not None or self.sha256 is not None):
+            raise PydanticCustomError("source", "a scikit-learn loader takes no url or sha256 (its table "
+                                      "comes with scikit-learn; its digest is recorded)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "sklearn" if self.sklearn else "url" if self.url else "shipped"
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
+class Dataset:
+    """One table of the study: its source, target and features, and how its rows are split."""
+    name: str
+    source: Source
+    target: Optional[Text] = None                  # a loader's own when absent
+    features: Optional[tuple[Text, ...]] = None    # a loader's own when absent (all numeric)
+    categorical: dict[Text, Categories] = dataclasses.field(default_factory=dict)  # one-hot encoded
+    missing: Missing = "drop"                      # rows with a missing value are dropped, counted
+    validation_share: Share = 0.2
+
+    @model_validator(mode="after")
+    def _columns_named(self):
+        if self.source.sklearn is None and (self.target is None or not self.features):
+            raise PydanticCustomError("columns", "a file's target and features must be named (the columns "
+                                      "of its header)")
+        features = self.features or ()
+        if self.target is not None and self.target in features:
+            raise PydanticCustomError("columns", "the target {target} is among the features",
+                                      {"target": self.target})
+        stray = [name for name in self.categorical if name not in features]
+        if stray:
+            raise PydanticCustomError("columns", "categorical {stray} not among the features",
+                                      {"stray": ", ".join(stray)})
+        return self
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
@@ -206,13 +277,19 @@ class IrisSweep:
         return np.logspace(np.log10(self.alpha_min), np.log10(self.alpha_max), self.alpha_count).tolist()
 
 
-def _carried_whole(name: str) -> str:
-    # A variant's name becomes the stage train@<name> and a command-line argument: DVC and the
-    # shell must carry it whole.
-    if not VARIANT_NAME.fullmatch(name):
-        raise PydanticCustomError("name", "a variant's name must start with a letter and hold only letters, "
-                                  "digits, '_' and '-' (it becomes the stage train@<name>)")
-    return name
+def _carried_whole(kind: str, stage: str):
+    # A variant's or dataset's name becomes a stage (train@<name>) and a command-line argument:
+    # DVC and the shell must carry it whole.
+    def check(name: str) -> str:
+        if not VARIANT_NAME.fullmatch(name):
+            raise PydanticCustomError("name", "a {kind}'s name must start with a letter and hold only letters, "
+                                      "digits, '_' and '-' (it becomes the stage {stage})",
+                                      {"kind": kind, "stage": stage})
+        return name
+    return Annotated[str, Strict(), AfterValidator(check)]
+
+
+VariantKey, DatasetKey = _carried_whole("variant", "train@<name>"), _carried_whole("dataset", "fetch@<name>")
 
 
 VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -226,12 +303,26 @@ class Report:
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Params:
     seed: Annotated[Integer, Field(ge=0)] = 42
-    titanic: TitanicData
+    datasets: Annotated[dict[DatasetKey, Dataset], Field(min_length=1)]
     train: Training = dataclasses.field(default_factory=Training)  # what every variant inherits
-    variants: Annotated[dict[Annotated[str, Strict(), AfterValidator(_carried_whole)], Variant], Field(min_length=1)]
+    variants: Annotated[dict[VariantKey, Variant], Field(min_length=1)]
     study: Study = dataclasses.field(default_factory=Study)
     iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
     report: Report = dataclasses.field(default_factory=Report)
+
+    @field_validator("datasets")
+    @classmethod
+    def _the_study_s(cls, datasets: dict) -> dict:
+        if STUDY_DATASET not in datasets:  # the loss study trains on it
+            raise PydanticCustomError("datasets", "{name}: missing (the loss study trains on it)",
+                                      {"name": STUDY_DATASET})
+        return datasets
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self.datasets:
+            raise PipelineError(f"{PARAMS_FILE}: datasets: no dataset named {name!r} "
+                                f"(known: {', '.join(self.datasets)})")
+        return self.datasets[name]
 
     def variant(self, name: str) -> Variant:
         if name not in self.variants:
@@ -250,10 +341,11 @@ _MESSAGES = {
     "string_type": "must be a non-empty string", "string_too_short": "must be a non-empty string",
     "dataclass_type": "must be a mapping", "dict_type": "must be a mapping", "tuple_type": "must be a list",
     "too_short": "must not be empty", "missing": "missing (required)",
+    "string_pattern_mismatch": "must be 64 hexadecimal digits (a sha256)",
 }
 
 
-_SECTIONS = {None: Params, "titanic": TitanicData, "train": Training, "regularization": Regularization,
+_SECTIONS = {None: Params, "train": Training, "regularization": Regularization,
              "study": Study, "iris": IrisSweep, "report": Report}
 
 
@@ -263,14 +355,14 @@ def _describe(error: dict) -> str:
         del loc[2]  # the user wrote it beside the variant's own keys
     if error["type"] == "splits":  # raised on the whole section, about one key of it
         loc = [*loc, "splits"]
-    if loc[:1] == ["variants"] and len(loc) > 1 and not VARIANT_NAME.fullmatch(str(loc[1])):
+    if loc[:1] and loc[0] in ("variants", "datasets") and len(loc) > 1 and not VARIANT_NAME.fullmatch(str(loc[1])):
         loc[1] = repr(loc[1])
     key = ".".join(str(part) for part in loc if part != "[key]")
     kind = error["type"]
     if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         parent = loc[-2] if len(loc) > 1 else None
-        allowed = [f.name for f in dataclasses.fields(_SECTIONS.get(parent, Variant if loc[0] == "variants"
-                                                                      else Params))]
+        section = {"variants": Variant, "datasets": Source if parent == "source" else Dataset}.get(loc[0], Params)
+        allowed = [f.name for f in dataclasses.fields(_SECTIONS.get(parent, section)) if f.name != "name"]
         if loc[0] == "variants" and parent != "regularization":
             allowed = [name for name in allowed + list(TRAINING_KEYS) if name not in ("name", "training")]
         return f"{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
@@ -294,9 +386,10 @@ def parse(raw, source: str = PARAMS_FILE) -> Params:
         train = Training()
     variants = raw.get("variants")
     names = [str(name) for name in variants] if isinstance(variants, dict) else []
-    if isinstance(variants, dict):
-        raw = {**raw, "variants": {name: {**spec, "name": name} if isinstance(spec, dict) else spec
-                                   for name, spec in variants.items()}}
+    for section in ("variants", "datasets"):  # an entry knows its own name
+        if isinstance(raw.get(section), dict):
+            raw = {**raw, section: {name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                                    for name, spec in raw[section].items()}}
     try:
         return _PARAMS.validate_python(raw, context={"train": train, "variants": names})
     except ValidationError as exc:

@@ -38,7 +38,7 @@ def titanic_csv(rows: int = 240, seed: int = 0, lower_case: bool = False) -> byt
 
 
 def small_params(**overrides) -> dict:
-    """params.yaml, cut down: two epochs, a few variants, a study of 2 seeds x 2 splits."""
+    """params.yaml, cut down: Titanic, two epochs, a few variants, a study of 2 seeds x 2 splits."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["epochs"] = 2
     keep = overrides.pop("variants", ["nll_relu", "nll_logsoftmax", "mse"])
@@ -47,12 +47,15 @@ def small_params(**overrides) -> dict:
     params["study"].update(seeds=2, splits=2)
     if params["study"]["reference"] not in keep:
         params["study"]["reference"] = "nll_logsoftmax" if "nll_logsoftmax" in keep else keep[0]
-    for key, value in overrides.items():
-        section, _, leaf = key.partition(".")
-        if leaf:
-            params[section][leaf] = value
-        else:
-            params[section] = value
+    # Titanic alone unless asked: each dataset is two more processes in every `dvc repro`.
+    datasets = overrides.pop("datasets", ["titanic"])
+    params["datasets"] = {name: params["datasets"][name] for name in datasets}
+    for key, value in overrides.items():  # "a.b.c": value sets params["a"]["b"]["c"]
+        *path, leaf = key.split(".")
+        section = params
+        for part in path:
+            section = section[part]
+        section[leaf] = value
     return params
 
 
@@ -147,7 +150,7 @@ def repo(tmp_path, serve):
     copy_pipeline(repo)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, repo / name)
-    params = small_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest(),
+    params = small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest(),
                              "iris.alpha_count": 4, "iris.max_iter": 200})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q")
@@ -161,16 +164,16 @@ def repo(tmp_path, serve):
 @pytest.fixture
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
-    from pipeline.catalog import TITANIC_RAW, TITANIC_SOURCE
+    from pipeline.catalog import TITANIC
     from pipeline.data import preprocess as preprocess_titanic
 
     project.params()
     body = titanic_csv(rows=240)
-    TITANIC_RAW.parent.mkdir(parents=True, exist_ok=True)
-    TITANIC_RAW.write_bytes(body)
-    TITANIC_SOURCE.write_text('{"source": "url", "address": "http://127.0.0.1/titanic.csv", '
+    TITANIC.raw.parent.mkdir(parents=True, exist_ok=True)
+    TITANIC.raw.write_bytes(body)
+    TITANIC.source.write_text('{"source": "url", "address": "http://127.0.0.1/titanic.csv", '
                               '"sha256": "%s", "rows": 240, "bytes": %d}' % ("ab" * 32, len(body)))
-    preprocess_titanic.main()
+    preprocess_titanic.main("titanic")
     return project
 
 

@@ -38,7 +38,7 @@ def test_every_problem_is_reported_together_with_its_key():
     raw["variants"]["kldiv_relu"]["epochs"] = 0
     raw["train"]["lr"] = 0
     raw["train"]["hidden_size"] = -1
-    raw["titanic"]["colour"] = "red"
+    raw["datasets"]["titanic"]["colour"] = "red"
     with pytest.raises(PipelineError) as caught:
         config.parse(raw)
     message = str(caught.value)
@@ -47,7 +47,7 @@ def test_every_problem_is_reported_together_with_its_key():
                      "variants.nll_relu.target_encoding: unknown value 'ordinal'",
                      "variants.cross_entropy.target_encoding: CrossEntropyLoss cannot take 'float'",
                      "variants.kldiv_relu.epochs: must be >= 1", "train.lr: must be > 0",
-                     "train.hidden_size: must be >= 1", "titanic.colour: unknown key"):
+                     "train.hidden_size: must be >= 1", "datasets.titanic.colour: unknown key"):
         assert expected in message
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.errors import PipelineError
-from pipeline.catalog import TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SHIPPED_SOURCE, TITANIC_SOURCE
+from pipeline.catalog import TITANIC
 from pipeline.data import fetch as fetch_titanic
 from pipeline.data import preprocess as preprocess_titanic
 from pipeline.study.splits import split_arrays
@@ -22,29 +22,29 @@ from .conftest import ROOT, titanic_csv
 def test_download_checks_the_sha256_and_records_provenance(project, serve):
     body = titanic_csv(rows=50)
     url = serve({"/titanic.csv": body}) + "/titanic.csv"
-    project.params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest()})
-    fetch_titanic.main()
-    assert TITANIC_RAW.read_bytes() == body
-    source = json.loads(TITANIC_SOURCE.read_text())
+    project.params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest()})
+    fetch_titanic.main("titanic")
+    assert TITANIC.raw.read_bytes() == body
+    source = json.loads(TITANIC.source.read_text())
     assert source == {"source": "url", "address": url, "sha256": hashlib.sha256(body).hexdigest(),
                       "rows": 50, "bytes": len(body)}
 
 
 def test_checksum_mismatch_fails_and_writes_nothing(project, serve):
     url = serve({"/titanic.csv": titanic_csv(rows=50)}) + "/titanic.csv"
-    project.params(**{"titanic.url": url, "titanic.sha256": "0" * 64})
-    with pytest.raises(PipelineError, match="does not match params.yaml titanic.sha256"):
-        fetch_titanic.main()
-    assert not TITANIC_RAW.exists() and not TITANIC_SOURCE.exists()
+    project.params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": "0" * 64})
+    with pytest.raises(PipelineError, match="does not match params.yaml datasets.titanic.source.sha256"):
+        fetch_titanic.main("titanic")
+    assert not TITANIC.raw.exists() and not TITANIC.source.exists()
 
 
 def test_a_download_that_stops_halfway_fails(project, serve):
     body = titanic_csv(rows=50)
     url = serve({"/titanic.csv": body}, lie_about_length=True) + "/titanic.csv"
-    project.params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest()})
+    project.params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest()})
     with pytest.raises(PipelineError, match="download stopped"):
-        fetch_titanic.main()
-    assert not TITANIC_RAW.exists()
+        fetch_titanic.main("titanic")
+    assert not TITANIC.raw.exists()
 
 
 NOTEBOOK_CSV = ROOT / "data" / "shipped" / "titanic.csv"
@@ -54,25 +54,25 @@ NOTEBOOK_SHA = hashlib.sha256(NOTEBOOK_CSV.read_bytes()).hexdigest()
 def ship(url: str) -> None:
     """The project's shipped copy in the test's folder, as a copy of `url`."""
     shutil.copytree(ROOT / "data" / "shipped", "data/shipped")
-    meta = json.loads(TITANIC_SHIPPED_SOURCE.read_text())
-    TITANIC_SHIPPED_SOURCE.write_text(json.dumps({**meta, "url": url}))
+    meta = json.loads(TITANIC.shipped_source.read_text())
+    TITANIC.shipped_source.write_text(json.dumps({**meta, "url": url}))
 
 
 def test_the_shipped_copy_is_the_notebooks_file():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    meta = json.loads((ROOT / TITANIC_SHIPPED_SOURCE).read_text())
-    assert NOTEBOOK_SHA == params["titanic"]["sha256"] == meta["sha256"]
-    assert meta["url"] == params["titanic"]["url"] and meta["rows"] == 891
+    meta = json.loads((ROOT / TITANIC.shipped_source).read_text())
+    assert NOTEBOOK_SHA == params["datasets"]["titanic"]["source"]["sha256"] == meta["sha256"]
+    assert meta["url"] == params["datasets"]["titanic"]["source"]["url"] and meta["rows"] == 891
     assert len(NOTEBOOK_CSV.read_bytes().splitlines()) == 892
 
 
 def test_unreachable_address_uses_the_shipped_copy(project, serve, capsys):
     url = serve({}) + "/titanic.csv"  # answers 404
     ship(url)
-    project.params(**{"titanic.url": url, "titanic.sha256": NOTEBOOK_SHA})
-    fetch_titanic.main()
-    assert TITANIC_RAW.read_bytes() == NOTEBOOK_CSV.read_bytes()
-    source = json.loads(TITANIC_SOURCE.read_text())
+    project.params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": NOTEBOOK_SHA})
+    fetch_titanic.main("titanic")
+    assert TITANIC.raw.read_bytes() == NOTEBOOK_CSV.read_bytes()
+    source = json.loads(TITANIC.source.read_text())
     assert source["source"] == "shipped" and source["rows"] == 891 and source["requested_url"] == url
     assert source["address"] == "data/shipped/titanic.csv" and source["sha256"] == NOTEBOOK_SHA
     lines = capsys.readouterr().err.strip().splitlines()
@@ -83,14 +83,14 @@ def test_unreachable_address_uses_the_shipped_copy(project, serve, capsys):
 def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, change):
     url = serve({}) + "/titanic.csv"
     ship(url)
-    project.params(**{"titanic.url": url + ("?other" if change == "url" else ""),
-                      "titanic.sha256": "0" * 64 if change == "sha256" else NOTEBOOK_SHA})
+    project.params(**{"datasets.titanic.source.url": url + ("?other" if change == "url" else ""),
+                      "datasets.titanic.source.sha256": "0" * 64 if change == "sha256" else NOTEBOOK_SHA})
     with pytest.raises(PipelineError) as caught:
-        fetch_titanic.main()
+        fetch_titanic.main("titanic")
     message = str(caught.value)
     assert "unreachable" in message and "the shipped copy data/shipped/titanic.csv" in message
     assert "nothing is substituted" in message and "\n" not in message
-    assert not TITANIC_RAW.exists() and not TITANIC_SOURCE.exists()
+    assert not TITANIC.raw.exists() and not TITANIC.source.exists()
 
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
@@ -100,33 +100,33 @@ def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}
     url = serve(files) + "/titanic.csv"
     ship(url)
-    project.params(**{"titanic.url": url, "titanic.sha256": NOTEBOOK_SHA, "train.epochs": 3})
+    project.params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": NOTEBOOK_SHA, "train.epochs": 3})
     outputs = {}
     for mode in ("online", "offline"):
         if mode == "offline":
             files.clear()  # the address now answers 404
-        fetch_titanic.main()
-        assert json.loads(TITANIC_SOURCE.read_text())["source"] == ("url" if mode == "online" else "shipped")
-        preprocess_titanic.main()
+        fetch_titanic.main("titanic")
+        assert json.loads(TITANIC.source.read_text())["source"] == ("url" if mode == "online" else "shipped")
+        preprocess_titanic.main("titanic")
         train.main("mse")
         mse = VariantFiles("mse")
-        outputs[mode] = [path.read_bytes() for path in (TITANIC_RAW, TITANIC_PREPARED, TITANIC_META,
+        outputs[mode] = [path.read_bytes() for path in (TITANIC.raw, TITANIC.prepared, TITANIC.meta,
                                                         mse.record, mse.model, mse.replicas)]
     assert outputs["online"] == outputs["offline"]
 
 
 def prepare(project, body: bytes, **params):
     project.params(**params)
-    TITANIC_RAW.parent.mkdir(parents=True, exist_ok=True)
-    TITANIC_RAW.write_bytes(body)
+    TITANIC.raw.parent.mkdir(parents=True, exist_ok=True)
+    TITANIC.raw.write_bytes(body)
 
 
 @pytest.mark.parametrize("lower_case", [False, True])
 def test_preprocess_keeps_the_seed_features_and_fits_the_scaler_on_train_only(project, lower_case):
     prepare(project, titanic_csv(rows=300, lower_case=lower_case))
-    preprocess_titanic.main()
+    preprocess_titanic.main("titanic")
     data = split_arrays(preprocess_titanic.load_prepared(), 0)
-    meta = json.loads(TITANIC_META.read_text())
+    meta = json.loads(TITANIC.meta.read_text())
     assert meta["features"] == ["Pclass", "Sex", "Age", "Fare"]
     dropped = len(range(4, 300, 9))
     assert meta["rows_clean"] == 300 - dropped
@@ -143,10 +143,10 @@ def test_preprocess_keeps_the_seed_features_and_fits_the_scaler_on_train_only(pr
 
 def test_same_seed_same_split(project):
     prepare(project, titanic_csv(rows=120))
-    preprocess_titanic.main()
-    first = TITANIC_PREPARED.read_bytes()
-    preprocess_titanic.main()
-    assert TITANIC_PREPARED.read_bytes() == first
+    preprocess_titanic.main("titanic")
+    first = TITANIC.prepared.read_bytes()
+    preprocess_titanic.main("titanic")
+    assert TITANIC.prepared.read_bytes() == first
 
 
 @pytest.mark.parametrize("body,message", [
@@ -158,16 +158,16 @@ def test_same_seed_same_split(project):
 def test_bad_csv_is_one_clear_line(project, body, message):
     prepare(project, body)
     with pytest.raises(PipelineError) as caught:
-        preprocess_titanic.main()
+        preprocess_titanic.main("titanic")
     assert message in str(caught.value) and "data/titanic/raw.csv" in str(caught.value)
-    assert not TITANIC_PREPARED.exists() and not TITANIC_META.exists()
+    assert not TITANIC.prepared.exists() and not TITANIC.meta.exists()
 
 
 def test_a_single_class_left_is_refused(project):
     body = b"Survived,Pclass,Sex,Age,Fare\n" + b"".join(b"0,3,male,30,8.0\n" for _ in range(20))
     prepare(project, body)
-    with pytest.raises(PipelineError, match="must hold both 0 and 1"):
-        preprocess_titanic.main()
+    with pytest.raises(PipelineError, match="holds one class"):
+        preprocess_titanic.main("titanic")
 
 
 def as_people_have_it(body: bytes, how: str) -> bytes:
@@ -202,14 +202,14 @@ ENCODINGS = {"windows-1252": "cp1252", "utf-8 with a byte-order mark": "utf-8-si
 def test_files_as_people_have_them_give_the_same_table(project, how):
     body = titanic_csv(rows=120)
     prepare(project, body)
-    preprocess_titanic.main()
+    preprocess_titanic.main("titanic")
     expected = preprocess_titanic.load_prepared()
-    assert json.loads(TITANIC_META.read_text())["encoding"] == "utf-8"
-    TITANIC_RAW.write_bytes(as_people_have_it(body, how))
-    preprocess_titanic.main()
+    assert json.loads(TITANIC.meta.read_text())["encoding"] == "utf-8"
+    TITANIC.raw.write_bytes(as_people_have_it(body, how))
+    preprocess_titanic.main("titanic")
     got = preprocess_titanic.load_prepared()
     assert all(np.array_equal(got[key], expected[key]) for key in expected)
-    meta = json.loads(TITANIC_META.read_text())
+    meta = json.loads(TITANIC.meta.read_text())
     assert meta["encoding"] == ENCODINGS[how]
     assert meta["delimiter"] == {"utf-16 tab-separated": "tabs", "semicolons and decimal commas": "semicolons"}.get(
         how, "commas")

@@ -42,17 +42,17 @@ def nothing_written(project) -> None:
 def test_a_download_that_is_not_text(project, serve, kind):
     body, expected = NOT_TEXT[kind]
     url = serve({"/titanic.csv": body}) + "/titanic.csv"
-    write_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(body).hexdigest()})
-    done = cli("fetch-titanic")
-    one_clear_line(done, f"error: {url}: not a text file ({expected}); check that titanic.url serves the CSV itself")
+    write_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest()})
+    done = cli("fetch", "titanic")
+    one_clear_line(done, f"error: {url}: not a text file ({expected}); check that datasets.titanic.source.url serves the CSV itself")
     nothing_written(project)
 
 
 def test_not_text_is_said_before_a_checksum_mismatch(project, serve):
     """"update the checksum" would be the wrong advice for an archive."""
     url = serve({"/titanic.csv": gzip.compress(GOOD)}) + "/titanic.csv"
-    write_params(**{"titanic.url": url, "titanic.sha256": hashlib.sha256(GOOD).hexdigest()})
-    one_clear_line(cli("fetch-titanic"), f"{url}: not a text file (it starts like a gzip archive)")
+    write_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(GOOD).hexdigest()})
+    one_clear_line(cli("fetch", "titanic"), f"{url}: not a text file (it starts like a gzip archive)")
     nothing_written(project)
 
 
@@ -63,8 +63,8 @@ def test_a_shipped_copy_that_is_not_text(project, serve, name):
     target = project.path / "data" / "shipped" / name
     target.write_bytes(gzip.compress(target.read_bytes()))
     unreachable = serve({}) + "/titanic.csv"  # nothing there: the shipped copy is used
-    write_params(**{"titanic.url": unreachable, "titanic.sha256": shipped["sha256"]})
-    one_clear_line(cli("fetch-titanic"), f"error: data/shipped/{name}: not a text file (it starts like a gzip "
+    write_params(**{"datasets.titanic.source.url": unreachable, "datasets.titanic.source.sha256": shipped["sha256"]})
+    one_clear_line(cli("fetch", "titanic"), f"error: data/shipped/{name}: not a text file (it starts like a gzip "
                                          f"archive); restore it with `git checkout data/shipped`")
     nothing_written(project)
 
@@ -74,7 +74,7 @@ def test_a_raw_file_that_is_not_text(project, kind):
     body, expected = NOT_TEXT[kind]
     write_params()
     raw(body)
-    one_clear_line(cli("preprocess-titanic"), f"error: data/titanic/raw.csv: not a text file ({expected}); "
+    one_clear_line(cli("preprocess", "titanic"), f"error: data/titanic/raw.csv: not a text file ({expected}); "
                                               f"save or export it as CSV")
     assert sorted(p.name for p in (project.path / "data" / "titanic").iterdir()) == ["raw.csv"]
 

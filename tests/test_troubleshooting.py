@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.catalog import METRICS, TITANIC_META, TITANIC_PREPARED, TITANIC_RAW, TITANIC_SOURCE, VariantFiles
+from pipeline.catalog import METRICS, TITANIC, VariantFiles
 
 from .conftest import ROOT, small_params, titanic_csv
 
@@ -47,8 +47,8 @@ def write_params(**changes) -> None:
 
 
 def raw(body: bytes) -> None:
-    TITANIC_RAW.parent.mkdir(parents=True, exist_ok=True)
-    TITANIC_RAW.write_bytes(body)
+    TITANIC.raw.parent.mkdir(parents=True, exist_ok=True)
+    TITANIC.raw.write_bytes(body)
 
 
 def no_age(body: bytes) -> bytes:
@@ -69,7 +69,7 @@ DATA = {
     "non-numeric fare": (GOOD.replace(b",S\n", b"x,S\n", 1), "column Fare has non-numeric value"),
     "unknown sex": (GOOD.replace(b",female,", b",F,", 1), "column Sex has value(s) 'f'"),
     "every row dropped": (no_age(GOOD), "no row left after dropping rows with a missing value"),
-    "single class": (b"Survived,Pclass,Sex,Age,Fare\n" + b"0,3,male,30,8.0\n" * 20, "must hold both 0 and 1"),
+    "single class": (b"Survived,Pclass,Sex,Age,Fare\n" + b"0,3,male,30,8.0\n" * 20, "holds one class"),
 }
 
 
@@ -78,14 +78,14 @@ def test_bad_data(project, case):
     body, expected = DATA[case]
     write_params()
     raw(body)
-    done = cli("preprocess-titanic")
+    done = cli("preprocess", "titanic")
     one_clear_line(done, expected)
     assert "data/titanic/raw.csv" in done.stderr
-    assert not TITANIC_PREPARED.exists() and not TITANIC_META.exists()
+    assert not TITANIC.prepared.exists() and not TITANIC.meta.exists()
 
 
 @pytest.mark.parametrize("case,expected", [
-    ("checksum mismatch", "does not match params.yaml titanic.sha256"),
+    ("checksum mismatch", "does not match params.yaml datasets.titanic.source.sha256"),
     ("download stops halfway", "download stopped after"),
     ("unreachable, and params name another file", "is not what params.yaml asks for"),
 ])
@@ -93,10 +93,10 @@ def test_bad_download(project, serve, case, expected):
     shutil.copytree(ROOT / "data" / "shipped", "data/shipped")
     files = {} if case.startswith("unreachable") else {"/t.csv": GOOD}
     url = serve(files, lie_about_length=case == "download stops halfway") + "/t.csv"
-    write_params(**{"titanic.url": url, "titanic.sha256": "0" * 64 if case == "checksum mismatch"
+    write_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": "0" * 64 if case == "checksum mismatch"
                     else hashlib.sha256(GOOD).hexdigest()})
-    one_clear_line(cli("fetch-titanic"), expected)
-    assert not TITANIC_RAW.exists() and not TITANIC_SOURCE.exists()
+    one_clear_line(cli("fetch", "titanic"), expected)
+    assert not TITANIC.raw.exists() and not TITANIC.source.exists()
 
 
 PARAMS = {

@@ -1,9 +1,11 @@
-"""Stage fetch_titanic: the seed's CSV from its address, or the copy shipped in the repository.
+"""Stage fetch@<dataset>: a dataset's table as bytes on disk, with its provenance.
 
-When the address cannot be reached (offline machines, many classrooms) the shipped copy, the
-same bytes, is used, so online and offline give the same numbers; if params.yaml names another
-address or checksum, nothing is substituted. Writes the bytes and a provenance record (source,
-address, sha256, rows) that follows the data into every MLflow run.
+A file comes from its address; when the address cannot be reached (offline machines, many
+classrooms), or the dataset has none, from the copy shipped in data/shipped/<name>.csv, the same
+bytes (its sha256 checked); if params.yaml names another address or checksum, nothing is
+substituted. A scikit-learn loader's table (bundled with it, offline) is written as CSV, its
+labels in a last column `target`, so preprocessing reads every dataset alike. Writes the bytes
+and a provenance record (source, address, sha256, rows) that follows the data into every MLflow run.
 """
 from __future__ import annotations
 
@@ -16,12 +18,9 @@ import urllib.error
 import urllib.request
 
 from .. import atomic, config
+from ..catalog import DatasetFiles
 from ..errors import PipelineError
 from ..text import require_text
-from ..catalog import TITANIC_RAW as RAW
-from ..catalog import TITANIC_SHIPPED as SHIPPED
-from ..catalog import TITANIC_SHIPPED_SOURCE as SHIPPED_SOURCE
-from ..catalog import TITANIC_SOURCE as SOURCE
 
 
 def download(url: str, timeout: float) -> bytes:
@@ -33,27 +32,31 @@ def download(url: str, timeout: float) -> bytes:
                                 f"{response.headers.get('Content-Length')} bytes; run again") from None
 
 
-def shipped_copy(url: str, sha256: str, reason) -> bytes:
+def shipped_copy(files: DatasetFiles, source: config.Source, reason=None) -> bytes:
     """The copy shipped in the repository, but only if it is what params.yaml asks for."""
     restore = "restore it with `git checkout data/shipped`"
+    key = f"datasets.{files.name}.source"
+    why = f"{source.url}: unreachable ({reason}), and " if source.url else ""
     try:
-        record = SHIPPED_SOURCE.read_bytes()
-        data = SHIPPED.read_bytes()
+        record = files.shipped_source.read_bytes()
+        data = files.shipped.read_bytes()
     except FileNotFoundError as exc:
-        raise PipelineError(f"{url}: unreachable ({reason}), and the shipped copy {exc.filename} is missing "
-                            f"({restore})") from None
-    require_text(record, SHIPPED_SOURCE, restore)
-    require_text(data, SHIPPED, restore)
+        raise PipelineError(f"{why}the shipped copy {exc.filename} is missing ({restore})") from None
+    require_text(record, files.shipped_source, restore)
+    require_text(data, files.shipped, restore)
     try:
-        shipped_url = json.loads(record)["url"]
-    except (ValueError, TypeError, KeyError):
-        raise PipelineError(f"{SHIPPED_SOURCE}: not the shipped copy's record (JSON with its url); {restore}") from None
+        shipped = json.loads(record)
+        shipped_url = shipped.get("url")
+    except (ValueError, TypeError, AttributeError):
+        raise PipelineError(f"{files.shipped_source}: not the shipped copy's record (JSON with its sha256); "
+                            f"{restore}") from None
     digest = hashlib.sha256(data).hexdigest()
-    if shipped_url != url or digest != sha256:
-        raise PipelineError(f"{url}: unreachable ({reason}), and the shipped copy {SHIPPED} (of {shipped_url}, "
-                            f"sha256 {digest}) is not what params.yaml asks for (titanic.url {url}, "
-                            f"titanic.sha256 {sha256}); nothing is substituted: reach the address, or set "
-                            f"titanic.url and titanic.sha256 back to the shipped copy's")
+    if (source.url and shipped_url != source.url) or digest != source.sha256:
+        asked = f"{key}.url {source.url}, {key}.sha256 {source.sha256}" if source.url else f"{key}.sha256 {source.sha256}"
+        raise PipelineError(f"{why}the shipped copy {files.shipped} (of {shipped_url or 'no address'}, sha256 "
+                            f"{digest}) is not what params.yaml asks for ({asked}); nothing is substituted: "
+                            + (f"reach the address, or set {key}.url and {key}.sha256 back to the shipped copy's"
+                               if source.url else f"{restore}, or set {key}.sha256 to the file's"))
     return data
 
 
@@ -68,34 +71,55 @@ def count_rows(data: bytes, where) -> int:
         raise PipelineError(f"{where}: not a readable CSV ({exc})") from None
 
 
-def fetch(url: str, sha256: str, timeout: float) -> tuple[bytes, dict]:
-    try:
-        data = download(url, timeout)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        data = shipped_copy(url, sha256, reason)
-        where = SHIPPED
-        print(f"fetch_titanic: {url} unreachable ({reason}); using the copy shipped in {SHIPPED} "
-              f"(the same file, sha256 checked)", file=sys.stderr)
-        source = {"source": "shipped", "address": str(SHIPPED), "requested_url": url}
+def fetch(files: DatasetFiles, source: config.Source) -> tuple[bytes, dict]:
+    stage = f"fetch@{files.name}"
+    if source.url is None:
+        data = shipped_copy(files, source)
+        where, provenance = files.shipped, {"source": "shipped", "address": str(files.shipped)}
     else:
-        # Before the checksum: "update the checksum" is the wrong advice for an archive.
-        where = url
-        require_text(data, url, "check that titanic.url serves the CSV itself, not an archive or a page")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != sha256:
-            raise PipelineError(f"{url}: sha256 {digest} does not match params.yaml titanic.sha256 "
-                                f"{sha256}; check the address or update the checksum")
-        source = {"source": "url", "address": url}
-    source.update(sha256=hashlib.sha256(data).hexdigest(), rows=count_rows(data, where), bytes=len(data))
-    return data, source
+        try:
+            data = download(source.url, source.timeout)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            data = shipped_copy(files, source, reason)
+            where = files.shipped
+            print(f"{stage}: {source.url} unreachable ({reason}); using the copy shipped in {files.shipped} "
+                  f"(the same file, sha256 checked)", file=sys.stderr)
+            provenance = {"source": "shipped", "address": str(files.shipped), "requested_url": source.url}
+        else:
+            # Before the checksum: "update the checksum" is the wrong advice for an archive.
+            where = source.url
+            require_text(data, source.url, f"check that datasets.{files.name}.source.url serves the CSV itself, "
+                                           "not an archive or a page")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != source.sha256:
+                raise PipelineError(f"{source.url}: sha256 {digest} does not match params.yaml "
+                                    f"datasets.{files.name}.source.sha256 {source.sha256}; check the address "
+                                    f"or update the checksum")
+            provenance = {"source": "url", "address": source.url}
+    provenance.update(sha256=hashlib.sha256(data).hexdigest(), rows=count_rows(data, where), bytes=len(data))
+    return data, provenance
 
 
-def main(params_path: str = config.PARAMS_FILE) -> None:
-    titanic = config.load(params_path).titanic
-    data, source = fetch(titanic.url, titanic.sha256, titanic.timeout)
+def from_loader(loader: str) -> tuple[bytes, dict]:
+    """A scikit-learn loader's table as CSV (features, then its labels as `target`) and its
+    class names, which preprocessing gives the labels."""
+    import sklearn
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{loader}")(as_frame=True)
+    data = bunch.frame.to_csv(index=False, lineterminator="\n").encode()
+    return data, {"source": "sklearn", "address": f"sklearn.datasets.load_{loader}",
+                  "sklearn_version": sklearn.__version__, "classes": [str(c) for c in bunch.target_names],
+                  "sha256": hashlib.sha256(data).hexdigest(), "rows": len(bunch.frame), "bytes": len(data)}
+
+
+def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
+    source = config.load(params_path).dataset(name).source
+    files = DatasetFiles(name)
+    data, provenance = from_loader(source.sklearn) if source.sklearn else fetch(files, source)
     with atomic.Outputs() as out:
-        out.file(RAW, data)
-        out.json(SOURCE, source)
-    print(f"fetch_titanic: {source['rows']} rows from {source['source']} ({source['address']}), "
-          f"sha256 {source['sha256'][:12]}")
+        out.file(files.raw, data)
+        out.json(files.source, provenance)
+    print(f"fetch@{name}: {provenance['rows']} rows from {provenance['source']} ({provenance['address']}), "
+          f"sha256 {provenance['sha256'][:12]}")

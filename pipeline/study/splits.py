@@ -47,6 +47,13 @@ def split_arrays(prepared: dict, k: int, standardize: bool | dict | None = True)
     x, y = prepared["x"], prepared["y"]
     train, val = prepared["train_index"][k], prepared["val_index"][k]
     x_train, x_val = x[train], x[val]
+    if "onehot" in prepared:
+        # The split's encoding is its training rows': a category they never show is unknown to
+        # it, a column of zeros in validation too (OneHotEncoder's handle_unknown="ignore").
+        unseen = prepared["onehot"] & ~x_train.any(axis=0)
+        if unseen.any():
+            x_val = x_val.copy()
+            x_val[:, unseen] = 0.0
     scaled = scaler(prepared, k) if standardize is True else standardize or None
     if scaled is not None:
         mean, scale = np.array(scaled["mean"]), np.array(scaled["scale"])

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from .. import atomic, config
-from ..catalog import TITANIC_META as META
-from ..catalog import VariantFiles
+from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
 from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
@@ -209,11 +208,12 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     if warning:
         print(f"warning: variant {name}: {warning}", file=sys.stderr)
     prepared = load_prepared()
-    meta = json.loads(META.read_text())
+    data = DatasetFiles(config.STUDY_DATASET)
+    meta = json.loads(data.meta.read_text())
     study = params.study
     if meta.get("splits", 1) < study.splits:
-        raise PipelineError(f"{META}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
-                            f"{study.splits}; run `dvc repro preprocess_titanic`")
+        raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
+                            f"{study.splits}; run `dvc repro preprocess@{config.STUDY_DATASET}`")
     started = int(time.time() * 1000)
     trained = train(variant, replicas(params.seed, study.seeds, study.splits), prepared)
     results = replica_results(variant, trained)

@@ -25,7 +25,7 @@ import warnings
 
 from .. import config
 from ..errors import PipelineError
-from ..catalog import SUMMARY, TITANIC_SOURCE, VariantFiles
+from ..catalog import SUMMARY, TITANIC, VariantFiles
 from ..progress import progress
 from ..records import read_report_summary, read_run_times, read_sweep
 from ..data.preprocess import load_prepared
@@ -119,7 +119,7 @@ def logging_order(records: list[TrainingRecord], summary: dict) -> list[Training
 
 def variant_runs(records: list[TrainingRecord], summary: dict) -> list[VariantRun]:
     prepared = load_prepared()
-    source = json.loads(TITANIC_SOURCE.read_text()) if TITANIC_SOURCE.exists() else {}
+    source = json.loads(TITANIC.source.read_text()) if TITANIC.source.exists() else {}
     # The canonical split as its model saw it: scaled with the scaler training recorded.
     return [VariantRun(record=record, stats=summary["variants"][record.variant], conclusion=summary,
                        source=source, times=read_run_times(record.variant),

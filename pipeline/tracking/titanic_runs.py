@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from ..catalog import TITANIC_PREPARED, VariantFiles
+from ..catalog import TITANIC, VariantFiles
 from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
@@ -134,7 +134,7 @@ def datasets(split: dict, source: dict):
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    origin = source["address"] if source.get("source") == "url" else str(TITANIC_PREPARED.resolve())
+    origin = source["address"] if source.get("source") == "url" else str(TITANIC.prepared.resolve())
     inputs = []
     for part, context in (("train", "training"), ("val", "validation")):
         dataset = mlflow.data.from_numpy(split[f"x_{part}"], targets=split[f"y_{part}"], source=origin,
