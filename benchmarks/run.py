@@ -27,12 +27,12 @@ SEED_VARIANTS = ("l1", "mse", "nll_relu", "nll_logsoftmax", "cross_entropy", "kl
 STAGE_IMPORTS = {  # what each stage's process imports: its floor
     "fetch titanic": ["pipeline.data.fetch"],
     "preprocess titanic": ["pipeline.data.preprocess", "pandas", "sklearn.model_selection"],
-    "train l1": ["pipeline.study.train", "tqdm"],
-    "plot-titanic": ["pipeline.study.plots", "matplotlib.pyplot"],
+    "train titanic l1": ["pipeline.study.train", "tqdm"],
+    "plot titanic": ["pipeline.study.plots", "matplotlib.pyplot"],
     "fetch-iris": ["pipeline.iris.fetch", "sklearn.datasets"],
     "preprocess-iris": ["pipeline.iris.preprocess", "sklearn.model_selection"],
     "sweep-alpha": ["pipeline.iris.sweep", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
-    "report": ["pipeline.study.report", "matplotlib.pyplot"],
+    "report titanic": ["pipeline.study.report", "matplotlib.pyplot"],
     "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.titanic_runs", "torch"],
 }
 
@@ -318,7 +318,7 @@ print(json.dumps({"seconds": time.perf_counter() - start, "runs": count}))
 
 MEMORY = r'''
 import resource, subprocess, sys
-subprocess.run([sys.executable, "-m", "pipeline", "train", "cross_entropy"], check=True, capture_output=True)
+subprocess.run([sys.executable, "-m", "pipeline", "train", "titanic", "cross_entropy"], check=True, capture_output=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 '''
 
@@ -356,7 +356,7 @@ def study_rows(tmp: Path, n: int) -> list[str]:
     trainings = variants * count
     lines.append(row(f"the whole study's training ({trainings} trainings) in one process vs the seed's loop "
                      f"doing them one by one", ours, theirs, 0.1))
-    stages = median(lambda: sum(timed([PY, "-m", "pipeline", "train", name], study)
+    stages = median(lambda: sum(timed([PY, "-m", "pipeline", "train", "titanic", name], study)
                                 for name in yaml.safe_load((study / "params.yaml").read_text())["variants"]), n)
     lines.append(row(f"the {variants} `train@` stages as DVC runs them (a process each) vs the seed's loop",
                      stages, theirs))

@@ -1,5 +1,8 @@
 """`make docs`: what the README shows, from the last real run (run `make repro` first).
 
+- the table of the study across datasets between the `across` markers of README.md, and what
+  the page says after it (the ranks, the square-loss answer) between the `across-conclusion`
+  markers, from reports/across/comparison.md; its two figures into docs/images/;
 - the results tables between the `results` markers of README.md (some columns) and the `study`
   markers of docs/study.md (all), taken from reports/titanic/comparison.md as the report wrote them,
   and between the `conclusion` markers of both what the report says of its verdicts (the lines
@@ -97,12 +100,17 @@ def screenshot(target: Path) -> None:
 
 
 def main() -> None:
-    report = ROOT / "reports/titanic"
-    if not (report / "comparison.md").exists():
-        sys.exit("error: reports/titanic/comparison.md: not found; run `make repro` first")
+    report, across = ROOT / "reports/titanic", ROOT / "reports/across"
+    for page in (report / "comparison.md", across / "comparison.md"):
+        if not page.exists():
+            sys.exit(f"error: {page.relative_to(ROOT)}: not found; run `make repro` first")
     IMAGES.mkdir(parents=True, exist_ok=True)
     for name in ("intervals.png", "contrast_nll.png"):
         small_png(Image.open(report / name), IMAGES / name)
+    for name in ("normalised.png", "critical_difference.png"):
+        small_png(Image.open(across / name), IMAGES / name)
+    replace_between_markers(README, "across", results_table(across / "comparison.md"))
+    replace_between_markers(README, "across-conclusion", conclusion(across / "comparison.md"))
     (IMAGES / "alpha_sweep.gif").write_bytes((ROOT / "plots/iris/alpha_sweep.gif").read_bytes())
     screenshot(IMAGES / "mlflow-contrast.png")
     replace_between_markers(README, "results", results_table(report / "comparison.md", COLUMNS))
@@ -111,7 +119,8 @@ def main() -> None:
         replace_between_markers(page, "conclusion", conclusion(report / "comparison.md"))
     for image in sorted(IMAGES.iterdir()):
         print(f"docs: {image.relative_to(ROOT)} ({image.stat().st_size // 1024} KiB)")
-    print("docs: the tables in README.md and docs/study.md rewritten from reports/titanic/comparison.md")
+    print("docs: the tables in README.md and docs/study.md rewritten from reports/across/comparison.md and "
+          "reports/titanic/comparison.md")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, what it takes: None, "dataset", "variant", "names" or "argv")
+# command -> (module, what it takes: None, "dataset", "cell" (a dataset and a variant), "names" or "argv")
 COMMANDS = {
     "fetch": ("data.fetch", "dataset"),
     "preprocess": ("data.preprocess", "dataset"),
-    "train": ("study.train", "variant"),
-    "plot-titanic": ("study.plots", None),
-    "report": ("study.report", None),
+    "train": ("study.train", "cell"),
+    "plot": ("study.plots", "dataset"),
+    "report": ("study.report", "dataset"),
+    "across": ("study.overview", None),
     "fetch-iris": ("iris.fetch", None),
     "preprocess-iris": ("iris.preprocess", None),
     "sweep-alpha": ("iris.sweep", None),
@@ -36,8 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, takes) in COMMANDS.items():
         command = sub.add_parser(name)
-        if takes in ("dataset", "variant"):
-            command.add_argument(takes)
+        if takes in ("dataset", "cell"):
+            command.add_argument("dataset")
+        if takes == "cell":
+            command.add_argument("variant")
         elif takes == "names":
             command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
         elif takes == "argv":
@@ -46,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     module_name, takes = COMMANDS[args.command]
     try:
         module = importlib.import_module(f"pipeline.{module_name}")
-        if takes in ("dataset", "variant"):
-            module.main(getattr(args, takes), params_path=args.params)
+        if takes == "dataset":
+            module.main(args.dataset, params_path=args.params)
+        elif takes == "cell":
+            module.main(args.dataset, args.variant, params_path=args.params)
         elif takes == "names":
             module.main(params_path=args.params, only=args.names or None)
         elif takes == "argv":

@@ -8,6 +8,9 @@ its libraries (the plot stage must not pay for torch).
 from dataclasses import dataclass
 from pathlib import Path
 
+# The dataset whose study is published to MLflow (its experiment, runs and registered champion).
+STUDY_DATASET = "titanic"
+
 SHIPPED = Path("data/shipped")   # each file dataset's copy, for machines that cannot reach its address
 
 
@@ -43,12 +46,11 @@ class DatasetFiles:
 
 TITANIC = DatasetFiles("titanic")
 
-RESULTS = Path("results/titanic")          # one folder per variant (VariantFiles)
-METRICS = Path("metrics/titanic")
-HISTORY = Path("plots/titanic/history")
-FIGURES = Path("plots/titanic/figures")
+RESULTS = Path("results")                  # <dataset>/<variant>/ (VariantFiles)
+METRICS = Path("metrics")
+PLOTS = Path("plots")
 # When each stage ran, for MLflow: not a DVC output, so wall-clock times never change what DVC hashes.
-RUN_TIMES = Path("logs/run-times")         # <variant>.json, sweep.json
+RUN_TIMES = Path("logs/run-times")         # <dataset>/<variant>.json, sweep.json
 
 IRIS_RAW = Path("data/iris/raw.csv")
 IRIS_SOURCE = Path("data/iris/source.json")
@@ -60,21 +62,23 @@ SWEEP_METRICS = Path("metrics/iris/sweep.json")      # summary for `dvc metrics 
 SWEEP_TABLE = Path("plots/iris/alpha_sweep.csv")     # per-alpha table, a DVC plot
 SWEEP_GIF = Path("plots/iris/alpha_sweep.gif")       # the decision boundary, frame by frame
 SWEEP_SUMMARY = Path("plots/iris/alpha_summary.png")  # accuracies and weight norm against alpha
+SWEEP_TIMES = RUN_TIMES / "sweep.json"
 
 
 
 @dataclass(frozen=True)
 class VariantFiles:
-    """What train@<name> (and plot_titanic, for its figures) writes for one variant."""
+    """What train@<dataset>-<name> (and plot@<dataset>, for its figures) writes for one variant."""
     name: str
+    dataset: str = STUDY_DATASET
 
     @property
     def stage(self) -> str:
-        return f"train@{self.name}"
+        return f"train@{self.dataset}-{self.name}"
 
     @property
     def results(self) -> Path:             # a DVC output (cached) of the train stage
-        return RESULTS / self.name
+        return RESULTS / self.dataset / self.name
 
     @property
     def model(self) -> Path:               # the canonical replica's state dict
@@ -90,15 +94,15 @@ class VariantFiles:
 
     @property
     def metrics(self) -> Path:             # `dvc metrics show`
-        return METRICS / f"{self.name}.json"
+        return METRICS / self.dataset / f"{self.name}.json"
 
     @property
     def history(self) -> Path:             # the canonical run per epoch, a DVC plot
-        return HISTORY / self.name / "history.csv"
+        return PLOTS / self.dataset / "history" / self.name / "history.csv"
 
     @property
-    def figures(self) -> Path:             # plot_titanic's, one folder per variant
-        return FIGURES / self.name
+    def figures(self) -> Path:             # plot@<dataset>'s, one folder per variant
+        return figures(self.dataset) / self.name
 
     @property
     def loss_curve(self) -> Path:
@@ -110,20 +114,57 @@ class VariantFiles:
 
     @property
     def run_times(self) -> Path:
-        return RUN_TIMES / f"{self.name}.json"
+        return RUN_TIMES / self.dataset / f"{self.name}.json"
 
     def artifacts(self) -> tuple[Path, ...]:
         """The files its MLflow run holds, under these names."""
         return (self.record, self.replicas, self.history, self.loss_curve, self.confusion_matrix)
 
 
-REPORT = Path("reports/titanic")
-COMPARISON_MD = REPORT / "comparison.md"
-COMPARISON_CSV = REPORT / "comparison.csv"
-SUMMARY = REPORT / "summary.json"          # what publishing reads
-INTERVALS = REPORT / "intervals.png"
-COMPARE = REPORT / "compare.png"           # the variants of report.compare together
+def figures(dataset: str) -> Path:
+    """plot@<dataset>'s output: a folder per variant."""
+    return PLOTS / dataset / "figures"
 
 
-def contrast_figure(contrast: str) -> Path:
-    return REPORT / f"contrast_{contrast}.png"
+@dataclass(frozen=True)
+class ReportFiles:
+    """What report@<dataset> writes."""
+    dataset: str
+
+    @property
+    def folder(self) -> Path:
+        return Path("reports") / self.dataset
+
+    @property
+    def comparison_md(self) -> Path:
+        return self.folder / "comparison.md"
+
+    @property
+    def comparison_csv(self) -> Path:
+        return self.folder / "comparison.csv"
+
+    @property
+    def summary(self) -> Path:             # what publishing reads
+        return self.folder / "summary.json"
+
+    @property
+    def intervals(self) -> Path:
+        return self.folder / "intervals.png"
+
+    @property
+    def compare(self) -> Path:             # the variants of report.compare together
+        return self.folder / "compare.png"
+
+    def contrast(self, contrast: str) -> Path:
+        return self.folder / f"contrast_{contrast}.png"
+
+
+STUDY_REPORT = ReportFiles(STUDY_DATASET)
+
+# The study across datasets (stage across).
+ACROSS = Path("reports/across")
+ACROSS_MD = ACROSS / "comparison.md"
+ACROSS_CSV = ACROSS / "comparison.csv"
+ACROSS_SUMMARY = ACROSS / "summary.json"
+ACROSS_NORMALISED = ACROSS / "normalised.png"      # normalised accuracy per dataset and across them
+ACROSS_RANKS = ACROSS / "critical_difference.png"  # mean ranks with the Nemenyi critical difference

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
+from .catalog import STUDY_DATASET
 from .errors import PipelineError
 from .study.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 
@@ -39,7 +40,6 @@ SKLEARN_LOADERS = ("breast_cancer", "wine", "digits", "iris")
 MISSING_POLICIES = ("drop",)  # the notebook's: rows with a missing value are dropped
 
 SCHEMA = ConfigDict(extra="forbid")
-STUDY_DATASET = "titanic"  # the dataset the loss study trains on (the others are prepared)
 
 
 # Strict: `epochs: "3"` or `shuffle: 1` is a mistake in a params file, not something to coerce.
@@ -206,6 +206,7 @@ class Dataset:
     features: Optional[tuple[Text, ...]] = None    # a loader's own when absent (all numeric)
     categorical: dict[Text, Categories] = dataclasses.field(default_factory=dict)  # one-hot encoded
     missing: Missing = "drop"                      # rows with a missing value are dropped, counted
+    class_names: Optional[tuple[Text, ...]] = None  # the sorted classes' names, for figures and runs
     validation_share: Share = 0.2
 
     @model_validator(mode="after")
@@ -313,8 +314,8 @@ class Params:
     @field_validator("datasets")
     @classmethod
     def _the_study_s(cls, datasets: dict) -> dict:
-        if STUDY_DATASET not in datasets:  # the loss study trains on it
-            raise PydanticCustomError("datasets", "{name}: missing (the loss study trains on it)",
+        if STUDY_DATASET not in datasets:  # the study MLflow shows, with its registered champion
+            raise PydanticCustomError("datasets", "{name}: missing (the study published to MLflow is its)",
                                       {"name": STUDY_DATASET})
         return datasets
 

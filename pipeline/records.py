@@ -3,9 +3,10 @@ training record has its own typed reader: study/record.py)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .errors import PipelineError
-from .catalog import RUN_TIMES, SUMMARY, SWEEP_RECORD
+from .catalog import STUDY_DATASET, STUDY_REPORT, SWEEP_RECORD
 
 
 def read_sweep() -> dict:
@@ -17,14 +18,14 @@ def read_sweep() -> dict:
 
 def read_report_summary() -> dict:
     try:
-        return json.loads(SUMMARY.read_text())
+        return json.loads(STUDY_REPORT.summary.read_text())
     except FileNotFoundError:
-        raise PipelineError(f"{SUMMARY}: not found; run `dvc repro report` first") from None
+        raise PipelineError(f"{STUDY_REPORT.summary}: not found; run `dvc repro report@{STUDY_DATASET}` first") from None
 
 
-def read_run_times(name: str) -> dict | None:
+def read_run_times(path: Path) -> dict | None:
     """When a stage ran (logs/run-times), or None: a stage DVC restored from its cache never ran here."""
     try:
-        return json.loads((RUN_TIMES / f"{name}.json").read_text())
+        return json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return None

@@ -258,3 +258,21 @@ def test_bad_input_is_one_line_naming_it(call, message):
     with pytest.raises(PipelineError, match=message) as caught:
         call()
     assert "\n" not in str(caught.value)
+
+
+def test_inflation_widens_every_interval_by_its_factor_about_the_same_mean():
+    """Stretching a dataset's split values by f about their mean stretches the resampled means by
+    f too (same draws): on one dataset every interval is f times as wide, the estimates unchanged."""
+    rng = np.random.default_rng(3)
+    rows = [{"dataset": "d", "variant": v, "split": k, "accuracy": float(a)}
+            for v, base in (("a", 0.7), ("b", 0.72), ("c", 0.6))
+            for k, a in enumerate(base + rng.normal(0, 0.02, 12))]
+    table = pd.DataFrame(rows)
+    plain = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a")
+    wide = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a", inflation={"d": 2.0})
+    for stat in ("mean", "iqm", "diff"):
+        np.testing.assert_allclose(wide[stat], plain[stat], atol=1e-12)
+        np.testing.assert_allclose(wide[f"{stat}_high"] - wide[f"{stat}_low"],
+                                   2 * (plain[f"{stat}_high"] - plain[f"{stat}_low"]), atol=1e-12)
+    with pytest.raises(PipelineError, match="below 1"):
+        across.aggregate(table, {"d": 0.5}, resamples=9, inflation={"d": 0.5})

@@ -69,9 +69,9 @@ def served(uri: str):
 def fill_store(names) -> None:
     """Train, plot, report and publish these variants (and the report) as the pipeline does."""
     for name in names:
-        train.main(name)
-    plot_titanic.main()
-    report.main()
+        train.main("titanic", name)
+    plot_titanic.main("titanic")
+    report.main("titanic")
     publish.main(only=[*names, "report"])
 
 

@@ -108,7 +108,7 @@ def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
         fetch_titanic.main("titanic")
         assert json.loads(TITANIC.source.read_text())["source"] == ("url" if mode == "online" else "shipped")
         preprocess_titanic.main("titanic")
-        train.main("mse")
+        train.main("titanic", "mse")
         mse = VariantFiles("mse")
         outputs[mode] = [path.read_bytes() for path in (TITANIC.raw, TITANIC.prepared, TITANIC.meta,
                                                         mse.record, mse.model, mse.replicas)]

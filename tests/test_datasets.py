@@ -77,7 +77,7 @@ def test_a_category_only_validation_rows_hold_is_unknown_to_its_split(project):
 
 def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project):
     prepared, meta = prepare(project, "titanic")
-    assert meta["features"] == ["Pclass", "Sex", "Age", "Fare"] and meta["classes"] == ["0", "1"]
+    assert meta["features"] == ["Pclass", "Sex", "Age", "Fare"] and meta["classes"] == ["died", "survived"]
     assert meta["categorical"] == {"Sex": ["male", "female"]}
     assert (meta["rows_clean"], meta["rows_dropped"]) == (714, 177)
     # The notebook's first passenger: 3rd class, male, 22, 7.25, died.
@@ -100,7 +100,7 @@ def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project
     ({"datasets.penguins.features": ["species", "island"]}, "datasets.penguins: the target species is among the features"),
     ({"datasets.penguins.missing": "impute"}, "datasets.penguins.missing: unknown value 'impute' (choose from drop)"),
     ({"datasets.penguins.validation_share": 1.5}, "datasets.penguins.validation_share: must be < 1"),
-    ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, features, "
+    ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, class_names, features, "
                                           "missing, source, target, validation_share)"),
     ({"datasets.penguins.source.colour": "red"}, "datasets.penguins.source.colour: unknown key (allowed: sha256, "
                                                  "sklearn, timeout, url)"),

@@ -9,7 +9,9 @@ from pipeline.study.losses import (
     LAST_ACTIVATIONS,
     LOSSES,
     TARGET_ENCODINGS,
+    Head,
     encode_targets,
+    head,
     make_loss,
     mismatch,
     predict,
@@ -93,3 +95,35 @@ def test_diagnosis_of_dead_relu_outputs():
 def test_diagnosis_of_a_sound_run():
     assert diagnose([0.6, 0.5, 0.45], [0.5, 0.48, 0.47], 0.0, "NLLLoss", NO_ONE_CLASS) == {
         "status": "ok", "reason": "loss stayed within its bounds"}
+
+
+def test_on_k_classes_a_variant_takes_k_outputs_and_a_float_target_becomes_one_hot():
+    # As written on two classes.
+    assert head("MSELoss", "float", "Sigmoid", 2) == Head("float", 1, "Sigmoid")
+    assert head("CrossEntropyLoss", "index", "none", 2) == Head("index", 2, "none")
+    # On ten: Sigmoid's one probability becomes Softmax's distribution, the rest keep their activation.
+    assert head("MSELoss", "float", "Sigmoid", 10) == Head("onehot", 10, "Softmax")
+    assert head("L1Loss", "float", "Tanh", 10) == Head("onehot", 10, "Tanh")
+    assert head("BCEWithLogitsLoss", "float", "none", 3) == Head("onehot", 3, "none")
+    assert head("NLLLoss", "index", "ReLU", 10) == Head("index", 10, "ReLU")
+    assert head("KLDivLoss", "onehot", "LogSoftmax", 3) == Head("onehot", 3, "LogSoftmax")
+    # Every loss that takes a float target also takes one-hot ones: none is n/a on K classes.
+    assert all("onehot" in spec.encodings for spec in LOSSES.values() if "float" in spec.encodings)
+    labels = torch.tensor([0, 2, 1, 2])
+    assert encode_targets(labels, "onehot", 3).tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]
+    assert predict(torch.tensor([[0.1, 0.7, 0.2], [3.0, -1.0, 0.0]]), "Softmax").tolist() == [1, 0]
+
+
+def test_a_loss_that_cannot_take_k_classes_says_why(monkeypatch):
+    from pipeline.study import losses
+
+    monkeypatch.setitem(losses.LOSSES, "FloatOnly", losses.LossSpec("float_only", ("float",), "any"))
+    assert head("FloatOnly", "float", "Sigmoid", 3) == ("FloatOnly takes one 0/1 float output, which cannot tell "
+                                                         "3 classes apart, and no one-hot targets")
+    assert head("FloatOnly", "float", "Sigmoid", 2) == Head("float", 1, "Sigmoid")
+
+
+def test_the_diagnosis_names_the_one_class_every_row_is_given_on_k_classes():
+    confusion = [[0, 5, 0], [0, 7, 0], [0, 3, 0]]
+    found = diagnose([1.0, 0.9, 0.8], [1.0, 0.9, 0.85], 0.0, "MSELoss", confusion)
+    assert found["reason"].endswith("every validation row is predicted as class 1")

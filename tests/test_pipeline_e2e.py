@@ -33,8 +33,8 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     # One variant's settings changed: that variant alone retrains; it and the new report are logged.
     set_epochs(repo, "mse", 3)
     third = sh(repo, "dvc", "repro")
-    assert [line for line in third.splitlines() if line.startswith("Running stage 'train@")] == [
-        "Running stage 'train@mse':"]
+    assert [line for line in third.splitlines() if line.startswith("Running stage 'train@titanic-")] == [
+        "Running stage 'train@titanic-mse':"]
     assert "publish: 2 run(s) logged, 3 already in MLflow" in third
     assert len(store_runs(repo)) == 6
 
@@ -50,7 +50,7 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
     (repo / "mlflow.db").unlink()
     (repo / "params.yaml").write_text(original)
     out = sh(repo, "dvc", "repro")
-    assert "Stage 'train@mse' is cached - skipping run" in out
+    assert "Stage 'train@titanic-mse' is cached - skipping run" in out
     assert "publish: 5 run(s) logged" in out
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
@@ -59,8 +59,8 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
 
 
 def test_single_stage_by_name(repo):
-    out = sh(repo, "dvc", "repro", "train@nll_relu")
-    assert "Running stage 'train@nll_relu'" in out and "train@mse" not in out
+    out = sh(repo, "dvc", "repro", "train@titanic-nll_relu")
+    assert "Running stage 'train@titanic-nll_relu'" in out and "train@titanic-mse" not in out
     assert "NLLLoss expects log-probabilities" in out
 
 
@@ -68,8 +68,8 @@ def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo)
     """DVC outputs are a function of their inputs: no wall-clock time in what DVC hashes."""
     sh(repo, "dvc", "repro")
     lock = (repo / "dvc.lock").read_text()
-    out = sh(repo, "dvc", "repro", "-f", "train@mse")
-    assert "Running stage 'train@mse'" in out
+    out = sh(repo, "dvc", "repro", "-f", "train@titanic-mse")
+    assert "Running stage 'train@titanic-mse'" in out
     assert (repo / "dvc.lock").read_text() == lock
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
     again = sh(repo, "dvc", "repro")
@@ -89,3 +89,42 @@ def test_the_study_is_replicated_and_the_report_concludes(repo):
     assert runs["nll_relu"].data.tags["diagnoses"] == summary["variants"]["nll_relu"]["diagnoses"]
     metrics = sh(repo, "dvc", "metrics", "show")
     assert "val_accuracy_mean" in metrics
+
+
+def running(out: str, prefix: str = "train@") -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith(f"Running stage '{prefix}")}
+
+
+def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(repo):
+    """Titanic and wine (3 classes), three variants, 2 x 2 replicas: every variant on every
+    dataset, the page across them; one variant's edit re-runs its trainings alone, one
+    dataset's its own."""
+    import json
+
+    from .conftest import ROOT
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["datasets"]["wine"] = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]["wine"]
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    variants = sorted(params["variants"])
+    first = sh(repo, "dvc", "repro", "across", "report@wine")
+    assert running(first) == {f"train@{d}-{v}" for d in ("titanic", "wine") for v in variants}
+    summary = json.loads((repo / "reports/across/summary.json").read_text())
+    assert list(summary["datasets"]) == ["titanic", "wine"] and summary["datasets"]["wine"]["classes"] == 3
+    assert [v["variant"] for v in summary["variants"]] == list(params["variants"])
+    assert all(v["verdicts"].endswith("/2") or "/2," in v["verdicts"] for v in summary["variants"])
+    assert summary["ranks"]["datasets"] == 2 and summary["ranks"]["variants"] == 3
+    record = json.loads((repo / "results/wine/mse/record.json").read_text())
+    assert record["head"] == {"encoding": "onehot", "outputs": 3, "last_activation": "Softmax"}
+    assert (repo / "reports/across/critical_difference.png").stat().st_size > 10_000
+    assert (repo / "reports/wine/intervals.png").exists()
+
+    set_epochs(repo, "mse", 3)
+    assert running(sh(repo, "dvc", "repro", "across")) == {"train@titanic-mse", "train@wine-mse"}
+
+    params = yaml.safe_load(path.read_text())
+    params["datasets"]["wine"]["validation_share"] = 0.25
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    again = sh(repo, "dvc", "repro", "across")
+    assert running(again, "") - {"across"} == {"preprocess@wine", *{f"train@wine-{v}" for v in variants}}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline.catalog import SUMMARY, VariantFiles
+from pipeline.catalog import STUDY_REPORT, VariantFiles
 from pipeline.study import plots as plot_titanic
 from pipeline.study import report, train
 from pipeline.data.preprocess import load_prepared
@@ -24,9 +24,9 @@ VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 @pytest.fixture
 def trained(prepared):
     for name in VARIANTS:
-        train.main(name)
-    plot_titanic.main()
-    report.main()
+        train.main("titanic", name)
+    plot_titanic.main("titanic")
+    report.main("titanic")
     return prepared
 
 
@@ -45,7 +45,7 @@ def test_each_variant_becomes_one_complete_run(trained):
     run = by_name["nll_relu"]
     record = TrainingRecord.load("nll_relu")
     times = json.loads(VariantFiles("nll_relu").run_times.read_text())
-    stats = json.loads(SUMMARY.read_text())["variants"]["nll_relu"]
+    stats = json.loads(STUDY_REPORT.summary.read_text())["variants"]["nll_relu"]
     assert run.info.status == "FINISHED"
     assert run.data.tags["pipeline.trained_ms"] == f"{times['started_ms']}-{times['ended_ms']}"
     params = run.data.params
@@ -119,9 +119,9 @@ def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(traine
 
 
 def test_variant_runs_need_the_report_made_from_the_same_results(trained):
-    train.main("mse")  # the same numbers: still current
+    train.main("titanic", "mse")  # the same numbers: still current
     publish.main(only=["mse"])
-    SUMMARY.write_text(SUMMARY.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
+    STUDY_REPORT.summary.write_text(STUDY_REPORT.summary.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
     with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
         publish.main(only=["nll_relu", "mse"])
 

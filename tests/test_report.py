@@ -9,7 +9,7 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline import config
-from pipeline.catalog import REPORT
+from pipeline.catalog import STUDY_REPORT
 from pipeline.study.record import TrainingRecord
 from pipeline.study import plots as plot_titanic
 from pipeline.study import report, train
@@ -20,18 +20,18 @@ VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 
 
 def text_of_report() -> str:
-    return (REPORT / "comparison.md").read_text()
+    return (STUDY_REPORT.folder / "comparison.md").read_text()
 
 
 def test_report_table_figures_and_champion(prepared):
     prepared.params(report={"compare": ["mse", "nll_logsoftmax"]})
     for name in VARIANTS:
-        train.main(name)
-    report.main()
-    rows = list(csv.DictReader(open(REPORT / "comparison.csv")))
+        train.main("titanic", name)
+    report.main("titanic")
+    rows = list(csv.DictReader(open(STUDY_REPORT.folder / "comparison.csv")))
     assert [r["variant"] for r in rows] == list(VARIANTS)
     assert list(rows[0]) == list(report.COLUMNS)
-    summary = json.loads((REPORT / "summary.json").read_text())
+    summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     assert summary["reference"] == "nll_logsoftmax"
     assert summary["seeds"] == 2 and summary["splits"] == 2 and summary["test"].startswith("corrected resampled t")
     assert summary["margin"] == 0.01 and summary["hypotheses"] == 2 and summary["champion_rule"] in text_of_report()
@@ -51,10 +51,10 @@ def test_report_table_figures_and_champion(prepared):
     text = text_of_report()
     assert f"**{summary['champion']}**" in text and "corrected resampled t" in text and "Holm" in text
     assert "2 distinct hypotheses" in text and "+-0.01" in text
-    assert sorted(p.name for p in REPORT.glob("*.png")) == ["compare.png", "contrast_nll.png", "intervals.png"]
-    assert "NaN" not in (REPORT / "summary.json").read_text()  # standard JSON: null where there is no test
+    assert sorted(p.name for p in STUDY_REPORT.folder.glob("*.png")) == ["compare.png", "contrast_nll.png", "intervals.png"]
+    assert "NaN" not in (STUDY_REPORT.folder / "summary.json").read_text()  # standard JSON: null where there is no test
 
-    plot_titanic.main()
+    plot_titanic.main("titanic")
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     experiment = client.get_experiment_by_name("titanic-loss-functions")
@@ -82,7 +82,7 @@ def test_report_table_figures_and_champion(prepared):
 
 def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies(prepared):
     for name in VARIANTS:
-        train.main(name)
+        train.main("titanic", name)
     records = {name: TrainingRecord.load(name) for name in VARIANTS}
     # Made-up accuracies (replicas: split 0, split 1, split 0, split 1): mse 3 points above the
     # reference on every replica; mse byte-identical to nll_relu, the one params list first.
@@ -116,9 +116,9 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
     names = ["nll_logsoftmax", "cross_entropy", "kldiv_logsoftmax", "nll_relu", "kldiv_relu"]
     prepared.params(variants=names)
     for name in names:
-        train.main(name)
-    report.main()
-    summary = json.loads((REPORT / "summary.json").read_text())
+        train.main("titanic", name)
+    report.main("titanic")
+    summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     assert summary["reference"] == "cross_entropy"
     assert summary["identical"] == {"nll_logsoftmax": "cross_entropy", "kldiv_logsoftmax": "cross_entropy",
                                     "kldiv_relu": "nll_relu"}
@@ -129,12 +129,12 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
 
 def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_changes(prepared):
     for name in VARIANTS:
-        train.main(name)
-    report.main()
-    plot_titanic.main()
+        train.main("titanic", name)
+    report.main("titanic")
+    plot_titanic.main("titanic")
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
-    summary = json.loads((REPORT / "summary.json").read_text())
+    summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     first = client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS)
     champion = TrainingRecord.load(summary["champion"])
     # The same champion, its run logged again (new statistics about the same model): no move.

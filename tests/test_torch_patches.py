@@ -27,7 +27,7 @@ def test_the_patches_were_written_for_this_torch():
 
 def test_a_training_process_does_not_import_dynamo(prepared):
     """torch._dynamo costs 1.4 s a process; training never compiles, so it must not load."""
-    code = ("import sys; from pipeline.study import train; train.main('mse'); "
+    code = ("import sys; from pipeline.study import train; train.main('titanic', 'mse'); "
             "print('torch._dynamo' in sys.modules, 'mlflow' in sys.modules, 'matplotlib' in sys.modules, "
             "'pandas' in sys.modules, 'scipy.stats' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -13,7 +13,7 @@ from pipeline import config
 from pipeline.errors import PipelineError
 from pipeline.catalog import VariantFiles
 from pipeline.study import train
-from pipeline.study.losses import encode_targets, make_loss, predict
+from pipeline.study.losses import encode_targets, head, make_loss, predict
 from pipeline.study.model import build_mlp, weight_penalty
 from pipeline.data.preprocess import load_prepared
 from pipeline.study.record import TrainingRecord
@@ -21,7 +21,7 @@ from pipeline.study.splits import replicas, scaler, split_arrays
 
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
-    train.main("nll_logsoftmax")
+    train.main("titanic", "nll_logsoftmax")
     files = VariantFiles("nll_logsoftmax")
     record = TrainingRecord.load("nll_logsoftmax")
     assert files.model.stat().st_size > 1000
@@ -62,19 +62,21 @@ def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, 
     assert f"canonical run {record.history[-1].val_accuracy:.2%}" in out and "4 replica(s)" in out
 
 
-def alone(variant: config.Variant, seed: int, split: dict) -> np.ndarray:
+def alone(variant: config.Variant, seed: int, split: dict, classes: int = 2) -> np.ndarray:
     """One model trained the plain way (nn.Sequential, torch.optim, one loss): what a replica
     inside the batch must reproduce. Rows: epochs; columns: train loss, val loss, val accuracy."""
     t = variant.training
+    shape = head(variant.loss, variant.target_encoding, variant.last_activation, classes)
     torch.manual_seed(seed)
-    model = build_mlp(4, t.hidden_size, t.hidden_layers, variant.outputs, variant.last_activation)
+    model = build_mlp(split["x_train"].shape[1], t.hidden_size, t.hidden_layers, shape.outputs,
+                      shape.last_activation)
     optimizer = (torch.optim.Adam(model.parameters(), lr=t.lr) if t.optimizer == "adam"
                  else torch.optim.SGD(model.parameters(), lr=t.lr))
     loss_fn = make_loss(variant.loss)
     x = torch.from_numpy(split["x_train"])
-    y = encode_targets(torch.from_numpy(split["y_train"]), variant.target_encoding)
+    y = encode_targets(torch.from_numpy(split["y_train"]), shape.encoding, classes)
     x_val, labels = torch.from_numpy(split["x_val"]), torch.from_numpy(split["y_val"])
-    y_val = encode_targets(labels, variant.target_encoding)
+    y_val = encode_targets(labels, shape.encoding, classes)
     reg = t.regularization
     generator = torch.Generator().manual_seed(seed)
     history = []
@@ -95,7 +97,7 @@ def alone(variant: config.Variant, seed: int, split: dict) -> np.ndarray:
         with torch.no_grad():
             out = model(x_val)
             history.append((np.mean(losses), loss_fn(out, y_val).item(),
-                            (predict(out, variant.last_activation) == labels).double().mean().item()))
+                            (predict(out, shape.last_activation) == labels).double().mean().item()))
     return np.array(history)
 
 
@@ -184,7 +186,7 @@ def test_nll_on_relu_runs_below_its_bound_in_some_replicas(prepared):
     raw["study"] = {"seeds": 4, "splits": 2, "reference": "nll_relu"}
     raw["variants"]["nll_relu"]["epochs"] = 6
     open("params.yaml", "w").write(yaml.safe_dump(raw))
-    train.main("nll_relu")
+    train.main("titanic", "nll_relu")
     record = TrainingRecord.load("nll_relu")
     statuses = [r.diagnosis.status for r in record.replicas]
     assert sum(record.diagnoses.values()) == 8 == len(statuses)
@@ -237,3 +239,45 @@ def test_a_changed_setting_changes_only_its_variant(prepared):
     longer = dataclasses.replace(variant, training=dataclasses.replace(variant.training, epochs=3))
     data = load_prepared()
     assert train.train(longer, replicas(42, 1, 1), data, progress=False).train_loss.shape == (1, 3)
+
+
+@pytest.fixture
+def wine(prepared):
+    """The synthetic Titanic project with scikit-learn's wine (3 classes, 13 features) prepared too."""
+    from pipeline.data import fetch, preprocess
+
+    prepared.params(datasets=["titanic", "wine"])
+    fetch.main("wine")
+    preprocess.main("wine")
+    return prepared
+
+
+# On three classes: the float variants become one-hot on 3 outputs (Sigmoid: Softmax), the rest
+# take 3 outputs as they are.
+@pytest.mark.parametrize("name", ["mse", "bce", "cross_entropy", "nll_relu", "kldiv_logsoftmax", "cosine",
+                                  "penalty_l2"])
+def test_a_replica_on_three_classes_trains_as_it_would_alone(wine, name):
+    variant = case_variant(name)
+    data = load_prepared("wine")
+    layout = replicas(42, 2, 2)
+    trained = train.train(variant, layout, data, progress=False, classes=3)
+    assert trained.confusion.shape == (4, 3, 3)
+    assert (trained.confusion.sum(axis=(1, 2)) == data["val_index"].shape[1]).all()
+    for r in (0, 1):
+        seed, split = layout[r]
+        expected = alone(variant, seed, split_arrays(data, split, variant.training.standardize), classes=3)
+        batched = np.column_stack([trained.train_loss[r], trained.val_loss[r], trained.val_accuracy[r]])
+        np.testing.assert_allclose(batched[:, :2], expected[:, :2], rtol=1e-5, atol=1e-6)
+        assert np.abs(batched[:, 2] - expected[:, 2]).max() <= 1 / data["val_index"].shape[1]
+
+
+def test_a_variant_written_for_two_classes_records_what_it_became_on_three(wine):
+    train.main("wine", "mse")
+    record = TrainingRecord.load("mse", "wine")
+    assert (record.config.target_encoding, record.config.last_activation) == ("float", "Sigmoid")
+    assert (record.head.encoding, record.head.outputs, record.head.last_activation) == ("onehot", 3, "Softmax")
+    assert record.layer_sizes == [13, 64, 64, 3] and record.classes == ["class_0", "class_1", "class_2"]
+    assert record.dataset == "wine" and len(record.confusion_matrix) == 3
+    assert VariantFiles("mse", "wine").results.as_posix() == "results/wine/mse"
+    # Titanic's own is untouched by it.
+    assert not VariantFiles("mse").results.exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.catalog import METRICS, TITANIC, VariantFiles
+from pipeline.catalog import TITANIC, VariantFiles
 
 from .conftest import ROOT, small_params, titanic_csv
 
@@ -134,7 +134,7 @@ def test_a_variant_name_dvc_or_the_shell_cannot_carry(prepared, name):
     params["variants"][name] = params["variants"].pop("mse")
     params["report"]["compare"] = []
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    done = cli("train", "nll_relu")
+    done = cli("train", "titanic", "nll_relu")
     one_clear_line(done, f"variants.{name!r}: a variant's name must start with a letter and hold only letters")
 
 
@@ -142,7 +142,7 @@ def test_a_variant_name_dvc_or_the_shell_cannot_carry(prepared, name):
 def test_bad_params_stop_every_stage_before_it_writes(prepared, case):
     changes, expected = PARAMS[case]
     write_params(**changes)
-    for command in (["train", "mse"], ["sweep-alpha"]):
+    for command in (["train", "titanic", "mse"], ["sweep-alpha"]):
         done = cli(*command)
         one_clear_line(done, expected)
         assert done.stderr.count("params.yaml:") == 1
@@ -151,7 +151,7 @@ def test_bad_params_stop_every_stage_before_it_writes(prepared, case):
 
 def test_all_params_errors_come_together(prepared):
     write_params(**{"train.epochs": 0, "train.lr": 0, "variants.mse.loss": "X", "iris.alpha_count": 0})
-    line = cli("train", "mse").stderr
+    line = cli("train", "titanic", "mse").stderr
     for key in ("train.epochs", "train.lr", "variants.mse.loss", "iris.alpha_count"):
         assert key in line
 
@@ -162,7 +162,7 @@ def test_three_mistakes_in_another_params_file_one_line(prepared):
     params["variants"]["mse"]["loss"] = "MSELos"
     params["study"]["reference"] = "nll_tanh"
     Path("bad.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    done = cli("--params", "bad.yaml", "train", "l1")
+    done = cli("--params", "bad.yaml", "train", "titanic", "l1")
     one_clear_line(done, "error: bad.yaml: train.epochs: must be >= 1, got 0; variants.mse.loss: unknown value 'MSELos' "
                          "(choose from L1Loss, MSELoss, ")
     assert "; study.reference: no variant named 'nll_tanh' (known: nll_relu, nll_logsoftmax, mse)" in done.stderr
@@ -170,23 +170,23 @@ def test_three_mistakes_in_another_params_file_one_line(prepared):
 
 def test_malformed_params_yaml(prepared):
     Path("params.yaml").write_text("seed: 42\ntrain: {epochs: 3\n")
-    one_clear_line(cli("train", "mse"), "params.yaml: line 3 is not valid YAML")
+    one_clear_line(cli("train", "titanic", "mse"), "params.yaml: line 3 is not valid YAML")
 
 
 def test_a_batch_larger_than_the_data_works(prepared):
     write_params(**{"variants.mse.batch_size": 100_000})
-    done = cli("train", "mse")
+    done = cli("train", "titanic", "mse")
     assert done.returncode == 0, done.stderr
     assert MSE.model.exists() and MSE.history.exists()
 
 
 def test_unreachable_tracking_uri_keeps_training_results(prepared):
-    assert cli("train", "mse").returncode == 0
-    assert cli("plot-titanic").returncode == 1  # the other variants were never trained
+    assert cli("train", "titanic", "mse").returncode == 0
+    assert cli("plot", "titanic").returncode == 1  # the other variants were never trained
     params = small_params(variants=["mse"])
     params["report"]["compare"] = []
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert cli("plot-titanic").returncode == 0 and cli("report").returncode == 0
+    assert cli("plot", "titanic").returncode == 0 and cli("report", "titanic").returncode == 0
     done = cli("publish", "mse", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
                                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     one_clear_line(done, "publishing to MLflow at http://127.0.0.1:9 failed")
@@ -215,8 +215,10 @@ def read_only(folder: Path):
 
 
 def test_a_read_only_output_folder(prepared):
-    with read_only(METRICS):
-        done = cli("train", "mse")
-    one_clear_line(done, f"error: {METRICS}: ")
+    folder = MSE.metrics.parent  # metrics/titanic
+    folder.mkdir(parents=True, exist_ok=True)
+    with read_only(folder):
+        done = cli("train", "titanic", "mse")
+    one_clear_line(done, f"error: {folder}: ")
     # Nothing of the stage's outputs was written, not even those in writable folders.
-    assert not list(METRICS.iterdir()) and not MSE.results.exists() and not MSE.history.exists()
+    assert not list(folder.iterdir()) and not MSE.results.exists() and not MSE.history.exists()

@@ -219,6 +219,11 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     table, columns = clean(frame, files.raw, dataset)
     source = json.loads(files.source.read_text()) if files.source.exists() else {}
     y, classes = class_labels(table[columns.target], files.raw, f"datasets.{name}", source.get("classes"))
+    if dataset.class_names is not None:
+        if len(dataset.class_names) != len(classes):
+            raise PipelineError(f"params.yaml: datasets.{name}.class_names: {len(dataset.class_names)} name(s) for "
+                                f"{len(classes)} classes ({', '.join(classes)})")
+        classes = list(dataset.class_names)
     x, names, onehot, categories = encode(table, columns, dataset)
     arrays = prepare(dataset, x, y, onehot, params.seed, params.study.splits, files.raw)
     meta = {

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from .. import atomic, config
-from ..catalog import IRIS_META, RUN_TIMES, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from ..catalog import IRIS_META, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_TIMES
 from ..progress import progress
 from .frames import Frames, gif_bytes, grid, summary_png
 from .preprocess import load_prepared
@@ -122,7 +122,7 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         out.json(SWEEP_METRICS, record["summary"])
         out.json(SWEEP_RECORD, record)
     # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
-    atomic.write_json(RUN_TIMES / "sweep.json", {"started_ms": started, "ended_ms": int(time.time() * 1000)})
+    atomic.write_json(SWEEP_TIMES, {"started_ms": started, "ended_ms": int(time.time() * 1000)})
     s = record["summary"]
     print(f"sweep_alpha: {len(rows)} alphas with {settings.model}; test accuracy "
           f"{s['test_accuracy_at_min_alpha']:.2f} at alpha {rows[0]['alpha']:.3g}, "

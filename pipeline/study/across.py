@@ -46,7 +46,7 @@ IDENTICAL, NOT_APPLICABLE = "identical", "n/a"
 KINDS = ("better", "worse", "equivalent", "inconclusive", IDENTICAL, "reference", "untested", NOT_APPLICABLE)
 IQM_TRIM = 0.25  # trimmed from each end: with 5 datasets, the best and the worst one
 METHOD = ("percentile bootstrap stratified by dataset, resampling splits (paired across a "
-          "dataset's variants), datasets fixed")
+          "dataset's variants; their spread widened to the Nadeau-Bengio corrected variance), datasets fixed")
 
 
 def normalised(accuracy, majority_share: float):
@@ -120,7 +120,8 @@ def dataset_means(table: pd.DataFrame, majority_share: dict[str, float]) -> pd.D
 
 
 def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resamples: int = 9999,
-              confidence: float = 0.95, seed: int = 0, reference: str | None = None) -> pd.DataFrame:
+              confidence: float = 0.95, seed: int = 0, reference: str | None = None,
+              inflation: dict[str, float] | None = None) -> pd.DataFrame:
     """Each variant's mean and IQM over datasets of its mean normalised accuracy, with intervals
     from the stratified, paired bootstrap of the module's docstring (METHOD).
 
@@ -138,7 +139,14 @@ def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resample
     question about fewer, other datasets (normalising removes the majority share, not how hard a
     dataset is), so compare it only with variants over the same datasets, or by its diff, which
     is taken on its own datasets. The IQM of 5 values is the mean of the middle 3; of fewer than
-    4 it trims nothing and is the mean."""
+    4 it trims nothing and is the mean.
+
+    `inflation`: {dataset: factor} by which each variant's split values are stretched about
+    their mean before resampling. Splits of one dataset share most of their training rows, so
+    their means are correlated and a bootstrap that treats them as independent is too narrow,
+    as an uncorrected t interval is; stretching by sqrt(1 + J * n_val / n_train) gives each
+    dataset's resampled mean the Nadeau-Bengio corrected variance (statistics.py does the same
+    for its tests). The observed means are unchanged."""
     from scipy import stats
 
     if not (0 < confidence < 1):
@@ -147,6 +155,12 @@ def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resample
         raise PipelineError(f"resamples {resamples!r} is not a positive whole number")
     checked = _checked(table, majority_share)
     grids = _matrices(checked)
+    for dataset, factor in (inflation or {}).items():
+        if dataset in grids:
+            if not factor >= 1:
+                raise PipelineError(f"inflation {factor!r} for {dataset} is below 1 (it widens, never narrows)")
+            grid = grids[dataset]
+            grids[dataset] = grid.mean() + (grid - grid.mean()) * factor
     variants = list(dict.fromkeys(checked["variant"]))
     if reference is not None:
         lacking = [dataset for dataset, grid in grids.items() if reference not in grid.columns]

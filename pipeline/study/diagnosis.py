@@ -29,10 +29,10 @@ def diagnose(train_losses: list[float], val_losses: list[float], lower_bound: fl
         status = "stalled"
         notes.append(f"the training loss never moved from {train_losses[0]:.4g}: no gradient reached "
                      f"the weights (e.g. ReLU outputs stuck at 0)")
-    predicted = [confusion[0][c] + confusion[1][c] for c in (0, 1)]
-    if min(predicted) == 0:
-        only = 0 if predicted[0] else 1
-        notes.append(f"every validation passenger is predicted as class {only}")
+    predicted = [sum(row[c] for row in confusion) for c in range(len(confusion))]  # column sums
+    if sum(1 for n in predicted if n) == 1:
+        only = next(c for c, n in enumerate(predicted) if n)
+        notes.append(f"every validation row is predicted as class {only}")
     return {"status": status, "reason": "; ".join(notes) or "loss stayed within its bounds"}
 
 

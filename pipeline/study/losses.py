@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# How the binary target Survived is handed to the loss.
+# How the class labels are handed to the loss, and the outputs that takes on two classes (a
+# variant is written for two, the notebook's Titanic; `head` says what it becomes on K).
 TARGET_ENCODINGS = {
     "float": 1,   # a float column of 0.0/1.0, shape (n, 1): the regression losses
     "index": 2,   # class indices, shape (n,): NLLLoss, CrossEntropyLoss
-    "onehot": 2,  # one row per class, shape (n, 2): KLDivLoss, CosineEmbeddingLoss
+    "onehot": 2,  # one row per class, shape (n, K): KLDivLoss, CosineEmbeddingLoss
 }
 
 LAST_ACTIVATIONS = ("none", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax")
@@ -60,6 +61,34 @@ def mismatch(loss: str, last_activation: str) -> str | None:
         return (f"{loss} applies its own (log-)softmax or sigmoid to raw logits, but the last "
                 f"activation {last_activation} already gives {produces}; use none")
     return None
+
+
+@dataclass(frozen=True)
+class Head:
+    """A variant's last layer and targets on a dataset of `classes` classes."""
+    encoding: str
+    outputs: int
+    last_activation: str
+
+
+# What a one-output activation becomes over K outputs: Sigmoid's probability of the second class
+# is Softmax's distribution over two; the others act elementwise and stay.
+_OVER_K = {"Sigmoid": "Softmax"}
+
+
+def head(loss: str, encoding: str, last_activation: str, classes: int) -> Head | str:
+    """The variant as written on two classes; on K > 2, index and one-hot targets take K outputs,
+    and a 0/1 float target (one output) becomes one-hot on K outputs, Sigmoid becoming Softmax
+    (L1 and MSE then regress the class distribution; BCEWithLogits is one-vs-rest). Returns the
+    reason instead when the loss cannot go there (reported n/a, never skipped)."""
+    if classes == 2:
+        return Head(encoding, TARGET_ENCODINGS[encoding], last_activation)
+    if encoding == "float":
+        if "onehot" not in LOSSES[loss].encodings:
+            return (f"{loss} takes one 0/1 float output, which cannot tell {classes} classes apart, "
+                    f"and no one-hot targets")
+        return Head("onehot", classes, _OVER_K.get(last_activation, last_activation))
+    return Head(encoding, classes, last_activation)
 
 
 def make_loss(name: str):
@@ -112,7 +141,7 @@ def make_activation(name: str):
     return getattr(nn, name)()
 
 
-def encode_targets(labels, encoding: str):
+def encode_targets(labels, encoding: str, classes: int = 2):
     """Class labels (int64, one per row, with any leading replica axis) as the tensor the loss wants."""
     import torch
 
@@ -121,12 +150,12 @@ def encode_targets(labels, encoding: str):
     if encoding == "index":
         return labels.to(torch.int64)
     if encoding == "onehot":
-        return torch.nn.functional.one_hot(labels.to(torch.int64), num_classes=2).to(torch.float32)
+        return torch.nn.functional.one_hot(labels.to(torch.int64), num_classes=classes).to(torch.float32)
     raise ValueError(encoding)
 
 
 def predict(outputs, last_activation: str):
-    """Predicted class per row (the last axis holds the outputs): argmax of two, or a threshold on one."""
+    """Predicted class per row (the last axis holds the outputs): argmax of several, or a threshold on one."""
     if outputs.shape[-1] > 1:
         return outputs.argmax(dim=-1)
     # A single output is a probability after Sigmoid, otherwise a logit-like score.

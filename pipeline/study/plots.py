@@ -1,4 +1,4 @@
-"""Stage plot_titanic: a loss-curve and a confusion-matrix PNG per variant (its canonical run,
+"""Stage plot@<dataset>: a loss-curve and a confusion-matrix PNG per variant (its canonical run,
 with the replicas' mean and spread beside it), in the folder catalog.VariantFiles names.
 
 One process draws them all, so matplotlib's import (about 0.5 s) is paid once, not per variant.
@@ -6,7 +6,7 @@ One process draws them all, so matplotlib's import (about 0.5 s) is paid once, n
 from __future__ import annotations
 
 from .. import atomic, config
-from ..catalog import FIGURES, VariantFiles
+from ..catalog import VariantFiles, figures
 from .diagnosis import describe
 from .record import TrainingRecord
 
@@ -29,7 +29,7 @@ def loss_figure(record: TrainingRecord):
     right.fill_between(epochs, spread.min, spread.max, color="grey", alpha=0.2, label="their min to max")
     right.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="accuracy")
     right.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{record.variant} (last activation {record.config.last_activation}): canonical run "
+    fig.suptitle(f"{record.dataset}: {record.variant} (last activation {record.head.last_activation}): canonical run "
                  f"{record.diagnosis.status}; replicas {describe(record.diagnoses)}", fontsize=10)
     fig.tight_layout()
     return fig
@@ -39,36 +39,41 @@ def confusion_figure(record: TrainingRecord):
     import matplotlib.pyplot as plt
 
     matrix = record.confusion_matrix
-    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    classes = range(len(matrix))
+    side = 3.4 if len(matrix) <= 3 else 5.2
+    fig, ax = plt.subplots(figsize=(side + 0.4, side))
     ax.imshow(matrix, cmap="Blues")
     peak = max(max(row) for row in matrix) or 1
-    for actual in (0, 1):
-        for predicted in (0, 1):
+    for actual in classes:
+        for predicted in classes:
             value = matrix[actual][predicted]
             ax.text(predicted, actual, str(value), ha="center", va="center",
-                    color="white" if value > peak / 2 else "black", fontsize=13)
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["died", "survived"],
-           yticklabels=["died", "survived"], xlabel="predicted", ylabel="actual",
-           title=f"{record.variant} (validation)")
+                    color="white" if value > peak / 2 else "black", fontsize=13 if len(matrix) <= 3 else 8)
+    ax.set(xticks=list(classes), yticks=list(classes), xlabel="predicted", ylabel="actual",
+           title=f"{record.dataset}: {record.variant} (validation)")
+    ax.set_xticklabels(record.classes, rotation=30 if len(matrix) > 3 else 0, fontsize=8)
+    ax.set_yticklabels(record.classes, fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def main(params_path: str = config.PARAMS_FILE) -> None:
+def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     params = config.load(params_path)
-    records = [TrainingRecord.load(name) for name in params.variants]
-    with atomic.directory(FIGURES) as tmp:
+    params.dataset(dataset)
+    records = [TrainingRecord.load(name, dataset) for name in params.variants]
+    folder = figures(dataset)
+    with atomic.directory(folder) as tmp:
         for record in records:
-            files = VariantFiles(record.variant)
+            files = VariantFiles(record.variant, dataset)
             for path, draw in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure)):
-                target = tmp / path.relative_to(FIGURES)
+                target = tmp / path.relative_to(folder)
                 target.parent.mkdir(exist_ok=True)
                 fig = draw(record)
                 fig.savefig(target, dpi=90)
                 plt.close(fig)
-    print(f"plot_titanic: {2 * len(records)} figures in {FIGURES}")
+    print(f"plot@{dataset}: {2 * len(records)} figures in {folder}")

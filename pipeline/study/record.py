@@ -1,4 +1,4 @@
-"""The contract between train@<variant> and every stage after it: the training record (typed,
+"""The contract between train@<dataset>-<variant> and every stage after it: the training record (typed,
 with its save and load) and every replica's history (replicas.csv, its writer and reader).
 
 Readers take attributes (`record.config.training.standardize`), never dig a dict by string.
@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from ..catalog import VariantFiles
+from ..catalog import STUDY_DATASET, VariantFiles
 from ..config import Variant
 from ..errors import PipelineError
 
@@ -79,9 +79,18 @@ class Data(BaseModel):
     train_rows: int
     val_rows: int
     rows_clean: int
+    majority_share: float   # of the commonest class: what always guessing it scores
     sha256: str
     encoding: str
     delimiter: str
+
+
+class Head(BaseModel):
+    """What the variant became on this dataset's classes (losses.head)."""
+    model_config = MODEL
+    encoding: str
+    outputs: int
+    last_activation: str
 
 
 class StudyShape(BaseModel):
@@ -101,7 +110,10 @@ class Scaler(BaseModel):
 class TrainingRecord(BaseModel):
     model_config = MODEL
     variant: str
-    config: Variant
+    dataset: str
+    classes: list[str]                  # the labels' names, in the order of the outputs
+    config: Variant                     # as params.yaml writes it (for two classes)
+    head: Head                          # as it trained on this dataset
     seed: int
     loss_family: str
     layer_sizes: list[int]
@@ -152,8 +164,8 @@ class TrainingRecord(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def load(cls, name: str) -> "TrainingRecord":
-        files = VariantFiles(name)
+    def load(cls, name: str, dataset: str = STUDY_DATASET) -> "TrainingRecord":
+        files = VariantFiles(name, dataset)
         try:
             return cls.model_validate_json(files.record.read_bytes())
         except FileNotFoundError:
@@ -175,11 +187,11 @@ def replicas_csv(replicas: list, histories: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_replicas(name: str) -> dict:
+def read_replicas(name: str, dataset: str = STUDY_DATASET) -> dict:
     """A variant's replicas.csv as arrays shaped (replicas, epochs), plus each replica's seed and split."""
     import numpy as np
 
-    files = VariantFiles(name)
+    files = VariantFiles(name, dataset)
     try:
         table = np.genfromtxt(files.replicas, delimiter=",", names=True)
     except FileNotFoundError:

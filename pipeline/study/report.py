@@ -1,4 +1,4 @@
-"""Stage report: the study's conclusions, with how sure we are of each.
+"""Stage report@<dataset>: the study's conclusions on one dataset, with how sure we are of each.
 
 Per variant, over its replicas: the mean final validation accuracy with its interval; against
 the reference, paired by replica, the mean difference with its interval, the probability of
@@ -18,8 +18,7 @@ import math
 import numpy as np
 
 from .. import atomic, config
-from ..catalog import COMPARE, COMPARISON_CSV, COMPARISON_MD, INTERVALS, REPORT, SUMMARY
-from ..catalog import contrast_figure as contrast_path
+from ..catalog import ReportFiles
 from . import statistics
 from .diagnosis import describe
 from .record import TrainingRecord, read_replicas
@@ -45,7 +44,7 @@ def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[li
         spread = statistics.mean_interval(grids[name], test_share, study.confidence)
         vs = against[name]
         canonical = record.summary.final_val_accuracy if record.summary else math.nan
-        rows.append({"variant": name, "loss": record.config.loss, "last_activation": record.config.last_activation,
+        rows.append({"variant": name, "loss": record.config.loss, "last_activation": record.head.last_activation,
                      "replicas": spread["n"], "splits": spread["splits"], "val_accuracy_mean": spread["mean"],
                      "val_accuracy_sd": spread["sd"], "val_accuracy_ci_low": spread["ci_low"],
                      "val_accuracy_ci_high": spread["ci_high"], "canonical_val_accuracy": canonical,
@@ -61,7 +60,8 @@ def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[li
                   "champion_val_accuracy_mean": means[champion], "margin": study.margin,
                   "hypotheses": statistics.hypotheses(against), "identical": identical,
                   "confidence": study.confidence, "seeds": study.seeds, "splits": study.splits,
-                  "test": statistics.METHOD, "val_rows": data.val_rows, "train_rows": data.train_rows}
+                  "test": statistics.METHOD, "val_rows": data.val_rows, "train_rows": data.train_rows,
+                  "dataset": records[0].dataset, "classes": len(records[0].classes)}
     return rows, conclusion
 
 
@@ -103,9 +103,9 @@ def markdown(rows: list[dict], conclusion: dict) -> str:
             _p(row["p_holm"]), _p(row["p_equivalence_holm"]), row["verdict"], row["diagnoses"]]) + " |")
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
     return "\n".join([
-        "# Titanic loss study", "",
+        f"# Loss study on {conclusion['dataset']} ({conclusion['classes']} classes)", "",
         f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant, every replica its own seed "
-        f"({conclusion['train_rows']} training, {conclusion['val_rows']} validation passengers each); final "
+        f"({conclusion['train_rows']} training, {conclusion['val_rows']} validation rows each); final "
         f"validation accuracy; reference **{conclusion['reference']}**; intervals at {level}% from the split "
         f"means ({conclusion['test']}). Verdicts against the reference at level {1 - conclusion['confidence']:.2g}, "
         f"Holm-corrected over {conclusion['hypotheses']} distinct hypotheses: **better** or **worse** when the "
@@ -164,7 +164,7 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
         top.axhline(0, color="grey", lw=0.6)
         if np.nanmin(runs["train_loss"]) < -100:  # losses running off to minus infinity: show all scales
             top.set_yscale("symlog", linthresh=1)
-        top.set(title=f"{record.variant}: {record.config.loss} on {record.config.last_activation}\n"
+        top.set(title=f"{record.variant}: {record.config.loss} on {record.head.last_activation}\n"
                       f"{describe(record.diagnoses)}", xlabel="epoch", ylabel="loss")
         top.title.set_fontsize(9)
         top.legend(fontsize=8)
@@ -252,6 +252,8 @@ def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion:
                if any(r["verdict"].split(" ")[0] == v for r in rows)]
     handles.append(Patch(color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}"))
     right.legend(handles=handles, fontsize=8, loc="lower right")
+    fig.suptitle(f"{conclusion['dataset']} ({conclusion['classes']} classes): {conclusion['seeds']} seeds x "
+                 f"{conclusion['splits']} splits per variant", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -270,39 +272,41 @@ def png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def main(params_path: str = config.PARAMS_FILE) -> None:
+def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     params = config.load(params_path)
-    records = [TrainingRecord.load(name) for name in params.variants]
+    params.dataset(dataset)
+    records = [TrainingRecord.load(name, dataset) for name in params.variants]
+    files = ReportFiles(dataset)
     rows, conclusion = study_rows(records, params)
     pairs: dict[str, list[TrainingRecord]] = {}
     for record in records:
         if record.config.contrast:
             pairs.setdefault(record.config.contrast, []).append(record)
     by_name = {r.variant: r for r in records}
-    with atomic.directory(REPORT) as tmp:
+    with atomic.directory(files.folder) as tmp:
         def there(path):
-            return tmp / path.relative_to(REPORT)
+            return tmp / path.relative_to(files.folder)
 
-        there(COMPARISON_MD).write_text(markdown(rows, conclusion))
-        with open(there(COMPARISON_CSV), "w", newline="") as handle:
+        there(files.comparison_md).write_text(markdown(rows, conclusion))
+        with open(there(files.comparison_csv), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
         for name, group in pairs.items():
-            replicas = {r.variant: read_replicas(r.variant) for r in group}
-            there(contrast_path(name)).write_bytes(png(contrast_figure(group, replicas, f"Contrast: {name}")))
+            replicas = {r.variant: read_replicas(r.variant, dataset) for r in group}
+            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}")))
         if params.report.compare:
-            there(COMPARE).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
+            there(files.compare).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
         grids = {r.variant: r.accuracy_grid() for r in records}
-        there(INTERVALS).write_bytes(png(intervals_figure(rows, grids, conclusion)))
-        atomic.write_json(there(SUMMARY), {
+        there(files.intervals).write_bytes(png(intervals_figure(rows, grids, conclusion)))
+        atomic.write_json(there(files.summary), {
             **conclusion, "variants": {row["variant"]: _json_safe(row) for row in rows},
             "digests": {r.variant: r.digest for r in records}, "contrasts": sorted(pairs)})
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
     verdicts = describe({v: sum(r["verdict"].split(" ")[0] == v for r in rows) for v in VERDICT_COLOURS
                          if any(r["verdict"].split(" ")[0] == v for r in rows)})
-    print(f"report: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
+    print(f"report@{dataset}: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
           f"hypotheses: {verdicts}; champion {conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean)")

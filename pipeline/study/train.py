@@ -1,4 +1,5 @@
-"""Stage train@<variant>: one loss variant, every replica of the study, written to disk.
+"""Stage train@<dataset>-<variant>: one loss variant on one dataset, every replica of the study,
+written to disk.
 
 The study's seeds x splits replicas train together as one batched computation (model.py).
 Knows nothing of MLflow, plotting or statistics (the publish, plot and report stages read what
@@ -6,6 +7,7 @@ it writes), so a training process imports only torch, numpy and tqdm.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,11 +23,12 @@ from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
 from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
-from .losses import LOSSES, encode_targets, mismatch, predict, replica_loss
+from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, replica_loss
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
 from .record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
                      TrainingRecord, replicas_csv)
+from .record import Head as RecordedHead
 from .splits import Replica, replicas, scaler, split_arrays
 
 
@@ -56,7 +59,7 @@ class Trained:
                 for e in range(self.train_loss.shape[1])]
 
 
-def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encoding: str):
+def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encoding: str, classes: int):
     """Each replica's own split as tensors with a leading replica axis."""
     arrays = {k: split_arrays(prepared, k, scalers[k]) for k in scalers}
 
@@ -64,12 +67,21 @@ def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encod
         return torch.from_numpy(np.stack([arrays[r.split][key] for r in replicas]))
 
     labels_train, labels_val = stacked("y_train"), stacked("y_val")
-    return (stacked("x_train"), encode_targets(labels_train, encoding), stacked("x_val"),
-            encode_targets(labels_val, encoding), labels_val)
+    return (stacked("x_train"), encode_targets(labels_train, encoding, classes), stacked("x_val"),
+            encode_targets(labels_val, encoding, classes), labels_val)
 
 
-def train(variant: config.Variant, replicas: list[Replica], prepared: dict, progress: bool | None = None) -> Trained:
-    """Train every replica of one variant as one batched computation.
+def variant_head(variant: config.Variant, classes: int) -> Head:
+    """The variant's last layer and targets on `classes` classes (losses.head), or one line why not."""
+    found = head(variant.loss, variant.target_encoding, variant.last_activation, classes)
+    if isinstance(found, str):
+        raise PipelineError(f"variant {variant.name}: {found}")
+    return found
+
+
+def train(variant: config.Variant, replicas: list[Replica], prepared: dict, progress: bool | None = None,
+          classes: int = 2) -> Trained:
+    """Train every replica of one variant as one batched computation, on `classes` classes.
 
     Each replica starts from what nn.Linear gives under its own seed, shuffles with its own
     generator (seeded alike) and trains on its own split. Their losses are summed, not averaged:
@@ -81,12 +93,13 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     t = variant.training
     count = len(replicas)
     scalers = {k: scaler(prepared, k) if t.standardize else None for k in sorted({r.split for r in replicas})}
-    x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers, variant.target_encoding)
+    shape = variant_head(variant, classes)
+    x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers, shape.encoding, classes)
     models = []
     for replica in replicas:
         torch.manual_seed(replica.seed)
-        models.append(build_mlp(x_train.shape[2], t.hidden_size, t.hidden_layers, variant.outputs,
-                                variant.last_activation))
+        models.append(build_mlp(x_train.shape[2], t.hidden_size, t.hidden_layers, shape.outputs,
+                                shape.last_activation))
     template = models[0]
     params = stack(models)
     weights = [value for name, value in params.items() if name.endswith("weight")]
@@ -100,8 +113,7 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     rows = torch.arange(count).unsqueeze(1)
     n = x_train.shape[1]
     starts = range(0, n, t.batch_size)
-    shape = (count, t.epochs)
-    history = {key: np.full(shape, np.nan) for key in ("train_loss", "train_penalty", "val_loss", "val_accuracy")}
+    history = {key: np.full((count, t.epochs), np.nan) for key in HISTORY_KEYS}
     non_finite = np.zeros(count, dtype=np.int64)
     epoch_ms = []
     # disable=None: a bar on a terminal, silent in logs and under DVC's captured output.
@@ -130,7 +142,7 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
         with torch.no_grad():
             outputs = stacked_forward(template, params, x_val)
             val_loss = loss_fn(outputs, y_val)
-            predicted = predict(outputs, variant.last_activation)
+            predicted = predict(outputs, shape.last_activation)
             accuracy = (predicted == labels_val).double().mean(dim=1)
         e = epoch - 1
         history["train_loss"][:, e] = (total / len(starts)).numpy()
@@ -151,8 +163,8 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     for r in np.flatnonzero(non_finite):  # what a replica recorded after it broke means nothing
         for values in history.values():
             values[r, non_finite[r] - 1:] = np.nan
-    confusion = np.stack([np.stack([((labels_val == a) & (predicted == p)).sum(dim=1).numpy() for p in (0, 1)], -1)
-                          for a in (0, 1)], 1)
+    confusion = np.stack([np.stack([((labels_val == a) & (predicted == p)).sum(dim=1).numpy()
+                                    for p in range(classes)], -1) for a in range(classes)], 1)
     return Trained(replicas=replicas, confusion=confusion, non_finite_epoch=non_finite,
                    canonical=unstack(params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
 
@@ -199,23 +211,26 @@ def history_plot(record: TrainingRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
+def main(dataset: str, name: str, params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
+    params.dataset(dataset)
     variant = params.variant(name)
-    files = VariantFiles(name)
+    files = VariantFiles(name, dataset)
     torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     warning = mismatch(variant.loss, variant.last_activation)
     if warning:
         print(f"warning: variant {name}: {warning}", file=sys.stderr)
-    prepared = load_prepared()
-    data = DatasetFiles(config.STUDY_DATASET)
+    prepared = load_prepared(dataset)
+    data = DatasetFiles(dataset)
     meta = json.loads(data.meta.read_text())
     study = params.study
     if meta.get("splits", 1) < study.splits:
         raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
-                            f"{study.splits}; run `dvc repro preprocess@{config.STUDY_DATASET}`")
+                            f"{study.splits}; run `dvc repro preprocess@{dataset}`")
+    classes = len(meta["classes"])
+    shape = variant_head(variant, classes)
     started = int(time.time() * 1000)
-    trained = train(variant, replicas(params.seed, study.seeds, study.splits), prepared)
+    trained = train(variant, replicas(params.seed, study.seeds, study.splits), prepared, classes=classes)
     results = replica_results(variant, trained)
     table = replicas_csv(trained.replicas, {key: getattr(trained, key) for key in HISTORY_KEYS})
     canonical_scaler = trained.scalers[0]
@@ -223,9 +238,10 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     torch.save(trained.canonical, buffer)
     weights = buffer.getvalue()
     record = TrainingRecord(
-        variant=name, config=variant, seed=params.seed, loss_family=LOSSES[variant.loss].family,
+        variant=name, dataset=dataset, classes=meta["classes"], config=variant,
+        head=RecordedHead(**dataclasses.asdict(shape)), seed=params.seed, loss_family=LOSSES[variant.loss].family,
         layer_sizes=layer_sizes(prepared["x"].shape[1], variant.training.hidden_size,
-                                variant.training.hidden_layers, variant.outputs),
+                                variant.training.hidden_layers, shape.outputs),
         data=Data(**{key: meta[key] for key in Data.model_fields}),
         study=StudyShape(seeds=study.seeds, splits=study.splits, replicas=study.replicas),
         scaler=Scaler(**canonical_scaler) if canonical_scaler else None, warning=warning, replicas=results,
@@ -247,6 +263,6 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     s = record.summary
     canonical = (f"{s.final_val_accuracy:.2%}, val loss {s.final_val_loss:.4f}" if s
                  else record.diagnosis.reason)
-    print(f"train {name}: {study.replicas} replica(s), final val accuracy mean {metrics['val_accuracy_mean']:.2%} "
+    print(f"train {dataset} {name}: {study.replicas} replica(s), final val accuracy mean {metrics['val_accuracy_mean']:.2%} "
           f"(sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); canonical run {canonical}; diagnoses: "
           f"{describe(record.diagnoses, record.non_finite)}")

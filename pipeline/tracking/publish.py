@@ -25,7 +25,7 @@ import warnings
 
 from .. import config
 from ..errors import PipelineError
-from ..catalog import SUMMARY, TITANIC, VariantFiles
+from ..catalog import STUDY_REPORT, SWEEP_TIMES, TITANIC, VariantFiles
 from ..progress import progress
 from ..records import read_report_summary, read_run_times, read_sweep
 from ..data.preprocess import load_prepared
@@ -122,7 +122,7 @@ def variant_runs(records: list[TrainingRecord], summary: dict) -> list[VariantRu
     source = json.loads(TITANIC.source.read_text()) if TITANIC.source.exists() else {}
     # The canonical split as its model saw it: scaled with the scaler training recorded.
     return [VariantRun(record=record, stats=summary["variants"][record.variant], conclusion=summary,
-                       source=source, times=read_run_times(record.variant),
+                       source=source, times=read_run_times(VariantFiles(record.variant).run_times),
                        split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None))
             for record in logging_order(records, summary)]
 
@@ -186,7 +186,7 @@ def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | N
             variant_ids = {name: outcome[name][1] for name in summary["variants"] if name in outcome}
             logs(REPORT_NAME, report_runs.log_report(client, exp_id, summary, variant_ids, launch.tags(exp_id)))
         if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
-            logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP), launch.tags(sweep_exp)))
+            logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP_TIMES), launch.tags(sweep_exp)))
         champion = next(r for r in records if r.variant == summary["champion"]) if report else None
         try:
             return settle(client, launch, targets, outcome, summary, champion)
@@ -355,7 +355,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     summary = read_report_summary() if records else None
     for record in records:
         if summary["digests"].get(record.variant) != record.digest:
-            raise PipelineError(f"{SUMMARY}: made from other results than {VariantFiles(record.variant).results}; "
+            raise PipelineError(f"{STUDY_REPORT.summary}: made from other results than {VariantFiles(record.variant).results}; "
                                 f"run `dvc repro report` first")
     uri = store.tracking_uri()
     # MLflow's own retries stay few and short, so that a stopped server fails the publish at

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ..catalog import COMPARISON_MD, REPORT
+from ..catalog import STUDY_REPORT
 from ..study.record import TrainingRecord
 from .store import again_if_raced, closing_run
 from .titanic_runs import DIGEST_TAG
@@ -15,7 +15,7 @@ ALIAS = "champion"
 
 
 def digest() -> str:
-    blob = b"".join((REPORT / name).read_bytes() for name in sorted(p.name for p in REPORT.iterdir()))
+    blob = b"".join((STUDY_REPORT.folder / name).read_bytes() for name in sorted(p.name for p in STUDY_REPORT.folder.iterdir()))
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -32,7 +32,7 @@ def log_report(client, experiment_id: str, summary: dict, run_ids: dict[str, str
             "champion": summary["champion"], **references(summary, run_ids),
             "champion_rule": summary["champion_rule"], "hypotheses": str(summary["hypotheses"]),
             **{f"verdict.{name}": row["verdict"] for name, row in summary["variants"].items()},
-            "mlflow.note.content": COMPARISON_MD.read_text(), **extra_tags}
+            "mlflow.note.content": STUDY_REPORT.comparison_md.read_text(), **extra_tags}
     run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
@@ -44,7 +44,7 @@ def log_report(client, experiment_id: str, summary: dict, run_ids: dict[str, str
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
                          metrics=[Metric("champion_val_accuracy_mean", summary["champion_val_accuracy_mean"],
                                          run.info.start_time, 0)])
-        client.log_artifacts(run_id, str(REPORT))
+        client.log_artifacts(run_id, str(STUDY_REPORT.folder))
         closing.finish()
     return run_id
 

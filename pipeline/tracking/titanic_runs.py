@@ -36,7 +36,7 @@ def run_params(record: TrainingRecord, source: dict, conclusion: dict) -> dict[s
     c, t, d = record.config, record.config.training, record.data
     params = {
         "variant": record.variant, "loss": c.loss, "last_activation": c.last_activation,
-        "target_encoding": c.target_encoding, "outputs": c.outputs,
+        "target_encoding": record.head.encoding, "outputs": record.head.outputs,
         "optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size,
         "epochs": t.epochs, "shuffle": t.shuffle, "standardize": t.standardize, "seed": record.seed,
         "hidden_size": t.hidden_size, "hidden_layers": t.hidden_layers,
@@ -50,7 +50,8 @@ def run_params(record: TrainingRecord, source: dict, conclusion: dict) -> dict[s
         "data.source": source.get("source", "unknown"), "data.address": source.get("address", "unknown"),
         "data.sha256": d.sha256, "data.rows": source.get("rows", "unknown"), "data.rows_clean": d.rows_clean,
         "data.train_rows": d.train_rows, "data.val_rows": d.val_rows, "data.features": ",".join(d.features),
-        "data.encoding": d.encoding, "data.delimiter": d.delimiter,
+        "data.encoding": d.encoding, "data.delimiter": d.delimiter, "data.classes": len(record.classes),
+        "data.majority_share": d.majority_share,
     }
     return {key: str(value) for key, value in params.items()}
 
@@ -71,13 +72,13 @@ def run_tags(record: TrainingRecord, stats: dict, conclusion: dict) -> dict[str,
     if record.warning:
         note += f"\n\nWarned before training: {record.warning}."
     tags = {
-        "variant": name, "loss_family": record.loss_family,
+        "variant": name, "dataset": record.dataset, "loss_family": record.loss_family,
         "last_activation": c.last_activation, "diagnosis": diagnosis.status,
         "diagnosis.reason": diagnosis.reason, "diagnoses": stats["diagnoses"],
         **{f"diagnoses.{status}": f"{n}/{record.study.replicas}" for status, n in record.diagnoses.items()},
         "verdict": stats["verdict"], "champion": "yes" if name == champion else "no",
         "mismatch_warning": record.warning or "none",
-        "pipeline.stage": VariantFiles(name).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
+        "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
     }
     if stats.get("identical_to"):
         tags["identical_to"] = stats["identical_to"]
@@ -122,7 +123,8 @@ def load_model(record: TrainingRecord):
     from ..study.model import build_mlp
 
     c, t = record.config, record.config.training
-    model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, c.outputs, c.last_activation)
+    model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, record.head.outputs,
+                      record.head.last_activation)
     state = torch.load(io.BytesIO(VariantFiles(record.variant).model.read_bytes()), weights_only=True)
     model.load_state_dict(state)
     return model.eval()

@@ -1,0 +1,180 @@
+"""Stage across: what the loss study finds over every dataset of params.yaml.
+
+Reads every variant's training record on every dataset (the same records each report@<dataset>
+reads, so the per-dataset verdicts are recomputed with report.study_rows, not read back from
+the reports: the stage depends on the results alone). Per variant: the mean and interquartile
+mean of normalised accuracy across datasets with intervals from the stratified bootstrap over
+splits, its paired difference to the reference, its verdicts counted over the datasets, and the
+mean ranks with Friedman's test and the Nemenyi critical difference (across.py, where each method
+is cited). Writes comparison.md/.csv, summary.json and two figures.
+"""
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+
+from .. import atomic, config
+from ..catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
+from . import across
+from .record import TrainingRecord
+from .report import png, study_rows
+
+# Hui & Belkin (ICLR 2021): is the square loss as good as cross-entropy?
+SQUARE, CROSS_ENTROPY = "square_loss", "cross_entropy"
+COLUMNS = ("variant", "datasets", "mean", "mean_low", "mean_high", "iqm", "iqm_low", "iqm_high", "diff",
+           "diff_low", "diff_high", "mean_rank", "verdicts")
+
+
+def split_means(records: dict[str, dict[str, TrainingRecord]]):
+    """{dataset: {variant: record}} -> one row per (dataset, variant, split): its seeds' mean accuracy."""
+    import pandas as pd
+
+    rows = []
+    for dataset, by_variant in records.items():
+        for variant, record in by_variant.items():
+            grid = record.accuracy_grid()  # (seeds, splits); NaN for a replica that broke
+            for split, value in enumerate(np.nanmean(grid, axis=0)):
+                rows.append({"dataset": dataset, "variant": variant, "split": split, "accuracy": float(value)})
+    return pd.DataFrame(rows, columns=list(across.COLUMNS))
+
+
+def study(params: config.Params) -> dict:
+    """Everything the page says, as plain data (summary.json)."""
+    records = {d: {v: TrainingRecord.load(v, d) for v in params.variants} for d in params.datasets}
+    majority = {d: next(iter(r.values())).data.majority_share for d, r in records.items()}
+    per_dataset = {d: study_rows(list(r.values()), params) for d, r in records.items()}
+    verdicts = {d: {row["variant"]: row["verdict"] for row in rows} for d, (rows, _) in per_dataset.items()}
+    table = split_means(records)
+    reference = params.study.reference
+    # The bootstrap's intervals widened as statistics.py's tests are (Nadeau-Bengio): splits overlap.
+    inflation = {d: math.sqrt(1 + params.study.splits * r0.data.val_rows / r0.data.train_rows)
+                 for d, r0 in ((d, next(iter(r.values()))) for d, r in records.items())}
+    aggregated = across.aggregate(table, majority, confidence=params.study.confidence, seed=params.seed,
+                                  reference=reference, inflation=inflation)
+    means = across.dataset_means(table, majority)
+    # Ranks need two datasets and three variants on each (Friedman's test); a smaller study has none.
+    ranked = (across.ranks(means, alpha=1 - params.study.confidence)
+              if len(records) >= 2 and means.notna().all().sum() >= 3 else None)
+    counts = across.verdict_counts(verdicts)
+    variants = []
+    for name, row in aggregated.iterrows():
+        variants.append({"variant": name, **{k: _plain(row[k]) for k in COLUMNS[1:11]},
+                         "mean_rank": ranked.mean_ranks.get(name) if ranked else None, "verdicts": counts[name]})
+    return {
+        "datasets": {d: {"majority_share": majority[d], "classes": len(next(iter(r.values())).classes),
+                         "val_rows": next(iter(r.values())).data.val_rows,
+                         "champion": per_dataset[d][1]["champion"]} for d, r in records.items()},
+        "reference": reference, "confidence": params.study.confidence, "method": across.METHOD,
+        "variants": variants,
+        "normalised": {d: {v: float(means.loc[d, v]) for v in means.columns} for d in means.index},
+        "verdicts": verdicts,
+        "ranks": {"mean_ranks": ranked.mean_ranks, "chi2": ranked.chi2, "f": ranked.f, "p": ranked.p,
+                  "datasets": ranked.datasets, "variants": ranked.variants, "alpha": ranked.alpha,
+                  "cd": ranked.cd, "separated": ranked.separated(), "sentence": ranked.sentence()} if ranked else
+                 {"sentence": f"No ranks: Friedman's test needs 2 or more datasets and 3 or more variants "
+                              f"(this study has {len(records)} and {len(params.variants)})."},
+        "square_loss": square_loss_answer(verdicts, aggregated, reference),
+    }, ranked
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def square_loss_answer(verdicts: dict[str, dict[str, str]], aggregated, reference: str) -> str:
+    """Hui & Belkin's question on these datasets, in one paragraph with its numbers."""
+    if SQUARE not in aggregated.index or reference != CROSS_ENTROPY:
+        return (f"Not asked: the study needs a {SQUARE} variant and {CROSS_ENTROPY} as its reference "
+                f"(study.reference is {reference}).")
+    row = aggregated.loc[SQUARE]
+    said = "; ".join(f"{d} {v[SQUARE]}" for d, v in verdicts.items())
+    shown = [kind for kind in ("better", "worse", "equivalent", "inconclusive")
+             if any(v[SQUARE].startswith(kind) for v in verdicts.values())]
+    if row["diff_low"] > 0:
+        across_them = "higher than cross-entropy's across these datasets"
+    elif row["diff_high"] < 0:
+        across_them = "lower than cross-entropy's across these datasets"
+    else:
+        across_them = "not told apart from cross-entropy's across these datasets"
+    return (f"Hui & Belkin (ICLR 2021) found the square loss on one-hot targets, without a softmax, as good as "
+            f"or better than cross-entropy on most of 28 tasks. Here, per dataset against cross-entropy: "
+            f"{said}. Its normalised accuracy, paired by split and averaged over the {int(row['datasets'])} "
+            f"datasets, differs by {row['diff']:+.3f} [{row['diff_low']:+.3f}, {row['diff_high']:+.3f}]: "
+            f"{across_them} (verdicts seen: {', '.join(shown)}).")
+
+
+def markdown(summary: dict) -> str:
+    level = round(100 * summary["confidence"])
+    head = ["variant", "datasets", f"mean normalised [{level}% CI]", f"IQM [{level}% CI]",
+            f"diff vs {summary['reference']} [{level}% CI]", "mean rank", "verdicts"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for v in summary["variants"]:
+        lines.append("| " + " | ".join([
+            v["variant"], str(v["datasets"]), f"{v['mean']:.3f} [{v['mean_low']:.3f}, {v['mean_high']:.3f}]",
+            f"{v['iqm']:.3f} [{v['iqm_low']:.3f}, {v['iqm_high']:.3f}]",
+            f"{v['diff']:+.3f} [{v['diff_low']:+.3f}, {v['diff_high']:+.3f}]",
+            "n/a" if v["mean_rank"] is None else f"{v['mean_rank']:.2f}", v["verdicts"]]) + " |")
+    datasets = ", ".join(f"{d} ({info['classes']} classes, majority {info['majority_share']:.3f}, champion "
+                         f"{info['champion']})" for d, info in summary["datasets"].items())
+    return "\n".join([
+        "# The loss study across datasets", "",
+        f"Datasets: {datasets}. Accuracy is normalised per dataset, (acc - majority share) / (1 - majority "
+        f"share): 0 is always guessing the commonest class, 1 a perfect score. Intervals: {summary['method']}. "
+        f"Verdicts per dataset against {summary['reference']} as in each dataset's report (corrected paired "
+        f"tests, Holm), counted.", "", *lines, "", summary["ranks"]["sentence"], "", summary["square_loss"], ""])
+
+
+def normalised_figure(summary: dict):
+    """Each variant's normalised accuracy on every dataset (a dot each) and across them (mean, interval)."""
+    import matplotlib.pyplot as plt
+
+    variants = [v["variant"] for v in summary["variants"]]
+    datasets = list(summary["normalised"])
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(variants) + 1.6))
+    markers = "osD^v<>p*h"
+    for i, dataset in enumerate(datasets):
+        values = summary["normalised"][dataset]
+        ys = [len(variants) - 1 - j + (i - (len(datasets) - 1) / 2) * 0.1 for j in range(len(variants))]
+        ax.scatter([values[v] for v in variants], ys, marker=markers[i % len(markers)], s=22, alpha=0.75,
+                   label=dataset, zorder=3)
+    for j, v in enumerate(summary["variants"]):
+        y = len(variants) - 1 - j
+        ax.errorbar(v["mean"], y, xerr=[[v["mean"] - v["mean_low"]], [v["mean_high"] - v["mean"]]], fmt="|",
+                    color="black", ms=16, capsize=4, lw=1.6, zorder=4)
+    ax.plot([], [], "|", color="black", ms=12, label=f"mean, {round(100 * summary['confidence'])}% interval")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(variants)), list(reversed(variants)))
+    ax.set(xlabel="normalised accuracy: (acc - majority share) / (1 - majority share)",
+           title=f"Normalised validation accuracy on {len(datasets)} datasets")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: no dot hidden
+    fig.tight_layout()
+    return fig
+
+
+def main(params_path: str = config.PARAMS_FILE) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    params = config.load(params_path)
+    summary, ranked = study(params)
+    with atomic.directory(ACROSS) as tmp:
+        def there(path):
+            return tmp / path.relative_to(ACROSS)
+
+        there(ACROSS_MD).write_text(markdown(summary))
+        with open(there(ACROSS_CSV), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(summary["variants"])
+        there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary)))
+        if ranked:
+            across.cd_diagram(ranked, there(ACROSS_RANKS))
+        atomic.write_json(there(ACROSS_SUMMARY), summary)
+    print(f"across: {len(summary['variants'])} variants on {len(summary['datasets'])} datasets; "
+          f"{summary['ranks']['sentence']}")
