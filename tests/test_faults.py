@@ -75,7 +75,7 @@ def assert_every_run_once(repo: Path) -> None:
 
 def test_ctrl_c_during_training_then_repro(repo):
     slower(repo)
-    out = interrupt(repo, None, signal.SIGINT, 0.5, ready=stage_running("train nll_logsoftmax"))
+    out = interrupt(repo, None, signal.SIGINT, 0.5, ready=stage_running("train titanic nll_logsoftmax"))
     assert "publish:" not in out
     assert not (repo / "mlflow.db").exists() or not store_runs(repo)
     again = sh(repo, "dvc", "repro")

@@ -75,12 +75,12 @@ def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo)
     again = sh(repo, "dvc", "repro")
     assert "Running stage" not in again
     # When it trained is still known to MLflow, from beside the outputs.
-    assert (repo / "logs" / "run-times" / "mse.json").exists()
+    assert (repo / "logs" / "run-times" / "titanic" / "mse.json").exists()
 
 
 def test_the_study_is_replicated_and_the_report_concludes(repo):
     out = sh(repo, "dvc", "repro")
-    assert "4 replica(s)" in out and "report: 3 variants against nll_logsoftmax" in out
+    assert "4 replica(s)" in out and "report@titanic: 3 variants against nll_logsoftmax" in out
     summary = yaml.safe_load((repo / "reports/titanic/summary.json").read_text())
     assert summary["seeds"] == 2 and summary["splits"] == 2
     assert summary["variants"]["nll_logsoftmax"]["verdict"] == "reference"
