@@ -3,6 +3,7 @@ hand, Demšar's (2006) worked example of Friedman's test and the Nemenyi critica
 bootstrap on studies with no noise, an exact shift, a plain-loop reference and simulated studies
 with a known truth, verdicts counted from a made-up table."""
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ from scipy import stats as scipy_stats
 
 from pipeline.errors import PipelineError
 from pipeline.study import across
+
+from .conftest import ROOT
 
 # Demšar (2006), Table 6: AUC of C4.5 with and without tuning m (minimal examples in a leaf) and
 # cf (confidence interval for pruning) on 14 UCI data sets, rows adult (sample) ... wine. The paper
@@ -276,3 +279,22 @@ def test_inflation_widens_every_interval_by_its_factor_about_the_same_mean():
                                    2 * (plain[f"{stat}_high"] - plain[f"{stat}_low"]), atol=1e-12)
     with pytest.raises(PipelineError, match="below 1"):
         across.aggregate(table, {"d": 0.5}, resamples=9, inflation={"d": 0.5})
+
+
+def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
+    """A DVC output must be a function of its inputs: the library iterates sets of variant names,
+    whose order changes with PYTHONHASHSEED from one process to the next."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import pandas as pd; from pipeline.study import across\n"
+            "means = pd.DataFrame({v: [0.9 - 0.01 * i * (d + 1) % 0.07 for d in range(5)] for i, v in "
+            "enumerate(['square_loss', 'bce_with_logits', 'cross_entropy', 'mse', 'l1', 'nll_relu', 'kldiv_relu'])})\n"
+            "across.cd_diagram(across.ranks(means), sys.argv[1])\n")
+    shots = []
+    for seed in ("1", "2", "3"):
+        target = tmp_path / f"cd{seed}.png"
+        subprocess.run([sys.executable, "-c", code, str(target)], check=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
+        shots.append(target.read_bytes())
+    assert shots[0] == shots[1] == shots[2]

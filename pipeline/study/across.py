@@ -352,10 +352,17 @@ def cd_diagram(result: Ranks, path: str | Path) -> Path:
     k = result.variants
     # One text line per variant, half on each side, plus one per crossbar level.
     fig, ax = plt.subplots(figsize=(10, 1.6 + 0.3 * k))
-    scikit_posthocs.critical_difference_diagram(
+    drawn = scikit_posthocs.critical_difference_diagram(
         pd.Series(result.mean_ranks), result.pvalues, alpha=result.alpha, ax=ax,
         label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
         label_props={"fontsize": 9})
+    # The library draws each crossbar through a set of variants in the set's order, which string
+    # hashing makes differ from one process to the next: the same line, other PNG bytes, and DVC
+    # would see a new output every run. Drawn left to right, the file is a function of the ranks.
+    for lines in drawn["crossbars"]:
+        for line in lines:
+            x, y = line.get_data()
+            line.set_data(sorted(x), y)
     # The CD bar drawn here, not by the library: its label sits on the axis' tick labels.
     best = min(result.mean_ranks.values())
     ax.plot([best, best + result.cd], [1.2, 1.2], color="k", linewidth=2)
