@@ -101,12 +101,22 @@ def serve():
             def log_message(self, *args):
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        return loopback(Handler, servers)
 
     yield start
+    stop(servers)
+
+
+def loopback(handler, servers: list) -> str:
+    """Serve `handler` on a free loopback port in a thread; the server joins `servers` (for `stop`)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers.append(server)
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop(servers: list) -> None:
     for server in servers:
         server.shutdown()
         server.server_close()

@@ -8,7 +8,6 @@ import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from mlflow import MlflowClient
 from pipeline.errors import PipelineError
 from pipeline.tracking import publish, report_runs, store
 
-from .conftest import free_port
+from .conftest import free_port, loopback, stop
 
 DIGEST = "d" * 64
 
@@ -165,17 +164,10 @@ def answering():
     servers = []
 
     def start(status=503, delay=0.0) -> str:
-        handler = type("Handler", (Answering,), {"status": status, "delay": delay})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
+        return loopback(type("Handler", (Answering,), {"status": status, "delay": delay}), servers)
 
     yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    stop(servers)
 
 
 def failing(uri: str) -> Exception:
