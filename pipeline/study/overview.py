@@ -18,7 +18,7 @@ import numpy as np
 from .. import atomic, config
 from ..catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
 from . import across
-from .record import TrainingRecord
+from .record import TrainingRecord, dataset_records
 from .report import png, study_rows
 
 # Hui & Belkin (ICLR 2021): is the square loss as good as cross-entropy?
@@ -42,7 +42,7 @@ def split_means(records: dict[str, dict[str, TrainingRecord]]):
 
 def study(params: config.Params) -> dict:
     """Everything the page says, as plain data (summary.json)."""
-    records = {d: {v: TrainingRecord.load(v, d) for v in params.variants} for d in params.datasets}
+    records = {d: {r.variant: r for r in dataset_records(params, d)} for d in params.datasets}
     majority = {d: next(iter(r.values())).data.majority_share for d, r in records.items()}
     per_dataset = {d: study_rows(list(r.values()), params) for d, r in records.items()}
     verdicts = {d: {row["variant"]: row["verdict"] for row in rows} for d, (rows, _) in per_dataset.items()}

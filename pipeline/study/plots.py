@@ -8,7 +8,7 @@ from __future__ import annotations
 from .. import atomic, config
 from ..catalog import VariantFiles, figures
 from .diagnosis import describe
-from .record import TrainingRecord
+from .record import TrainingRecord, dataset_records
 
 
 def loss_figure(record: TrainingRecord):
@@ -63,9 +63,7 @@ def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    params = config.load(params_path)
-    params.dataset(dataset)
-    records = [TrainingRecord.load(name, dataset) for name in params.variants]
+    records = dataset_records(config.load(params_path), dataset)
     folder = figures(dataset)
     with atomic.directory(folder) as tmp:
         for record in records:

@@ -175,6 +175,12 @@ class TrainingRecord(BaseModel):
                                 f"({str(exc).splitlines()[0]}); run `dvc repro {files.stage}`") from None
 
 
+def dataset_records(params, dataset: str) -> list[TrainingRecord]:
+    """Every variant's record on `dataset`, in params.yaml's order (one line if it names no such dataset)."""
+    params.dataset(dataset)
+    return [TrainingRecord.load(name, dataset) for name in params.variants]
+
+
 def replicas_csv(replicas: list, histories: dict) -> str:
     """Every replica's per-epoch history, one row per replica and epoch (repr: exact floats).
     `replicas` are (seed, split) pairs; `histories` HISTORY_KEYS -> arrays (replicas, epochs)."""

@@ -21,7 +21,7 @@ from .. import atomic, config
 from ..catalog import ReportFiles
 from . import statistics
 from .diagnosis import describe
-from .record import TrainingRecord, read_replicas
+from .record import TrainingRecord, dataset_records, read_replicas
 
 COLUMNS = ("variant", "loss", "last_activation", "replicas", "splits", "val_accuracy_mean", "val_accuracy_sd",
            "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",
@@ -277,8 +277,7 @@ def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
 
     matplotlib.use("Agg")
     params = config.load(params_path)
-    params.dataset(dataset)
-    records = [TrainingRecord.load(name, dataset) for name in params.variants]
+    records = dataset_records(params, dataset)
     files = ReportFiles(dataset)
     rows, conclusion = study_rows(records, params)
     pairs: dict[str, list[TrainingRecord]] = {}
