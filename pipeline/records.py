@@ -6,21 +6,26 @@ import json
 from pathlib import Path
 
 from .errors import PipelineError
-from .catalog import STUDY_DATASET, STUDY_REPORT, SWEEP_RECORD
+from .catalog import ACROSS_SUMMARY, SWEEP_RECORD, ReportFiles
+
+
+def _read_summary(path: Path, stage: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run `dvc repro {stage}` first") from None
 
 
 def read_sweep() -> dict:
-    try:
-        return json.loads(SWEEP_RECORD.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{SWEEP_RECORD}: not found; run `dvc repro sweep_alpha` first") from None
+    return _read_summary(SWEEP_RECORD, "sweep_alpha")
 
 
-def read_report_summary() -> dict:
-    try:
-        return json.loads(STUDY_REPORT.summary.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{STUDY_REPORT.summary}: not found; run `dvc repro report@{STUDY_DATASET}` first") from None
+def read_report_summary(dataset: str) -> dict:
+    return _read_summary(ReportFiles(dataset).summary, f"report@{dataset}")
+
+
+def read_across_summary() -> dict:
+    return _read_summary(ACROSS_SUMMARY, "across")
 
 
 def read_run_times(path: Path) -> dict | None:

@@ -94,7 +94,7 @@ def test_first_look_at_the_chart_view_shows_the_contrast_runs(prepared, browser)
     with served(prepared.uri()) as base:
         from mlflow import MlflowClient
 
-        experiment = MlflowClient(prepared.uri()).get_experiment_by_name(tracking.EXPERIMENT)
+        experiment = MlflowClient(prepared.uri()).get_experiment_by_name(tracking.experiment("titanic"))
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs")
         page.get_by_role("link", name="nll_relu", exact=True).first.wait_for(timeout=60_000)
@@ -119,7 +119,7 @@ def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
 
     base, uri = ui
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    experiment = client.get_experiment_by_name(tracking.experiment("titanic"))
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs")

@@ -43,7 +43,7 @@ def test_a_bad_override_is_refused_before_dvc_runs():
 @pytest.mark.slow
 def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     first = sh(repo, "mlflow", "run", ".", "--env-manager", "local", "--experiment-name", "titanic-loss-functions")
-    assert "publish: 5 run(s) logged" in first
+    assert "publish: 6 run(s) logged" in first
     runs = store_runs(repo)
     launch_run = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == launch_run.info.run_id]
@@ -68,5 +68,5 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     assert len(runs) == count + 1
     third = max((r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "main"),
                 key=lambda r: r.info.start_time)
-    assert third.data.tags["pipeline.run.mse"] == mse[0].info.run_id
+    assert third.data.tags["pipeline.run.titanic/mse"] == mse[0].info.run_id
     assert third.data.tags["pipeline.run.sweep"]

@@ -47,11 +47,11 @@ def expected_digests(folder: Path) -> set[str]:
     """The digests of the Titanic runs this copy's publish stands for (its variants and report)."""
     from pipeline.study.record import TrainingRecord
     from pipeline.tracking import report_runs
-    from pipeline.tracking.titanic_runs import run_digest
+    from pipeline.tracking.variant_runs import run_digest
 
     with contextlib.chdir(folder):
         summary = json.loads(Path("reports/titanic/summary.json").read_text())
-        return {report_runs.digest(), *(run_digest(TrainingRecord.load(name), summary["variants"][name], summary)
+        return {report_runs.digest("titanic"), *(run_digest(TrainingRecord.load(name), summary["variants"][name], summary)
                                          for name in summary["variants"])}
 
 
@@ -62,7 +62,7 @@ def finished_runs(uri: str) -> int:
 
 
 def test_eight_publishers_on_busy_cores_through_a_server_restart(cluster, repo, tmp_path):
-    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "sweep_alpha")  # everything but publish
+    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "across", "sweep_alpha")  # everything but publish
     folders = copies(repo, tmp_path / "copies", PUBLISHERS, distinct=STUDIES)
     wanted = set().union(*(expected_digests(f) for f in folders))  # runs the studies share count once
     team = TeamServer(tmp_path, MLFLOW_DB_PORT=str(cluster))

@@ -18,7 +18,7 @@ def set_epochs(repo: Path, variant: str, epochs: int) -> None:
 
 def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     first = sh(repo, "dvc", "repro")
-    assert "publish: 5 run(s) logged" in first  # three variants, the report and the alpha sweep
+    assert "publish: 6 run(s) logged" in first  # three variants, the report, the page across datasets, the sweep
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     assert all(run.info.status == "FINISHED" for run in runs)
@@ -30,12 +30,13 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     assert "Running stage" not in second
     assert len(store_runs(repo)) == 4
 
-    # One variant's settings changed: that variant alone retrains; it and the new report are logged.
+    # One variant's settings changed: that variant alone retrains; it, the new report and the page
+    # across datasets are logged.
     set_epochs(repo, "mse", 3)
     third = sh(repo, "dvc", "repro")
     assert [line for line in third.splitlines() if line.startswith("Running stage 'train@titanic-")] == [
         "Running stage 'train@titanic-mse':"]
-    assert "publish: 2 run(s) logged, 3 already in MLflow" in third
+    assert "publish: 3 run(s) logged, 3 already in MLflow" in third
     assert len(store_runs(repo)) == 6
 
 
@@ -51,7 +52,7 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
     (repo / "params.yaml").write_text(original)
     out = sh(repo, "dvc", "repro")
     assert "Stage 'train@titanic-mse' is cached - skipping run" in out
-    assert "publish: 5 run(s) logged" in out
+    assert "publish: 6 run(s) logged" in out
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     mse = next(run for run in runs if run.info.run_name == "mse")
@@ -128,3 +129,25 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(repo):
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     again = sh(repo, "dvc", "repro", "across")
     assert running(again, "") - {"across"} == {"preprocess@wine", *{f"train@wine-{v}" for v in variants}}
+
+    # Published: an experiment per dataset with the same layout as Titanic's (whose names stay),
+    # each dataset's champion registered under its name, the page across datasets a run of its own.
+    sh(repo, "dvc", "repro", "publish")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for dataset, classes in (("titanic", 2), ("wine", 3)):
+        runs = store_runs(repo, f"{dataset}-loss-functions")
+        assert sorted(r.info.run_name for r in runs) == sorted([*variants, "comparison-report"])
+        assert {(r.data.tags["dataset"], r.data.params.get("data.classes")) for r in runs} - {(dataset, None)} == {
+            (dataset, str(classes))}
+        summary = json.loads((repo / f"reports/{dataset}/summary.json").read_text())
+        champion = client.get_model_version_by_alias("titanic-survival" if dataset == "titanic" else dataset, "champion")
+        assert champion.run_id == next(r.info.run_id for r in runs if r.info.run_name == summary["champion"])
+    [overview] = store_runs(repo, "loss-functions-across-datasets")
+    assert overview.info.run_name == "across-datasets" and overview.info.status == "FINISHED"
+    wine_report = next(r for r in store_runs(repo, "wine-loss-functions") if r.info.run_name == "comparison-report")
+    assert overview.data.tags["report.wine"] == wine_report.info.run_id
+    assert overview.data.tags["verdicts.mse"] == next(v["verdicts"] for v in json.loads(
+        (repo / "reports/across/summary.json").read_text())["variants"] if v["variant"] == "mse")
+    assert {f.path for f in client.list_artifacts(overview.info.run_id)} >= {"comparison.md", "critical_difference.png"}

@@ -16,7 +16,7 @@ from pipeline.study.record import TrainingRecord
 from pipeline.study.splits import split_arrays
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
-from pipeline.tracking import titanic_runs as titanic_run
+from pipeline.tracking import variant_runs as variant_run
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 
@@ -32,7 +32,7 @@ def trained(prepared):
 
 def runs(uri, **kwargs):
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    experiment = client.get_experiment_by_name(tracking.experiment("titanic"))
     return client, client.search_runs([experiment.experiment_id], **kwargs) if experiment else []
 
 
@@ -101,7 +101,7 @@ def test_the_logged_model_loads_back_as_the_same_module(trained):
     assert info.saved_input_example_info is not None
     model = mlflow.pytorch.load_model(f"models:/{model_id}")
     assert isinstance(model, torch.nn.Sequential)
-    original = titanic_run.load_model(TrainingRecord.load("mse"))
+    original = variant_run.load_model(TrainingRecord.load("mse"))
     x = torch.from_numpy(split_arrays(load_prepared(), 0)["x_val"])
     with torch.no_grad():
         assert np.array_equal(model(x).numpy(), original(x).numpy())
@@ -122,7 +122,7 @@ def test_variant_runs_need_the_report_made_from_the_same_results(trained):
     train.main("titanic", "mse")  # the same numbers: still current
     publish.main(only=["mse"])
     STUDY_REPORT.summary.write_text(STUDY_REPORT.summary.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
-    with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
+    with pytest.raises(publish.PipelineError, match="run `dvc repro report@titanic` first"):
         publish.main(only=["nll_relu", "mse"])
 
 

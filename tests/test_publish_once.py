@@ -119,22 +119,22 @@ def test_versions_registered_at_the_same_moment_resolve_to_one(client):
     models = {run_id: with_model(client, run_id) for run_id in runs}
     for run_id in runs:
         client.set_terminated(run_id, "FINISHED")
-    record = SimpleNamespace(variant="mse", digest="r" * 64)
+    record = SimpleNamespace(variant="mse", dataset="titanic", digest="r" * 64)
     summary = {"champion_rule": "the rule", "variants": {"mse": {"verdict": "better"}}}
-    client.create_registered_model(report_runs.MODEL_NAME)
+    client.create_registered_model(report_runs.model_name("titanic"))
     tags = {"variant": "mse", "record_digest": record.digest}
     for _ in range(3):
-        client.create_model_version(report_runs.MODEL_NAME, source=f"models:/{models[runs[1]]}", run_id=runs[1],
+        client.create_model_version(report_runs.model_name("titanic"), source=f"models:/{models[runs[1]]}", run_id=runs[1],
                                     model_id=models[runs[1]], tags=tags)
     version = report_runs.register_champion(client, runs[1], record, summary)
-    versions = client.search_model_versions(f"name = '{report_runs.MODEL_NAME}'")
+    versions = client.search_model_versions(f"name = '{report_runs.model_name('titanic')}'")
     assert [str(v.version) for v in versions] == [str(version)] == ["1"]
-    assert str(client.get_model_version_by_alias(report_runs.MODEL_NAME, report_runs.ALIAS).version) == "1"
+    assert str(client.get_model_version_by_alias(report_runs.model_name("titanic"), report_runs.ALIAS).version) == "1"
     assert store.resolve(client, client.experiment, DIGEST, store.Publisher.this()).info.run_id == runs[0]
     version = report_runs.register_champion(client, runs[0], record, summary)
-    versions = client.search_model_versions(f"name = '{report_runs.MODEL_NAME}'")
+    versions = client.search_model_versions(f"name = '{report_runs.model_name('titanic')}'")
     assert [(str(v.version), v.run_id) for v in versions] == [(str(version), runs[0])]
-    assert str(client.get_model_version_by_alias(report_runs.MODEL_NAME, report_runs.ALIAS).version) == str(version)
+    assert str(client.get_model_version_by_alias(report_runs.model_name("titanic"), report_runs.ALIAS).version) == str(version)
 
 
 class Answering(http.server.BaseHTTPRequestHandler):

@@ -68,7 +68,7 @@ def test_report_table_figures_and_champion(prepared):
     assert summary_run.data.params["hypotheses"] == "2" and summary_run.data.params["study.margin"] == "0.01"
     assert {"comparison.md", "comparison.csv", "contrast_nll.png", "intervals.png"} <= {
         a.path for a in client.list_artifacts(summary_run.info.run_id)}
-    version = client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS)
+    version = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
     assert version.tags == {"variant": summary["champion"], "record_digest": TrainingRecord.load(summary["champion"]).digest}
     assert summary["champion_rule"] in version.description
@@ -76,7 +76,7 @@ def test_report_table_figures_and_champion(prepared):
     assert isinstance(mlflow.pytorch.load_model("models:/titanic-survival@champion"), torch.nn.Sequential)
     # Publishing again registers nothing new and logs no second summary.
     publish.main(only=["report"])
-    assert client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS).version == version.version
+    assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).version == version.version
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
@@ -135,7 +135,7 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
-    first = client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS)
+    first = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
     champion = TrainingRecord.load(summary["champion"])
     # The same champion, its run logged again (new statistics about the same model): no move.
     assert report_run.register_champion(client, "another-run", champion, summary) == first.version
@@ -146,4 +146,4 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     moved = report_run.register_champion(client, runs[other], TrainingRecord.load(other),
                                          {**summary, "champion": other})
     assert moved != first.version
-    assert client.get_model_version_by_alias(report_run.MODEL_NAME, report_run.ALIAS).tags["variant"] == other
+    assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).tags["variant"] == other

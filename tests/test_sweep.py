@@ -89,7 +89,7 @@ def test_sweep_publishes_a_parent_and_one_child_per_alpha(iris_prepared, monkeyp
     sweep_alpha.main()
     record = json.loads(SWEEP_RECORD.read_text())
     client = MlflowClient(iris_prepared.uri())
-    outcome = publish.publish([], record, None, iris_prepared.uri())
+    outcome = publish.publish([], record, iris_prepared.uri())
     assert outcome["sweep"][0] == "logged"
     experiment = client.get_experiment_by_name(iris_run.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
@@ -108,7 +108,7 @@ def test_sweep_publishes_a_parent_and_one_child_per_alpha(iris_prepared, monkeyp
     history = client.get_metric_history(parents[0].info.run_id, "test_accuracy")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == [r["test_accuracy"] for r in record["rows"]]
     # Again: nothing logged twice. Interrupted: the leftovers are replaced whole.
-    assert publish.publish([], record, None, iris_prepared.uri())["sweep"] == ("present", parents[0].info.run_id)
+    assert publish.publish([], record, iris_prepared.uri())["sweep"] == ("present", parents[0].info.run_id)
     client.update_run(parents[0].info.run_id, status="RUNNING")
-    assert publish.publish([], record, None, iris_prepared.uri())["sweep"][0] == "logged"
+    assert publish.publish([], record, iris_prepared.uri())["sweep"][0] == "logged"
     assert len(client.search_runs([experiment.experiment_id])) == 6

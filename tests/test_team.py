@@ -74,7 +74,7 @@ def sh_env(repo: Path, env: dict, *command: str) -> str:
 
 def test_the_whole_pipeline_logs_to_the_team_server(team, repo):
     out = sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "repro")
-    assert "publish: 5 run(s) logged" in out and team.password not in out
+    assert "publish: 6 run(s) logged" in out and team.password not in out
     runs = team.runs()
     assert sorted(r.info.run_name for r in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
     sweep = team.runs("iris-alpha-sweep")
@@ -130,7 +130,7 @@ def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(repo):
 
 
 def test_server_stopped_mid_publish_then_back(team, repo):
-    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "sweep_alpha")  # everything but publish
+    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "across", "sweep_alpha")  # everything but publish
     env = {**os.environ, "MLFLOW_TRACKING_URI": team.uri, "PYTHONPATH": str(repo)}
     publishing = subprocess.Popen([sys.executable, "-m", "pipeline", "publish"], cwd=repo, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -164,10 +164,10 @@ def test_server_stopped_mid_publish_then_back(team, repo):
 
 
 def study_runs(uri: str) -> dict[str, list]:
-    """The active runs of both experiments on the server."""
+    """The active runs of the study's experiments on the server."""
     client = MlflowClient(uri)
     found = {}
-    for name in ("titanic-loss-functions", "iris-alpha-sweep"):
+    for name in ("titanic-loss-functions", "iris-alpha-sweep", "loss-functions-across-datasets"):
         experiment = client.get_experiment_by_name(name)
         found[name] = client.search_runs([experiment.experiment_id]) if experiment else []
     return found
@@ -191,7 +191,10 @@ def check_once(uri: str) -> dict:
     versions = client.search_model_versions("name = 'titanic-survival'")
     assert len(versions) == 1 and versions[0].run_id == ids[report.data.tags["champion"]]
     assert client.get_model_version_by_alias("titanic-survival", "champion").version == versions[0].version
-    return {"runs": len(titanic) + len(sweep), "digests": len(digests) + 1}
+    across = runs["loss-functions-across-datasets"]
+    assert len(across) == 1 and across[0].info.status == "FINISHED"
+    assert across[0].data.tags["report.titanic"] == report.info.run_id
+    return {"runs": len(titanic) + len(sweep) + 1, "digests": len(digests) + 2}
 
 
 def clear(uri: str) -> None:
@@ -213,7 +216,7 @@ def test_eight_publishers_of_one_study_at_the_same_moment(team, repo, tmp_path):
     and the one registered version point at the survivors."""
     from benchmarks.publishers import Publishers, copies
 
-    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "sweep_alpha")  # everything but publish
+    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "across", "sweep_alpha")  # everything but publish
     folders = copies(repo, tmp_path / "copies", 8)
     publishers = Publishers(folders, team.uri, tmp_path, rounds=ROUNDS)
     made = 0
@@ -228,7 +231,7 @@ def test_eight_publishers_of_one_study_at_the_same_moment(team, repo, tmp_path):
                              for m in [re.search(r"(\d+) of them logged at the same moment", r.stdout)] if m)
             # Each survivor was logged by one of them; one that finished first may have reported
             # its own, then lost it to a smaller one finished later.
-            assert logged >= 5
+            assert logged >= 6
             made += duplicates
             print(f"round {round + 1}: 8 publishers, {counted['runs']} runs ({counted['digests']} digests) "
                   f"each once; {duplicates} duplicates logged at the same moment and removed; "

@@ -1,5 +1,7 @@
-"""Stage publish: each Titanic variant becomes one MLflow run, each alpha sweep a parent with a
-child per alpha, the comparison report a summary run; once.
+"""Stage publish: each variant on each dataset becomes one MLflow run in the dataset's
+experiment, each dataset's comparison report a summary run there (its champion registered under
+the dataset's name), the page across datasets a run of its own, each alpha sweep a parent with a
+child per alpha; once.
 
 Training stages only write files; this stage logs whatever MLflow does not hold yet. A run
 is identified by the digest of its configuration and results (tag `pipeline.digest`), so a
@@ -22,19 +24,20 @@ import random
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 from .. import config
 from ..errors import PipelineError
-from ..catalog import STUDY_REPORT, SWEEP_TIMES, TITANIC, VariantFiles
+from ..catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
 from ..progress import progress
-from ..records import read_report_summary, read_run_times, read_sweep
+from ..records import read_across_summary, read_report_summary, read_run_times, read_sweep
 from ..data.preprocess import load_prepared
 from ..study.record import TrainingRecord
 from ..study.splits import split_arrays
-from . import iris_runs, report_runs, store
-from .titanic_runs import VariantRun, datasets, log_run
+from . import across_runs, iris_runs, report_runs, store
+from .variant_runs import VariantRun, datasets, log_run
 
-SWEEP, REPORT_NAME = "sweep", "report"
+SWEEP, REPORT_NAME, ACROSS_NAME = "sweep", "report", "across"
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -93,16 +96,10 @@ class Launch:
     def stands_for(self, runs: dict[str, tuple[str, str]]) -> bool:
         if not self.run_id:
             return False
-        from mlflow.entities import RunTag
-
         lines = [f"- {name}: run {run_id} ({state})" for name, (state, run_id) in runs.items()]
         tags = {f"pipeline.run.{name}": run_id for name, (_, run_id) in runs.items()}
         tags["mlflow.note.content"] = "This launch stands for these runs:\n\n" + "\n".join(lines)
-        held = self.client.get_run(self.run_id).data.tags
-        stale = [RunTag(k, v) for k, v in tags.items() if held.get(k) != v]
-        if stale:
-            self.client.log_batch(self.run_id, tags=stale)
-        return bool(stale)
+        return store.retag(self.client, self.client.get_run(self.run_id), tags)
 
 
 def logging_order(records: list[TrainingRecord], summary: dict) -> list[TrainingRecord]:
@@ -117,14 +114,29 @@ def logging_order(records: list[TrainingRecord], summary: dict) -> list[Training
     return sorted(records, key=weight)
 
 
-def variant_runs(records: list[TrainingRecord], summary: dict) -> list[VariantRun]:
-    prepared = load_prepared()
-    source = json.loads(TITANIC.source.read_text()) if TITANIC.source.exists() else {}
-    # The canonical split as its model saw it: scaled with the scaler training recorded.
-    return [VariantRun(record=record, stats=summary["variants"][record.variant], conclusion=summary,
-                       source=source, times=read_run_times(VariantFiles(record.variant).run_times),
-                       split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None))
-            for record in logging_order(records, summary)]
+@dataclass
+class DatasetStudy:
+    """One dataset's part of a publish: its variants' training records and its report's summary."""
+    dataset: str
+    records: list[TrainingRecord]
+    summary: dict
+
+    def key(self, name: str) -> str:
+        """A run's name in the outcome: <dataset>/<variant> or <dataset>/report."""
+        return f"{self.dataset}/{name}"
+
+    def champion(self) -> TrainingRecord | None:
+        return next((r for r in self.records if r.variant == self.summary["champion"]), None)
+
+    def runs(self) -> list[VariantRun]:
+        prepared = load_prepared(self.dataset)
+        files = DatasetFiles(self.dataset)
+        source = json.loads(files.source.read_text()) if files.source.exists() else {}
+        # The canonical split as its model saw it: scaled with the scaler training recorded.
+        return [VariantRun(record=record, stats=self.summary["variants"][record.variant], conclusion=self.summary,
+                           source=source, times=read_run_times(VariantFiles(record.variant, self.dataset).run_times),
+                           split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None))
+                for record in logging_order(self.records, self.summary)]
 
 
 class Target:
@@ -137,14 +149,16 @@ class Target:
         return store.resolve(client, self.exp_id, self.digest, me, self.child_tag)
 
 
-def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | None, uri: str,
-            report: bool = False, patience: Patience | None = None, logged: dict[str, str] | None = None,
+def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: bool = False,
+            across: dict | None = None, patience: Patience | None = None, logged: dict[str, str] | None = None,
             launch_run: str | None = None, dvc_exp: str | None = None) -> dict[str, tuple[str, str]]:
-    """Log what MLflow lacks (the variants' runs need the report's summary; `report` logs its own
-    run too); return {name: ('logged' | 'present' | 'duplicate', run_id)}: logged by this
-    publish, there before, or logged by this one and another at the same moment (the other's
-    kept). `logged` ({name: run_id}) carries what earlier attempts of this publish logged. The
-    launch run and DVC experiment come from the environment unless given."""
+    """Log what MLflow lacks: each study's variant runs (they need its report's summary), its
+    report run too with `report`, the run of the page across datasets with `across` (its
+    summary; it names every study's report run), the sweep. Return {name: ('logged' | 'present'
+    | 'duplicate', run_id)}, names as DatasetStudy.key gives them, 'across' and 'sweep':
+    logged by this publish, there before, or logged by this one and another at the same moment
+    (the other's kept). `logged` ({name: run_id}) carries what earlier attempts of this publish
+    logged. The launch run and DVC experiment come from the environment unless given."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -154,10 +168,12 @@ def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | N
     client = MlflowClient(uri)
     launch = Launch(client, launch_run if launch_run is not None else os.environ.get("MLFLOW_RUN_ID"),
                     dvc_exp if dvc_exp is not None else os.environ.get("DVC_EXP_NAME"))
-    exp_id = experiment_id(client, store.EXPERIMENT, store.artifact_location(uri))
+    where = store.artifact_location(uri)
+    exp_ids = {study.dataset: experiment_id(client, store.experiment(study.dataset), where) for study in studies}
     patience.answered()
-    sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, store.artifact_location(uri)) if sweep is not None else None
-    planned = variant_runs(records, summary) if records else []
+    sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
+    across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
+    planned = {study.dataset: study.runs() for study in studies}
     for _ in range(3):  # a run found, then deleted by hand meanwhile, is logged again
         outcome: dict[str, tuple[str, str]] = {}
         targets: list[Target] = []
@@ -175,24 +191,45 @@ def publish(records: list[TrainingRecord], sweep: dict | None, summary: dict | N
             logged[name] = run_id
             patience.progressed()
 
-        missing = [run for run in planned if not look_up(Target(run.record.variant, exp_id, run.digest))]
-        inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
-        for run in progress(missing, "publish: variant runs"):
-            standardize = run.record.config.training.standardize
-            if standardize not in inputs:
-                inputs[standardize] = datasets(run.split, run.source)
-            logs(run.record.variant, log_run(client, exp_id, run, inputs[standardize], launch.tags(exp_id)))
-        if report and not look_up(Target(REPORT_NAME, exp_id, report_runs.digest())):
-            variant_ids = {name: outcome[name][1] for name in summary["variants"] if name in outcome}
-            logs(REPORT_NAME, report_runs.log_report(client, exp_id, summary, variant_ids, launch.tags(exp_id)))
+        for study in studies:
+            exp_id = exp_ids[study.dataset]
+            missing = [run for run in planned[study.dataset]
+                       if not look_up(Target(study.key(run.record.variant), exp_id, run.digest))]
+            inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
+            for run in progress(missing, f"publish: {study.dataset}'s variant runs"):
+                standardize = run.record.config.training.standardize
+                if standardize not in inputs:
+                    inputs[standardize] = datasets(run.split, run.source, study.dataset)
+                logs(study.key(run.record.variant), log_run(client, exp_id, run, inputs[standardize],
+                                                            launch.tags(exp_id)))
+            if report and not look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
+                logs(study.key(REPORT_NAME), report_runs.log_report(
+                    client, exp_id, study.dataset, study.summary, variant_ids(study, outcome), launch.tags(exp_id)))
+        if across is not None and not look_up(Target(ACROSS_NAME, across_exp, across_runs.digest())):
+            logs(ACROSS_NAME, across_runs.log_across(client, across_exp, across, *named_by_across(studies, outcome),
+                                                     launch.tags(across_exp)))
         if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
             logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP_TIMES), launch.tags(sweep_exp)))
-        champion = next(r for r in records if r.variant == summary["champion"]) if report else None
         try:
-            return settle(client, launch, targets, outcome, summary, champion)
+            return settle(client, launch, targets, outcome, studies if report else [], across is not None)
         except Vanished:
             continue
     raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
+
+
+def variant_ids(study: DatasetStudy, ids: dict) -> dict[str, str]:
+    """{variant: run_id} of the study's variants, from {name: run_id} or {name: (state, run_id)}."""
+    found = {name: (value[1] if isinstance(value, tuple) else value) for name, value in ids.items()}
+    return {name: found[study.key(name)] for name in study.summary["variants"] if study.key(name) in found}
+
+
+def named_by_across(studies: list[DatasetStudy], ids: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """The runs the page across datasets names: each dataset's report run and champion's run."""
+    found = {name: (value[1] if isinstance(value, tuple) else value) for name, value in ids.items()}
+    reports = {s.dataset: found[s.key(REPORT_NAME)] for s in studies if s.key(REPORT_NAME) in found}
+    champions = {s.dataset: found[s.key(s.summary["champion"])] for s in studies
+                 if s.key(s.summary["champion"]) in found}
+    return reports, champions
 
 
 class Vanished(Exception):
@@ -203,14 +240,14 @@ SETTLE_PASSES = 30  # each publisher that met this one can move a survivor once;
 
 
 def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tuple[str, str]],
-           summary: dict | None, champion: TrainingRecord | None) -> dict[str, tuple[str, str]]:
+           reported: list[DatasetStudy], across: bool) -> dict[str, tuple[str, str]]:
     """Resolve every run this publish stands for (store.resolve: the survivor of each digest,
-    its duplicates deleted) and point at the survivors whatever names runs: the report's tags,
-    the registered champion, the DVC experiment's tags, the launch run. A survivor moves when
-    a publisher that met this one finishes a run with a smaller id after this one looked, so
-    each pass that had to write is followed by another, until one finds nothing to change.
-    The last publisher to finish a run looks after every run is FINISHED: what it leaves is
-    the survivors, pointed at."""
+    its duplicates deleted) and point at the survivors whatever names runs: the reports' tags
+    (of the `reported` studies), each one's registered champion, the run across datasets, the
+    DVC experiment's tags, the launch run. A survivor moves when a publisher that met this one
+    finishes a run with a smaller id after this one looked, so each pass that had to write is
+    followed by another, until one finds nothing to change. The last publisher to finish a run
+    looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
     from mlflow.exceptions import MlflowException
 
     for _ in range(SETTLE_PASSES):
@@ -224,10 +261,14 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
             final = {name: (("duplicate" if state == "logged" and run_id != ids[name] else state), ids[name])
                      for name, (state, run_id) in outcome.items()}
             wrote = launch.name(runs, final)
-            if champion is not None:
-                variant_ids = {name: ids[name] for name in summary["variants"] if name in ids}
-                wrote |= report_runs.point(client, runs[REPORT_NAME], summary, variant_ids)
-                wrote |= report_runs.champion_version(client, ids[champion.variant], champion, summary)[1]
+            for study in reported:
+                champion = study.champion()
+                wrote |= store.retag(client, runs[study.key(REPORT_NAME)],
+                                     report_runs.references(study.summary, variant_ids(study, ids)))
+                wrote |= report_runs.champion_version(client, ids[study.key(champion.variant)], champion,
+                                                      study.summary)[1]
+            if across:
+                wrote |= store.retag(client, runs[ACROSS_NAME], across_runs.references(*named_by_across(reported, ids)))
             wrote |= launch.stands_for(final)
             if not wrote:
                 return final
@@ -339,24 +380,31 @@ def patiently(attempt, uri: str, patience: Patience):
 
 
 def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:
-    """Publish every variant, the sweep and the report; or `only` those named (variants, 'sweep', 'report')."""
+    """Publish every variant on every dataset, the sweep, the reports and the page across
+    datasets; or `only` those named (variants, on every dataset; 'sweep', 'report', 'across')."""
     params = config.load(params_path)
-    names = only or [*params.variants, SWEEP, REPORT_NAME]
+    extra = (SWEEP, REPORT_NAME, ACROSS_NAME)
+    names = only or [*params.variants, *extra]
     for name in names:
-        if name not in params.variants and name not in (SWEEP, REPORT_NAME):
+        if name not in params.variants and name not in extra:
             raise PipelineError(f"publish: no variant named {name!r} (known: {', '.join(params.variants)}, "
-                                f"or {SWEEP}, {REPORT_NAME})")
-    report = REPORT_NAME in names
-    # The report's summary run points at every variant's run, so it needs them all.
-    wanted = list(params.variants) if report else [n for n in names if n in params.variants]
-    records = [TrainingRecord.load(name) for name in wanted]
+                                f"or {', '.join(extra)})")
+    report, across = REPORT_NAME in names, ACROSS_NAME in names
+    # A report's summary run points at every variant's run, and the page across datasets at
+    # every report's and champion's: either needs them all.
+    wanted = list(params.variants) if report or across else [n for n in names if n in params.variants]
+    studies = []
+    for dataset in params.datasets if wanted else ():
+        records = [TrainingRecord.load(name, dataset) for name in wanted]
+        # Each variant's run carries what its dataset's report concluded about it.
+        summary = read_report_summary(dataset)
+        for record in records:
+            if summary["digests"].get(record.variant) != record.digest:
+                raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
+                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report@{dataset}` first")
+        studies.append(DatasetStudy(dataset, records, summary))
     sweep = read_sweep() if SWEEP in names else None
-    # Each variant's run carries what the report concluded about it.
-    summary = read_report_summary() if records else None
-    for record in records:
-        if summary["digests"].get(record.variant) != record.digest:
-            raise PipelineError(f"{STUDY_REPORT.summary}: made from other results than {VariantFiles(record.variant).results}; "
-                                f"run `dvc repro report` first")
+    across_summary = read_across_summary() if across else None
     uri = store.tracking_uri()
     # MLflow's own retries stay few and short, so that a stopped server fails the publish at
     # once; waiting for a busy or restarting one is Patience's (a user's own settings win).
@@ -371,13 +419,14 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     # MLflow is imported; a user's own setting wins.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", module="mlflow")
-    # The pickle format is chosen on purpose (see titanic_run.log_run); its caution fills the log otherwise.
+    # The pickle format is chosen on purpose (see variant_runs.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     # Read once: MLflow's end_run clears MLFLOW_RUN_ID, and a retry must still nest under the launch.
     launch_run, dvc_exp = os.environ.get("MLFLOW_RUN_ID", ""), os.environ.get("DVC_EXP_NAME", "")
     patience, logged = Patience(), {}
-    outcome = patiently(lambda: publish(records, sweep, summary, uri, report=report, patience=patience, logged=logged,
-                                        launch_run=launch_run, dvc_exp=dvc_exp), uri, patience)
+    outcome = patiently(lambda: publish(studies, sweep, uri, report=report or across, across=across_summary,
+                                        patience=patience, logged=logged, launch_run=launch_run, dvc_exp=dvc_exp),
+                        uri, patience)
     where = store.redact(uri)
     counts = {state: sum(1 for s, _ in outcome.values() if s == state) for state in ("logged", "present", "duplicate")}
     met = (f", {counts['duplicate']} of them logged at the same moment by another publisher too (kept once)"

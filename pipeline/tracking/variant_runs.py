@@ -1,4 +1,4 @@
-"""What one Titanic variant's MLflow run holds: params, tags, per-epoch metrics (its canonical
+"""What one variant's MLflow run on one dataset holds: params, tags, per-epoch metrics (its canonical
 run's and its replicas' mean and band), the study's summary, datasets, artifacts (every
 replica's history as replicas.csv), the canonical model."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from ..catalog import TITANIC, VariantFiles
+from ..catalog import DatasetFiles, VariantFiles
 from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
@@ -125,23 +125,23 @@ def load_model(record: TrainingRecord):
     c, t = record.config, record.config.training
     model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, record.head.outputs,
                       record.head.last_activation)
-    state = torch.load(io.BytesIO(VariantFiles(record.variant).model.read_bytes()), weights_only=True)
+    state = torch.load(io.BytesIO(VariantFiles(record.variant, record.dataset).model.read_bytes()), weights_only=True)
     model.load_state_dict(state)
     return model.eval()
 
 
-def datasets(split: dict, source: dict):
+def datasets(split: dict, source: dict, dataset: str):
     """The canonical training and validation split as MLflow dataset inputs (name, digest, schema)."""
     import mlflow.data
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    origin = source["address"] if source.get("source") == "url" else str(TITANIC.prepared.resolve())
+    origin = source["address"] if source.get("source") == "url" else str(DatasetFiles(dataset).prepared.resolve())
     inputs = []
     for part, context in (("train", "training"), ("val", "validation")):
-        dataset = mlflow.data.from_numpy(split[f"x_{part}"], targets=split[f"y_{part}"], source=origin,
-                                         name=f"titanic-{part}")
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+        table = mlflow.data.from_numpy(split[f"x_{part}"], targets=split[f"y_{part}"], source=origin,
+                                       name=f"{dataset}-{part}")
+        inputs.append(DatasetInput(table._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return inputs
 
 
@@ -151,7 +151,7 @@ class VariantRun:
     record: TrainingRecord      # the train stage's record
     stats: dict                 # the report's row for this variant
     conclusion: dict            # the report's reference, champion and its ties
-    source: dict                # where the data came from (data/titanic/source.json)
+    source: dict                # where the data came from (data/<dataset>/source.json)
     times: dict | None          # when it trained (logs/run-times), None after a run-cache restore
     split: dict                 # the canonical split's arrays, as this variant trained on them
 
@@ -182,7 +182,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         # Datasets are shared rows: two publishers logging the same split at once race to insert it.
         again_if_raced(client.log_inputs, run_id, datasets=inputs)
         # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
-        for path in VariantFiles(name).artifacts():
+        for path in VariantFiles(name, record.dataset).artifacts():
             client.log_artifact(run_id, str(path))
         model = load_model(record)
         example = run.split["x_val"][:5]

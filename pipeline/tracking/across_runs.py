@@ -1,0 +1,55 @@
+"""The page across datasets in MLflow: one run in its own experiment, holding the page's files,
+each variant's figures across datasets as metrics, its verdict counts as tags, and tags naming
+each dataset's report run and champion run."""
+from __future__ import annotations
+
+from ..catalog import ACROSS, ACROSS_MD
+from .report_runs import folder_digest
+from .store import DIGEST_TAG, closing_run
+
+RUN_NAME = "across-datasets"
+# Per variant, from the page's table, to search and sort by: metric across.<key>/<variant>; the
+# key before the "/" is a section of the chart view. The intervals are in the table (artifact):
+# as metrics they would be a section of one-bar charts each.
+VARIANT_METRICS = ("iqm", "diff", "mean_rank")
+
+
+def digest() -> str:
+    return folder_digest(ACROSS)
+
+
+def references(report_ids: dict[str, str], champion_ids: dict[str, str]) -> dict[str, str]:
+    """Tags naming other runs: each dataset's report run and champion's run."""
+    return {**{f"report.{dataset}": run_id for dataset, run_id in report_ids.items()},
+            **{f"champion.{dataset}.run_id": run_id for dataset, run_id in champion_ids.items()}}
+
+
+def log_across(client, experiment_id: str, summary: dict, report_ids: dict[str, str], champion_ids: dict[str, str],
+               extra_tags: dict) -> str:
+    from mlflow.entities import Metric, Param
+
+    ranks = summary["ranks"]
+    tags = {DIGEST_TAG: digest(), "pipeline.stage": "across", "mlflow.source.name": "dvc repro",
+            **references(report_ids, champion_ids),
+            **{f"verdicts.{row['variant']}": row["verdicts"] for row in summary["variants"]},
+            **{f"champion.{dataset}": row["champion"] for dataset, row in summary["datasets"].items()},
+            "square_loss": summary["square_loss"], "ranks": ranks["sentence"],
+            "mlflow.note.content": ACROSS_MD.read_text(), **extra_tags}
+    run = client.create_run(experiment_id, run_name=RUN_NAME, tags=tags)
+    run_id = run.info.run_id
+    with closing_run(client, run_id) as closing:
+        params = {"datasets": ",".join(summary["datasets"]), "variants": len(summary["variants"]),
+                  "reference": summary["reference"], "confidence": summary["confidence"], "method": summary["method"],
+                  **{f"data.{dataset}.classes": row["classes"] for dataset, row in summary["datasets"].items()},
+                  **{f"data.{dataset}.majority_share": row["majority_share"]
+                     for dataset, row in summary["datasets"].items()}}
+        stamp = run.info.start_time
+        metrics = [Metric(f"across.{key}/{row['variant']}", float(row[key]), stamp, 0)
+                   for row in summary["variants"] for key in VARIANT_METRICS if row.get(key) is not None]
+        # Without ranks (one dataset, or under three variants) the page says why, and so does the run.
+        metrics += [Metric(f"friedman.{key}", float(ranks[key]), stamp, 0) for key in ("chi2", "f", "p", "cd")
+                    if ranks.get(key) is not None]
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], metrics=metrics)
+        client.log_artifacts(run_id, str(ACROSS))
+        closing.finish()
+    return run_id
