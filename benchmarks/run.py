@@ -1,15 +1,18 @@
-"""One command for every figure in benchmarks/README.md:  python -m benchmarks.run [--quick] [--only study]
+"""One command for every figure in benchmarks/README.md:
+python -m benchmarks.run [--quick] [--only study|datasets] [--study SEEDSxSPLITS]
 
 Each row: our figure, the baseline's, their ratio, as medians of several runs measured in this
 one invocation. Writes the table between the markers in benchmarks/README.md and prints it
-(not with --quick or --only, which measure part of it).
+(not with --quick, --only or --study, which measure part of it or another study).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,7 +36,7 @@ STAGE_IMPORTS = {  # what each stage's process imports: its floor
     "preprocess-iris": ["pipeline.iris.preprocess", "sklearn.model_selection"],
     "sweep-alpha": ["pipeline.iris.sweep", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
     "report titanic": ["pipeline.study.report", "matplotlib.pyplot"],
-    "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.titanic_runs", "torch"],
+    "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.variant_runs", "torch"],
 }
 
 
@@ -127,24 +130,27 @@ LOOP = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from pipeline import config
+from pipeline.catalog import DatasetFiles
 from pipeline.study import train
 from pipeline.data.preprocess import load_prepared
 from pipeline.study.splits import replicas, split_arrays
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from torch.utils.data import DataLoader, TensorDataset
-params = config.load(); prepared = load_prepared(); data = split_arrays(prepared, 0)
+dataset = sys.argv[4]
+params = config.load(); prepared = load_prepared(dataset); data = split_arrays(prepared, 0)
+classes = len(json.loads(DatasetFiles(dataset).meta.read_text())["classes"])
 variant = params.variant("cross_entropy")
 count = int(sys.argv[3])  # replicas trained together
 steps = variant.training.epochs * -(-len(data["y_train"]) // 32)
 layout = replicas(params.seed, count, 1)
 torch.set_num_threads(1)
-train.train(variant, layout, prepared, progress=False)  # warm-up: one-time costs are not steps
-start = time.perf_counter(); train.train(variant, layout, prepared, progress=False)
+train.train(variant, layout, prepared, progress=False, classes=classes)  # warm-up: one-time costs are not steps
+start = time.perf_counter(); train.train(variant, layout, prepared, progress=False, classes=classes)
 ours = count * steps / (time.perf_counter() - start)
 torch.set_num_threads(int(sys.argv[2]))  # torch's default, as the seed ran
 x, y = torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
 torch.manual_seed(params.seed)
-model = SimpleMLP(4, 64, 2, 2, last_layer_activation_fn=None)
+model = SimpleMLP(x.shape[1], 64, classes, 2, last_layer_activation_fn=None)
 trainer = SimpleMLPTrainer(model, torch.nn.CrossEntropyLoss(), torch.optim.Adam(model.parameters(), lr=0.001))
 loader = DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True)
 import contextlib, io
@@ -157,16 +163,16 @@ print(json.dumps({"ours": ours, "seed": seed}))
 '''
 
 
-def loop(repo: Path, n: int, busy: bool, count: int = 1) -> tuple[float, float]:
-    """Steps per second: ours with `count` replicas at once (replica-steps), the seed's one model."""
+def loop(repo: Path, n: int, busy: bool, count: int = 1, dataset: str = "titanic") -> tuple[float, float]:
+    """Steps per second on `dataset`: ours with `count` replicas at once (replica-steps), the seed's one model."""
     import torch
 
     hog = subprocess.Popen([PY, "-c", "while True: pass"]) if busy else None
     try:
         results = []
         for _ in range(n):
-            out = subprocess.run([PY, "-c", LOOP, str(ROOT), str(torch.get_num_threads()), str(count)], cwd=repo,
-                                 env=env(), capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([PY, "-c", LOOP, str(ROOT), str(torch.get_num_threads()), str(count), dataset],
+                                 cwd=repo, env=env(), capture_output=True, text=True, check=True).stdout
             results.append(json.loads(out.strip().splitlines()[-1]))
         return statistics.median(r["ours"] for r in results), statistics.median(r["seed"] for r in results)
     finally:
@@ -318,9 +324,15 @@ print(json.dumps({"seconds": time.perf_counter() - start, "runs": count}))
 
 MEMORY = r'''
 import resource, subprocess, sys
-subprocess.run([sys.executable, "-m", "pipeline", "train", "titanic", "cross_entropy"], check=True, capture_output=True)
+subprocess.run([sys.executable, "-m", "pipeline", "train", sys.argv[1], "cross_entropy"], check=True, capture_output=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 '''
+
+
+def peak_rss(repo: Path, n: int, dataset: str = "titanic") -> float:
+    """MiB: the largest resident set of a `train <dataset> cross_entropy` process (its parent's getrusage)."""
+    return median(lambda: float(subprocess.run([PY, "-c", MEMORY, dataset], cwd=repo, env=env(), capture_output=True,
+                                               text=True, check=True).stdout), n)
 
 
 def script(code: str, cwd: Path, *args: str) -> dict:
@@ -330,13 +342,12 @@ def script(code: str, cwd: Path, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def study_rows(tmp: Path, n: int) -> list[str]:
+def study_rows(tmp: Path, n: int, seeds: int, splits: int) -> list[str]:
     """The replicated study: what its replicas a variant cost against one, and against the seed's way."""
     lines = []
-    default = yaml.safe_load((ROOT / "params.yaml").read_text())["study"]
-    full = {"variants": None, "seeds": default["seeds"], "splits": default["splits"]}  # every variant, the default study
+    full = {"variants": None, "seeds": seeds, "splits": splits}  # every variant, the study measured
     single = {**full, "seeds": 1, "splits": 1}
-    count = default["seeds"] * default["splits"]
+    count = seeds * splits
 
     def cold(settings, name):
         def once():
@@ -360,11 +371,8 @@ def study_rows(tmp: Path, n: int) -> list[str]:
                                 for name in yaml.safe_load((study / "params.yaml").read_text())["variants"]), n)
     lines.append(row(f"the {variants} `train@` stages as DVC runs them (a process each) vs the seed's loop",
                      stages, theirs))
-    peak = median(lambda: float(subprocess.run([PY, "-c", MEMORY], cwd=study, env=env(), capture_output=True,
-                                               text=True, check=True).stdout), n)
-    peak_one = median(lambda: float(subprocess.run([PY, "-c", MEMORY], cwd=lone, env=env(), capture_output=True,
-                                                   text=True, check=True).stdout), n)
-    lines.append(row(f"peak RSS of `train cross_entropy`, {count} replicas vs 1", peak, peak_one, 1.5, unit="MiB"))
+    lines.append(row(f"peak RSS of `train cross_entropy`, {count} replicas vs 1", peak_rss(study, n),
+                     peak_rss(lone, n), 1.5, unit="MiB"))
 
     def publish_fresh(repo):
         store = repo / "bench-publish.db"
@@ -385,6 +393,130 @@ def study_rows(tmp: Path, n: int) -> list[str]:
     return lines
 
 
+# Every dataset x every variant (the train@<dataset>-<variant> matrix). The repro's targets: every
+# dataset's fetch, preprocess, train, plot and report, and across, which reads all of results/ and
+# so the Iris sweep's too: every stage but publish (it logs to MLflow, measured in the seed's rows).
+DATASET_TARGETS = ("across", "plot", "report")
+EDIT = ("mse", "lr", 0.002)  # one variant's edit: twice the shared lr, so its trainings take as long as before
+
+# Trainings in this one process through the train stage's own function (training, record, outputs):
+# the stages' work without a process and DVC around each. The datasets named, else every one.
+IN_PROCESS = r'''
+import json, sys, time
+from pipeline import config
+from pipeline.study import train
+params = config.load()
+start = time.perf_counter()
+for dataset in sys.argv[2:] or params.datasets:
+    for variant in params.variants:
+        train.main(dataset, variant)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+'''
+
+
+def repro_stages(repo: Path) -> tuple[float, dict[str, float]]:
+    """`dvc repro` of DATASET_TARGETS: its wall time, and the seconds of each stage that ran, from
+    DVC's "Running stage" line to the next one's (its process and DVC's bookkeeping around it)."""
+    command = ["dvc", "repro", *DATASET_TARGETS]
+    marks, tail = [], collections.deque(maxlen=40)
+    start = time.perf_counter()
+    # Unbuffered, so each line arrives when DVC writes it and its moment is the stage's start.
+    with subprocess.Popen(command, cwd=repo, env=env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            tail.append(line)
+            running = re.match(r"Running stage '([^']+)'", line)
+            if running:
+                marks.append((running.group(1), time.perf_counter()))
+    end = time.perf_counter()
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark: {' '.join(command)} failed:\n{''.join(tail)}")
+    ends = [at for _, at in marks[1:]] + [end]
+    return end - start, {name: stop - at for (name, at), stop in zip(marks, ends)}
+
+
+def edited_repro(repo: Path) -> tuple[float, dict[str, float]]:
+    """repro_stages after EDIT in the copy's params.yaml, which is then put back as it was."""
+    path = repo / "params.yaml"
+    original = path.read_text()
+    params = yaml.safe_load(original)
+    variant, key, value = EDIT
+    params["variants"][variant][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        return repro_stages(repo)
+    finally:
+        path.write_text(original)
+
+
+def by_kind(stages: dict[str, float]) -> dict[str, list[float]]:
+    """Stage seconds by what the stage is: train@titanic-l1 -> train@, across -> across."""
+    out: dict[str, list[float]] = {}
+    for stage, seconds in stages.items():
+        out.setdefault(stage.split("@")[0] + "@" if "@" in stage else stage, []).append(seconds)
+    return out
+
+
+def kind_median(runs: list[tuple[float, dict[str, float]]], kind: str) -> float:
+    """The median over runs of the seconds that stages of `kind` took in each."""
+    return statistics.median(sum(by_kind(stages).get(kind, [])) for _, stages in runs)
+
+
+def repro_rows(cold: list, edited: list, floor: float, cells: int) -> list[str]:
+    """The cold repro against its floor, where its time goes, and what one variant's edit re-runs."""
+    wall = statistics.median(w for w, _ in cold)
+    targets = " ".join(DATASET_TARGETS)
+    lines = [row(f"cold `dvc repro {targets}` (every stage but publish) vs its {cells} trainings in one process",
+                 wall, floor, 1.5)]
+    kinds = by_kind(cold[0][1])
+    split = ", ".join(f"{k} x{len(v)} {kind_median(cold, k):.0f} s"
+                      for k, v in sorted(kinds.items(), key=lambda kv: -kind_median(cold, kv[0])))
+    lines.append(f"| the cold repro's wall time | {wall:.0f} s ({wall / 60:.1f} min) | - | - | time goes to: {split} |")
+    variant, key, value = EDIT
+    ran = by_kind(edited[0][1])
+    lines.append(row(f"`variants.{variant}.{key}: {value}`, then `dvc repro {targets}` vs the cold run: "
+                     f"{len(edited[0][1])} stages re-ran ({', '.join(f'{len(v)} {k}' for k, v in ran.items())})",
+                     statistics.median(w for w, _ in edited), wall, 0.25))
+    return lines
+
+
+def layout_rows(cold: list, edited: list, per_dataset: float, datasets: int, variants: int) -> list[str]:
+    """The matrix (a train stage per dataset x variant) against a train stage per dataset: cold, and after an edit."""
+    other = f"a stage per dataset ({datasets} processes of {variants} trainings"
+    retrained = len(by_kind(edited[0][1]).get("train@", []))
+    return [row(f"stage layout, cold training: a stage per dataset x variant (the cold repro's {datasets * variants} "
+                f"train@ stages) vs {other})", kind_median(cold, "train@"), per_dataset),
+            row(f"stage layout, what one variant's edit re-runs: a stage per dataset x variant (its {retrained} "
+                f"train@ stages) vs {other}, all again)", kind_median(edited, "train@"), per_dataset)]
+
+
+def datasets_rows(tmp: Path, n: int, seeds: int, splits: int) -> list[str]:
+    """Every dataset x every variant: the cold repro against its in-process floor, one variant's edit,
+    the batched loop and the memory on each dataset, and what the matrix's stage layout trades."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    datasets, variants, count = list(params["datasets"]), list(params["variants"]), seeds * splits
+    lines = [f"| *every dataset x every variant ({len(datasets)} x {len(variants)}), {seeds} x {splits} "
+             f"replicas:* | | | | |"]
+    cold, edited = [], []
+    for _ in range(n):  # each edit on the copy its cold run has just reproduced
+        repo = project_copy(tmp, variants=None, seeds=seeds, splits=splits, name="datasets")
+        cold.append(repro_stages(repo))
+        edited.append(edited_repro(repo))
+    floor = median(lambda: script(IN_PROCESS, repo)["seconds"], n)
+    lines += repro_rows(cold, edited, floor, len(datasets) * len(variants))
+    for dataset in datasets:
+        mine, seed = loop(repo, n, busy=False, count=count, dataset=dataset)
+        lines.append(row(f"{dataset}: replica-steps/s, {count} replicas of cross_entropy batched vs the seed's "
+                         f"one-model loop", mine, seed, 10, unit="steps/s", better="higher"))
+    lone = project_copy(tmp, variants=None, seeds=1, splits=1, name="datasets-single")
+    timed(["dvc", "repro", "preprocess"], lone)
+    for dataset in datasets:
+        lines.append(row(f"{dataset}: peak RSS of `train {dataset} cross_entropy`, {count} replicas vs 1",
+                         peak_rss(repo, n, dataset), peak_rss(lone, n, dataset), 1.5, unit="MiB"))
+    per_dataset = median(lambda: sum(timed([PY, "-c", IN_PROCESS, str(ROOT), d], repo) for d in datasets), n)
+    return lines + layout_rows(cold, edited, per_dataset, len(datasets), len(variants))
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -401,18 +533,32 @@ def row(name, ours, base, target=None, unit="s", better="lower"):
     return f"| {name} | {ours:.2f} {unit} | {base:.2f} {unit} | {ratio:.2f}x | {met} |"
 
 
+def study_size(text: str) -> tuple[int, int]:
+    """'5x20' -> (5, 20): seeds on each of so many splits."""
+    seeds, _, splits = text.partition("x")
+    return int(seeds), int(splits)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="one run each instead of medians (a smoke test)")
-    parser.add_argument("--only", choices=("study",), help="only the replicated study's rows")
+    parser.add_argument("--only", choices=("study", "datasets"),
+                        help="only the replicated study's rows, or only every dataset x every variant's")
+    parser.add_argument("--study", type=study_size, metavar="SEEDSxSPLITS",
+                        help="the study measured, e.g. 1x1 to try the rows out (default: params.yaml's)")
     args = parser.parse_args(argv)
     n = 1 if args.quick else 3
+    default = yaml.safe_load((ROOT / "params.yaml").read_text())["study"]
+    seeds, splits = args.study or (default["seeds"], default["splits"])
     started = machine()
     lines = ["| measure | ours | baseline | ratio | target |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        lines += study_rows(tmp, n)
-        if args.only == "study":
+        if args.only != "datasets":
+            lines += study_rows(tmp, n, seeds, splits)
+        if args.only != "study":
+            lines += datasets_rows(tmp, n, seeds, splits)
+        if args.only:
             print("\n".join(lines))
             return
         lines.append("| *the seed's seven variants, one replica each (the seed's own work):* | | | | |")
@@ -448,7 +594,7 @@ def main(argv=None):
     readme = ROOT / "benchmarks" / "README.md"
     text = readme.read_text()
     begin, end = "<!-- table:begin -->", "<!-- table:end -->"
-    if begin in text and end in text and not args.quick and not args.only:
+    if begin in text and end in text and not args.quick and not args.only and not args.study:
         readme.write_text(text[:text.index(begin) + len(begin)] + f"\n{stamp}\n\n{table}\n" + text[text.index(end):])
 
 
