@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if takes == "cell":
             command.add_argument("variant")
         elif takes == "names":
-            command.add_argument("names", nargs="*",
-                                 help="variants (on every dataset), 'sweep', 'report' (every dataset's) "
-                                      "or 'across' (default: all)")
+            command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
         elif takes == "argv":
             command.add_argument("argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
     args = parser.parse_args(argv)
