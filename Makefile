@@ -48,6 +48,9 @@ lock:
 
 repro: install
 	dvc repro
+	@# A fresh clone's dvc.lock already holds publish's inputs, so `dvc repro` skips it there and the
+	@# new store would stay empty; publish logs what the store lacks (nothing when it has it all).
+	python -m pipeline publish
 
 test: install-dev
 	pytest
