@@ -9,8 +9,7 @@ import time
 
 from ..catalog import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from ..progress import progress
-from .store import closing_run
-from .store import DIGEST_TAG
+from .store import DIGEST_TAG, closing_run
 
 EXPERIMENT = "iris-alpha-sweep"
 PARENT_DIGEST_TAG = "pipeline.parent_digest"

@@ -204,9 +204,11 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
                                                             launch.tags(exp_id)))
             if report and not look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
                 logs(study.key(REPORT_NAME), report_runs.log_report(
-                    client, exp_id, study.dataset, study.summary, variant_ids(study, outcome), launch.tags(exp_id)))
+                    client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(outcome)),
+                    launch.tags(exp_id)))
         if across is not None and not look_up(Target(ACROSS_NAME, across_exp, across_runs.digest())):
-            logs(ACROSS_NAME, across_runs.log_across(client, across_exp, across, *named_by_across(studies, outcome),
+            logs(ACROSS_NAME, across_runs.log_across(client, across_exp, across,
+                                                     *named_by_across(studies, run_ids(outcome)),
                                                      launch.tags(across_exp)))
         if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
             logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP_TIMES), launch.tags(sweep_exp)))
@@ -217,18 +219,19 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
     raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
 
 
-def variant_ids(study: DatasetStudy, ids: dict) -> dict[str, str]:
-    """{variant: run_id} of the study's variants, from {name: run_id} or {name: (state, run_id)}."""
-    found = {name: (value[1] if isinstance(value, tuple) else value) for name, value in ids.items()}
-    return {name: found[study.key(name)] for name in study.summary["variants"] if study.key(name) in found}
+def run_ids(outcome: dict[str, tuple[str, str]]) -> dict[str, str]:
+    return {name: run_id for name, (_, run_id) in outcome.items()}
 
 
-def named_by_across(studies: list[DatasetStudy], ids: dict) -> tuple[dict[str, str], dict[str, str]]:
+def variant_ids(study: DatasetStudy, ids: dict[str, str]) -> dict[str, str]:
+    """{variant: run_id} of the study's variants, from {name: run_id}."""
+    return {name: ids[study.key(name)] for name in study.summary["variants"] if study.key(name) in ids}
+
+
+def named_by_across(studies: list[DatasetStudy], ids: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """The runs the page across datasets names: each dataset's report run and champion's run."""
-    found = {name: (value[1] if isinstance(value, tuple) else value) for name, value in ids.items()}
-    reports = {s.dataset: found[s.key(REPORT_NAME)] for s in studies if s.key(REPORT_NAME) in found}
-    champions = {s.dataset: found[s.key(s.summary["champion"])] for s in studies
-                 if s.key(s.summary["champion"]) in found}
+    reports = {s.dataset: ids[s.key(REPORT_NAME)] for s in studies if s.key(REPORT_NAME) in ids}
+    champions = {s.dataset: ids[s.key(s.summary["champion"])] for s in studies if s.key(s.summary["champion"]) in ids}
     return reports, champions
 
 
