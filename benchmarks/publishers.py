@@ -92,7 +92,7 @@ def copies(study: Path, base: Path, count: int, distinct: int = 1) -> list[Path]
         params = yaml.safe_load((made[i] / "params.yaml").read_text())
         params["study"]["margin"] = round(params["study"]["margin"] + 0.001 * i, 6)
         (made[i] / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        done = subprocess.run([sys.executable, "-m", "pipeline", "report", "titanic"], cwd=made[i], env=environment(made[i]),
+        done = subprocess.run([sys.executable, "-m", "pipeline", "report"], cwd=made[i], env=environment(made[i]),
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     for i in range(distinct, count):  # repeat the distinct ones: publishers of the same study meet

@@ -12,14 +12,12 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, what it takes: None, "dataset", "cell" (a dataset and a variant), "names" or "argv")
+# command -> (module, what it takes: None, "dataset", "cells" (a dataset, then variants), "names" or "argv")
 COMMANDS = {
     "fetch": ("data.fetch", "dataset"),
     "preprocess": ("data.preprocess", "dataset"),
-    "train": ("study.train", "cell"),
-    "plot": ("study.plots", "dataset"),
-    "report": ("study.report", "dataset"),
-    "across": ("study.overview", None),
+    "train": ("study.train", "cells"),
+    "report": ("study.report", None),
     "fetch-iris": ("iris.fetch", None),
     "preprocess-iris": ("iris.preprocess", None),
     "sweep-alpha": ("iris.sweep", None),
@@ -37,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, takes) in COMMANDS.items():
         command = sub.add_parser(name)
-        if takes in ("dataset", "cell"):
+        if takes in ("dataset", "cells"):
             command.add_argument("dataset")
-        if takes == "cell":
-            command.add_argument("variant")
+        if takes == "cells":
+            command.add_argument("variants", nargs="*",
+                                 help="train these (default: every variant whose inputs changed)")
         elif takes == "names":
-            command.add_argument("names", nargs="*", help="variants, 'sweep' or 'report' (default: all)")
+            command.add_argument("names", nargs="*", help="variants, 'sweep', 'report' or 'across' (default: all)")
         elif takes == "argv":
             command.add_argument("argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
     args = parser.parse_args(argv)
@@ -51,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"pipeline.{module_name}")
         if takes == "dataset":
             module.main(args.dataset, params_path=args.params)
-        elif takes == "cell":
-            module.main(args.dataset, args.variant, params_path=args.params)
+        elif takes == "cells":
+            module.main(args.dataset, *args.variants, params_path=args.params)
         elif takes == "names":
             module.main(params_path=args.params, only=args.names or None)
         elif takes == "argv":

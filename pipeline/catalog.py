@@ -68,13 +68,13 @@ SWEEP_TIMES = RUN_TIMES / "sweep.json"
 
 @dataclass(frozen=True)
 class VariantFiles:
-    """What train@<dataset>-<name> (and plot@<dataset>, for its figures) writes for one variant."""
+    """What train@<dataset> writes for one variant."""
     name: str
     dataset: str = STUDY_DATASET
 
     @property
     def stage(self) -> str:
-        return f"train@{self.dataset}-{self.name}"
+        return f"train@{self.dataset}"
 
     @property
     def results(self) -> Path:             # a DVC output (cached) of the train stage
@@ -93,6 +93,10 @@ class VariantFiles:
         return self.results / "replicas.csv"
 
     @property
+    def inputs(self) -> Path:              # what it was trained from (study/inputs.py)
+        return self.results / "inputs.json"
+
+    @property
     def metrics(self) -> Path:             # `dvc metrics show`
         return METRICS / self.dataset / f"{self.name}.json"
 
@@ -101,7 +105,7 @@ class VariantFiles:
         return PLOTS / self.dataset / "history" / self.name / "history.csv"
 
     @property
-    def figures(self) -> Path:             # plot@<dataset>'s, one folder per variant
+    def figures(self) -> Path:             # its figures, in train@<dataset>'s folder of them
         return figures(self.dataset) / self.name
 
     @property
@@ -116,13 +120,18 @@ class VariantFiles:
     def run_times(self) -> Path:
         return RUN_TIMES / self.dataset / f"{self.name}.json"
 
+    def outputs(self) -> tuple[Path, ...]:
+        """Everything train@<dataset> writes for it (inputs.json last, once the rest is in place)."""
+        return (self.model, self.record, self.replicas, self.metrics, self.history, self.loss_curve,
+                self.confusion_matrix, self.inputs)
+
     def artifacts(self) -> tuple[Path, ...]:
         """The files its MLflow run holds, under these names."""
         return (self.record, self.replicas, self.history, self.loss_curve, self.confusion_matrix)
 
 
 def figures(dataset: str) -> Path:
-    """plot@<dataset>'s output: a folder per variant."""
+    """train@<dataset>'s figures: a folder per variant."""
     return PLOTS / dataset / "figures"
 
 

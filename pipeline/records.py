@@ -21,11 +21,11 @@ def read_sweep() -> dict:
 
 
 def read_report_summary(dataset: str) -> dict:
-    return _read_summary(ReportFiles(dataset).summary, f"report@{dataset}")
+    return _read_summary(ReportFiles(dataset).summary, "report")
 
 
 def read_across_summary() -> dict:
-    return _read_summary(ACROSS_SUMMARY, "across")
+    return _read_summary(ACROSS_SUMMARY, "report")
 
 
 def read_run_times(path: Path) -> dict | None:

@@ -71,7 +71,7 @@ def fill_store(names) -> None:
     for name in names:
         train.main("titanic", name)
     plot_titanic.main("titanic")
-    report.main("titanic")
+    report.main()
     publish.main(only=[*names, "report"])
 
 

@@ -54,7 +54,7 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
        "--experiment-name", "titanic-loss-functions")
     assert yaml.safe_load((repo / "params.yaml").read_text())["variants"]["mse"]["epochs"] == 3
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert lock["stages"]["train@titanic-mse"]["params"]["params.yaml"]["variants.mse"]["epochs"] == 3
+    assert lock["stages"]["train@titanic"]["params"]["params.yaml"]["variants"]["mse"]["epochs"] == 3
     runs = store_runs(repo)
     second = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "train")
     mse = [r for r in runs if r.info.run_name == "mse" and r.data.params["epochs"] == "3"]

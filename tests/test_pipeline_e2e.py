@@ -9,6 +9,12 @@ from .conftest import sh, store_runs
 
 pytestmark = pytest.mark.slow
 
+def trained(out: str) -> set[str]:
+    """'<dataset> <variant>' of every variant a train@ stage trained (the others it kept)."""
+    return {" ".join(line.split()[1:3]).rstrip(":") for line in out.splitlines()
+            if line.startswith("train ") and ": training (" in line}
+
+
 def set_epochs(repo: Path, variant: str, epochs: int) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
@@ -30,12 +36,12 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     assert "Running stage" not in second
     assert len(store_runs(repo)) == 4
 
-    # One variant's settings changed: that variant alone retrains; it, the new report and the page
-    # across datasets are logged.
+    # One variant's settings changed: that variant alone retrains (the dataset's stage keeps the
+    # others); it, the new report and the page across datasets are logged.
     set_epochs(repo, "mse", 3)
     third = sh(repo, "dvc", "repro")
-    assert [line for line in third.splitlines() if line.startswith("Running stage 'train@titanic-")] == [
-        "Running stage 'train@titanic-mse':"]
+    assert "Running stage 'train@titanic'" in third and trained(third) == {"titanic mse"}
+    assert "train@titanic: 1 variant(s) trained, 2 kept (inputs unchanged)" in third
     assert "publish: 3 run(s) logged, 3 already in MLflow" in third
     assert len(store_runs(repo)) == 6
 
@@ -45,13 +51,13 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
     original = (repo / "params.yaml").read_text()
     set_epochs(repo, "mse", 3)
     sh(repo, "dvc", "repro")
-    # The store is lost, then the old settings come back: DVC restores train@mse from its
-    # run-cache without running it, and publishing still logs every run the store lacks.
+    # The store is lost, then the old settings come back: mse alone trains again (a stage whose
+    # outputs persist has no run-cache), and publishing still logs every run the store lacks.
     shutil.rmtree(repo / "mlartifacts")
     (repo / "mlflow.db").unlink()
     (repo / "params.yaml").write_text(original)
     out = sh(repo, "dvc", "repro")
-    assert "Stage 'train@titanic-mse' is cached - skipping run" in out
+    assert trained(out) == {"titanic mse"}
     assert "publish: 6 run(s) logged" in out
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
@@ -60,17 +66,27 @@ def test_a_run_cache_restore_still_ends_in_mlflow(repo):
 
 
 def test_single_stage_by_name(repo):
-    out = sh(repo, "dvc", "repro", "train@titanic-nll_relu")
-    assert "Running stage 'train@titanic-nll_relu'" in out and "train@titanic-mse" not in out
+    out = sh(repo, "dvc", "repro", "train@titanic")
+    assert "Running stage 'train@titanic'" in out and "Running stage 'report'" not in out
+    assert trained(out) == {"titanic mse", "titanic nll_relu", "titanic nll_logsoftmax"}
     assert "NLLLoss expects log-probabilities" in out
+    # Named, a variant trains whatever its inputs: the same bytes, so DVC has nothing to do.
+    again = sh(repo, "python", "-m", "pipeline", "train", "titanic", "nll_relu")
+    assert trained(again) == {"titanic nll_relu"} and "train@titanic: 1 variant(s) trained, 0 kept" in again
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
 
 
 def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo):
     """DVC outputs are a function of their inputs: no wall-clock time in what DVC hashes."""
     sh(repo, "dvc", "repro")
     lock = (repo / "dvc.lock").read_text()
-    out = sh(repo, "dvc", "repro", "-f", "train@titanic-mse")
-    assert "Running stage 'train@titanic-mse'" in out
+    # Forced, the stage keeps every variant (their inputs are unchanged); with one variant's
+    # inputs record gone, it trains that variant again, to the same bytes.
+    out = sh(repo, "dvc", "repro", "-f", "train@titanic")
+    assert "Running stage 'train@titanic'" in out and not trained(out)
+    (repo / "results/titanic/mse/inputs.json").unlink()
+    out = sh(repo, "dvc", "repro", "train@titanic")
+    assert trained(out) == {"titanic mse"}
     assert (repo / "dvc.lock").read_text() == lock
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
     again = sh(repo, "dvc", "repro")
@@ -81,7 +97,7 @@ def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo)
 
 def test_the_study_is_replicated_and_the_report_concludes(repo):
     out = sh(repo, "dvc", "repro")
-    assert "4 replica(s)" in out and "report@titanic: 3 variants against nll_logsoftmax" in out
+    assert "4 replica(s)" in out and "report titanic: 3 variants against nll_logsoftmax" in out
     summary = yaml.safe_load((repo / "reports/titanic/summary.json").read_text())
     assert summary["seeds"] == 2 and summary["splits"] == 2
     assert summary["variants"]["nll_logsoftmax"]["verdict"] == "reference"
@@ -109,8 +125,9 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(repo):
     params["datasets"]["wine"] = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]["wine"]
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     variants = sorted(params["variants"])
-    first = sh(repo, "dvc", "repro", "across", "report@wine")
-    assert running(first) == {f"train@{d}-{v}" for d in ("titanic", "wine") for v in variants}
+    first = sh(repo, "dvc", "repro", "report")
+    assert running(first) == {"train@titanic", "train@wine"}
+    assert trained(first) == {f"{d} {v}" for d in ("titanic", "wine") for v in variants}
     summary = json.loads((repo / "reports/across/summary.json").read_text())
     assert list(summary["datasets"]) == ["titanic", "wine"] and summary["datasets"]["wine"]["classes"] == 3
     assert [v["variant"] for v in summary["variants"]] == list(params["variants"])
@@ -122,13 +139,16 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(repo):
     assert (repo / "reports/wine/intervals.png").exists()
 
     set_epochs(repo, "mse", 3)
-    assert running(sh(repo, "dvc", "repro", "across")) == {"train@titanic-mse", "train@wine-mse"}
+    edited = sh(repo, "dvc", "repro", "report")
+    assert running(edited, "") == {"train@titanic", "train@wine", "report"}
+    assert trained(edited) == {"titanic mse", "wine mse"}
 
     params = yaml.safe_load(path.read_text())
     params["datasets"]["wine"]["validation_share"] = 0.25
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-    again = sh(repo, "dvc", "repro", "across")
-    assert running(again, "") - {"across"} == {"preprocess@wine", *{f"train@wine-{v}" for v in variants}}
+    again = sh(repo, "dvc", "repro", "report")
+    assert running(again, "") == {"preprocess@wine", "train@wine", "report"}
+    assert trained(again) == {f"wine {v}" for v in variants}
 
     # Published: an experiment per dataset with the same layout as Titanic's (whose names stay),
     # each dataset's champion registered under its name, the page across datasets a run of its own.

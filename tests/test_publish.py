@@ -26,7 +26,7 @@ def trained(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
     plot_titanic.main("titanic")
-    report.main("titanic")
+    report.main()
     return prepared
 
 
@@ -122,7 +122,7 @@ def test_variant_runs_need_the_report_made_from_the_same_results(trained):
     train.main("titanic", "mse")  # the same numbers: still current
     publish.main(only=["mse"])
     STUDY_REPORT.summary.write_text(STUDY_REPORT.summary.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
-    with pytest.raises(publish.PipelineError, match="run `dvc repro report@titanic` first"):
+    with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
         publish.main(only=["nll_relu", "mse"])
 
 

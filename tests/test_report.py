@@ -27,7 +27,7 @@ def test_report_table_figures_and_champion(prepared):
     prepared.params(report={"compare": ["mse", "nll_logsoftmax"]})
     for name in VARIANTS:
         train.main("titanic", name)
-    report.main("titanic")
+    report.main()
     rows = list(csv.DictReader(open(STUDY_REPORT.folder / "comparison.csv")))
     assert [r["variant"] for r in rows] == list(VARIANTS)
     assert list(rows[0]) == list(report.COLUMNS)
@@ -117,7 +117,7 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
     prepared.params(variants=names)
     for name in names:
         train.main("titanic", name)
-    report.main("titanic")
+    report.main()
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     assert summary["reference"] == "cross_entropy"
     assert summary["identical"] == {"nll_logsoftmax": "cross_entropy", "kldiv_logsoftmax": "cross_entropy",
@@ -130,7 +130,7 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
 def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_changes(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
-    report.main("titanic")
+    report.main()
     plot_titanic.main("titanic")
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())

@@ -130,7 +130,7 @@ def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(repo):
 
 
 def test_server_stopped_mid_publish_then_back(team, repo):
-    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "across", "sweep_alpha")  # everything but publish
+    sh(repo, "dvc", "repro", "report", "sweep_alpha")  # everything but publish
     env = {**os.environ, "MLFLOW_TRACKING_URI": team.uri, "PYTHONPATH": str(repo)}
     publishing = subprocess.Popen([sys.executable, "-m", "pipeline", "publish"], cwd=repo, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -216,7 +216,7 @@ def test_eight_publishers_of_one_study_at_the_same_moment(team, repo, tmp_path):
     and the one registered version point at the survivors."""
     from benchmarks.publishers import Publishers, copies
 
-    sh(repo, "dvc", "repro", "plot@titanic", "report@titanic", "across", "sweep_alpha")  # everything but publish
+    sh(repo, "dvc", "repro", "report", "sweep_alpha")  # everything but publish
     folders = copies(repo, tmp_path / "copies", 8)
     publishers = Publishers(folders, team.uri, tmp_path, rounds=ROUNDS)
     made = 0

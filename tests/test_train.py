@@ -281,3 +281,38 @@ def test_a_variant_written_for_two_classes_records_what_it_became_on_three(wine)
     assert VariantFiles("mse", "wine").results.as_posix() == "results/wine/mse"
     # Titanic's own is untouched by it.
     assert not VariantFiles("mse").results.exists()
+
+
+def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(prepared, capsys):
+    """train@<dataset> (study/inputs.py): a variant's folder is kept while its own inputs stand."""
+    def stage(**overrides) -> str:
+        if overrides:
+            prepared.params(**overrides)
+        capsys.readouterr()
+        train.main("titanic")
+        return capsys.readouterr().out
+
+    first = stage()
+    assert "train@titanic: 3 variant(s) trained, 0 kept" in first
+    assert "train titanic mse: training (results/titanic/mse/model.pt is missing)" in first
+    mse = VariantFiles("mse")
+    before = {path: path.read_bytes() for path in mse.outputs()}
+    inputs = json.loads(mse.inputs.read_text())
+    assert set(inputs) == {"files", "variant", "seed", "study"}
+    assert "pipeline/study/train.py" in inputs["files"] and "data/titanic/prepared.npz" in inputs["files"]
+
+    assert "3 kept (inputs unchanged)" in stage()
+    # Another variant's edit: mse is kept, byte for byte.
+    edited = stage(**{"variants.nll_relu.lr": 0.002})
+    assert "train titanic nll_relu: training (its variant changed)" in edited and "2 kept" in edited
+    assert {path: path.read_bytes() for path in mse.outputs()} == before
+    # The study's shape is every variant's input; a lost output trains its variant again.
+    assert "3 variant(s) trained" in stage(**{"variants.nll_relu.lr": 0.002, "study.seeds": 1})
+    mse.loss_curve.unlink()
+    assert "train titanic mse: training (plots/titanic/figures/mse/loss_curve.png is missing)" in stage()
+    # A variant no longer in params.yaml, and a killed run's leftover, leave the stage's folders.
+    leftover = mse.results.parent / ".mse.x1.tmp"
+    leftover.mkdir()
+    out = stage(variants=["nll_relu", "nll_logsoftmax"], **{"variants.nll_relu.lr": 0.002, "study.seeds": 1})
+    assert "0 variant(s) trained, 2 kept (inputs unchanged), 2 removed (.mse.x1.tmp, mse)" in out
+    assert not any(path.exists() for path in mse.outputs()) and not leftover.exists()

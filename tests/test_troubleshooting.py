@@ -182,11 +182,11 @@ def test_a_batch_larger_than_the_data_works(prepared):
 
 def test_unreachable_tracking_uri_keeps_training_results(prepared):
     assert cli("train", "titanic", "mse").returncode == 0
-    assert cli("plot", "titanic").returncode == 1  # the other variants were never trained
+    assert cli("report").returncode == 1  # the other variants were never trained
     params = small_params(variants=["mse"])
     params["report"]["compare"] = []
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert cli("plot", "titanic").returncode == 0 and cli("report", "titanic").returncode == 0
+    assert cli("report").returncode == 0
     done = cli("publish", "mse", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
                                       "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"})
     one_clear_line(done, "publishing to MLflow at http://127.0.0.1:9 failed")

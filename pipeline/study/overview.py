@@ -1,8 +1,8 @@
-"""Stage across: what the loss study finds over every dataset of params.yaml.
+"""The page across datasets (written by the report stage after each dataset's report): what the
+loss study finds over every dataset of params.yaml.
 
-Reads every variant's training record on every dataset (the same records each report@<dataset>
-reads, so the per-dataset verdicts are recomputed with report.study_rows, not read back from
-the reports: the stage depends on the results alone). Per variant: the mean and interquartile
+Reads every variant's training record on every dataset and each dataset's verdicts as its
+report computed them (report.study_rows). Per variant: the mean and interquartile
 mean of normalised accuracy across datasets with intervals from the stratified bootstrap over
 splits, its paired difference to the reference, its verdicts counted over the datasets, and the
 mean ranks with Friedman's test and the Nemenyi critical difference (across.py, where each method
@@ -18,8 +18,8 @@ import numpy as np
 from .. import atomic, config
 from ..catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
 from . import across
-from .record import TrainingRecord, dataset_records
-from .report import png, study_rows
+from .record import TrainingRecord
+from .report import png
 
 # Hui & Belkin (ICLR 2021): is the square loss as good as cross-entropy?
 SQUARE, CROSS_ENTROPY = "square_loss", "cross_entropy"
@@ -40,11 +40,10 @@ def split_means(records: dict[str, dict[str, TrainingRecord]]):
     return pd.DataFrame(rows, columns=list(across.COLUMNS))
 
 
-def study(params: config.Params) -> dict:
-    """Everything the page says, as plain data (summary.json)."""
-    records = {d: {r.variant: r for r in dataset_records(params, d)} for d in params.datasets}
+def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]], per_dataset: dict) -> dict:
+    """Everything the page says, as plain data (summary.json), from every dataset's records and
+    its report's rows and conclusion (report.study_rows)."""
     majority = {d: next(iter(r.values())).data.majority_share for d, r in records.items()}
-    per_dataset = {d: study_rows(list(r.values()), params) for d, r in records.items()}
     verdicts = {d: {row["variant"]: row["verdict"] for row in rows} for d, (rows, _) in per_dataset.items()}
     table = split_means(records)
     reference = params.study.reference
@@ -157,12 +156,9 @@ def normalised_figure(summary: dict):
     return fig
 
 
-def main(params_path: str = config.PARAMS_FILE) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    params = config.load(params_path)
-    summary, ranked = study(params)
+def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict) -> None:
+    """reports/across/, from each dataset's records and report (dataset -> its rows and conclusion)."""
+    summary, ranked = study(params, {d: {r.variant: r for r in rs} for d, rs in records.items()}, per_dataset)
     with atomic.directory(ACROSS) as tmp:
         def there(path):
             return tmp / path.relative_to(ACROSS)
@@ -176,5 +172,5 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
         if ranked:
             across.cd_diagram(ranked, there(ACROSS_RANKS))
         atomic.write_json(there(ACROSS_SUMMARY), summary)
-    print(f"across: {len(summary['variants'])} variants on {len(summary['datasets'])} datasets; "
+    print(f"report across: {len(summary['variants'])} variants on {len(summary['datasets'])} datasets; "
           f"{summary['ranks']['sentence']}")

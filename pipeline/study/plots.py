@@ -1,14 +1,12 @@
-"""Stage plot@<dataset>: a loss-curve and a confusion-matrix PNG per variant (its canonical run,
-with the replicas' mean and spread beside it), in the folder catalog.VariantFiles names.
-
-One process draws them all, so matplotlib's import (about 0.5 s) is paid once, not per variant.
+"""A variant's two figures on one dataset: its loss curves and its confusion matrix (its canonical
+run, with the replicas' mean and spread beside it), drawn by train@<dataset> as it trains it, so
+that an edit re-draws only what it re-trains. matplotlib is imported only then (about 0.5 s).
 """
 from __future__ import annotations
 
-from .. import atomic, config
-from ..catalog import VariantFiles, figures
+from ..catalog import VariantFiles
 from .diagnosis import describe
-from .record import TrainingRecord, dataset_records
+from .record import TrainingRecord
 
 
 def loss_figure(record: TrainingRecord):
@@ -57,21 +55,21 @@ def confusion_figure(record: TrainingRecord):
     return fig
 
 
-def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
+def draw(record: TrainingRecord) -> dict[str, bytes]:
+    """Its two figures as PNG bytes, by file name (VariantFiles.loss_curve, .confusion_matrix)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = dataset_records(config.load(params_path), dataset)
-    folder = figures(dataset)
-    with atomic.directory(folder) as tmp:
-        for record in records:
-            files = VariantFiles(record.variant, dataset)
-            for path, draw in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure)):
-                target = tmp / path.relative_to(folder)
-                target.parent.mkdir(exist_ok=True)
-                fig = draw(record)
-                fig.savefig(target, dpi=90)
-                plt.close(fig)
-    print(f"plot@{dataset}: {2 * len(records)} figures in {folder}")
+    files = VariantFiles(record.variant, record.dataset)
+    out = {}
+    for path, figure in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure)):
+        fig = figure(record)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+        out[path.name] = buffer.getvalue()
+    return out

@@ -1,4 +1,4 @@
-"""The contract between train@<dataset>-<variant> and every stage after it: the training record (typed,
+"""The contract between train@<dataset> and every stage after it: the training record (typed,
 with its save and load) and every replica's history (replicas.csv, its writer and reader).
 
 Readers take attributes (`record.config.training.standardize`), never dig a dict by string.

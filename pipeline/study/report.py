@@ -1,4 +1,5 @@
-"""Stage report@<dataset>: the study's conclusions on one dataset, with how sure we are of each.
+"""Stage report: the study's conclusions on each dataset, with how sure we are of each (and then
+the page across datasets, overview.py).
 
 Per variant, over its replicas: the mean final validation accuracy with its interval; against
 the reference, paired by replica, the mean difference with its interval, the probability of
@@ -144,9 +145,12 @@ def verdict_lines(rows: list[dict], conclusion: dict) -> list[str]:
 
 
 def _replica_panel(ax, epochs, values, colour, label):
-    """Every replica faint, their mean bold."""
-    for line in values:
-        ax.plot(epochs, line, color=colour, alpha=0.25, lw=0.8)
+    """Every replica faint (one collection: a hundred lines drawn as one artist), their mean bold.
+    A replica that broke ends where its values stop being finite."""
+    from matplotlib.collections import LineCollection
+
+    lines = [np.column_stack([epochs, line])[np.isfinite(line)] for line in values]
+    ax.add_collection(LineCollection([line for line in lines if len(line)], colors=colour, alpha=0.25, lw=0.8))
     ax.plot(epochs, np.nanmean(values, axis=0), color=colour, lw=2.4, label=label)
 
 
@@ -272,12 +276,8 @@ def png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    params = config.load(params_path)
-    records = dataset_records(params, dataset)
+def write(dataset: str, params: config.Params, records: list[TrainingRecord]) -> tuple[list[dict], dict]:
+    """reports/<dataset>/: its table, figures and summary.json; returns its rows and conclusion."""
     files = ReportFiles(dataset)
     rows, conclusion = study_rows(records, params)
     pairs: dict[str, list[TrainingRecord]] = {}
@@ -307,5 +307,19 @@ def main(dataset: str, params_path: str = config.PARAMS_FILE) -> None:
     champion = next(r for r in rows if r["variant"] == conclusion["champion"])
     verdicts = describe({v: sum(r["verdict"].split(" ")[0] == v for r in rows) for v in VERDICT_COLOURS
                          if any(r["verdict"].split(" ")[0] == v for r in rows)})
-    print(f"report@{dataset}: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
+    print(f"report {dataset}: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
           f"hypotheses: {verdicts}; champion {conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean)")
+    return rows, conclusion
+
+
+def main(params_path: str = config.PARAMS_FILE) -> None:
+    """Stage report: every dataset's report, then the page across them (overview.py), in one
+    process: its libraries are imported once, each dataset's verdicts computed once."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import overview
+
+    params = config.load(params_path)
+    records = {d: dataset_records(params, d) for d in params.datasets}
+    overview.write(params, records, {d: write(d, params, r) for d, r in records.items()})

@@ -1,9 +1,9 @@
-"""Stage train@<dataset>-<variant>: one loss variant on one dataset, every replica of the study,
-written to disk.
+"""Stage train@<dataset>: every loss variant on one dataset, each with every replica of the study,
+written to disk, and each variant trained again only when its own inputs changed (inputs.py).
 
-The study's seeds x splits replicas train together as one batched computation (model.py).
-Knows nothing of MLflow, plotting or statistics (the publish, plot and report stages read what
-it writes), so a training process imports only torch, numpy and tqdm.
+A variant's seeds x splits replicas train together as one batched computation (model.py). Knows
+nothing of MLflow or statistics (the publish and report stages read what it writes); it draws
+each variant's two figures (plots.py) as it trains it.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,10 @@ from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
 from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
+from .inputs import changed, dumps, stage_files
+from .inputs import of as inputs_of
 from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, replica_loss
+from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
 from .record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
@@ -60,14 +64,18 @@ class Trained:
 
 
 def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encoding: str, classes: int):
-    """Each replica's own split as tensors with a leading replica axis."""
+    """The splits' training parts stacked once each (a replica indexes its own: a split's rows are
+    not copied per replica), and each replica's validation part with a leading replica axis."""
     arrays = {k: split_arrays(prepared, k, scalers[k]) for k in scalers}
+    splits = sorted(arrays)
 
-    def stacked(key):
-        return torch.from_numpy(np.stack([arrays[r.split][key] for r in replicas]))
+    def stacked(key, keys):
+        return torch.from_numpy(np.stack([arrays[k][key] for k in keys]))
 
-    labels_train, labels_val = stacked("y_train"), stacked("y_val")
-    return (stacked("x_train"), encode_targets(labels_train, encoding, classes), stacked("x_val"),
+    of_replica = [r.split for r in replicas]
+    labels_val = stacked("y_val", of_replica)
+    return (torch.tensor([splits.index(k) for k in of_replica]), stacked("x_train", splits),
+            encode_targets(stacked("y_train", splits), encoding, classes), stacked("x_val", of_replica),
             encode_targets(labels_val, encoding, classes), labels_val)
 
 
@@ -94,7 +102,8 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     count = len(replicas)
     scalers = {k: scaler(prepared, k) if t.standardize else None for k in sorted({r.split for r in replicas})}
     shape = variant_head(variant, classes)
-    x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers, shape.encoding, classes)
+    split_of, x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers,
+                                                                          shape.encoding, classes)
     models = []
     for replica in replicas:
         torch.manual_seed(replica.seed)
@@ -110,7 +119,7 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     reg = t.regularization
     penalized = reg.penalty != "none" and reg.strength > 0
     shufflers = [torch.Generator().manual_seed(replica.seed) for replica in replicas]
-    rows = torch.arange(count).unsqueeze(1)
+    rows = split_of.unsqueeze(1)  # each replica's split, to index the stacked training parts
     n = x_train.shape[1]
     starts = range(0, n, t.batch_size)
     history = {key: np.full((count, t.epochs), np.nan) for key in HISTORY_KEYS}
@@ -123,13 +132,12 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
             order = torch.stack([torch.randperm(n, generator=g) for g in shufflers])
         else:
             order = torch.arange(n).expand(count, n)
-        # One gather an epoch; each batch is then a view, not a copy.
-        xs, ys = x_train[rows, order], y_train[rows, order]
         total = torch.zeros(count)
         penalty_total = torch.zeros(count)
         for start in starts:
-            end = start + t.batch_size
-            losses = loss_fn(stacked_forward(template, params, xs[:, start:end]), ys[:, start:end])
+            # Each replica's batch gathered from its split's rows: a batch's copy, not an epoch's.
+            batch = order[:, start:start + t.batch_size]
+            losses = loss_fn(stacked_forward(template, params, x_train[rows, batch]), y_train[rows, batch])
             objective = losses.sum()
             if penalized:
                 penalty = weight_penalty(weights, reg.penalty, reg.strength, reg.l1_ratio)
@@ -211,22 +219,15 @@ def history_plot(record: TrainingRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(dataset: str, name: str, params_path: str = config.PARAMS_FILE) -> None:
-    params = config.load(params_path)
-    params.dataset(dataset)
+def train_variant(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict,
+                  inputs: dict) -> None:
+    """Train one variant's replicas on the dataset and write everything the stage keeps of it."""
     variant = params.variant(name)
     files = VariantFiles(name, dataset)
-    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     warning = mismatch(variant.loss, variant.last_activation)
     if warning:
         print(f"warning: variant {name}: {warning}", file=sys.stderr)
-    prepared = load_prepared(dataset)
-    data = DatasetFiles(dataset)
-    meta = json.loads(data.meta.read_text())
     study = params.study
-    if meta.get("splits", 1) < study.splits:
-        raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
-                            f"{study.splits}; run `dvc repro preprocess@{dataset}`")
     classes = len(meta["classes"])
     shape = variant_head(variant, classes)
     started = int(time.time() * 1000)
@@ -257,6 +258,9 @@ def main(dataset: str, name: str, params_path: str = config.PARAMS_FILE) -> None
                                    files.replicas.name: table})
         out.json(files.metrics, metrics)
         out.file(files.history, history_plot(record))
+        out.folder(files.figures, draw(record))
+    # Last, once the rest is in place: a stage killed before this line trains the variant again.
+    atomic.write_text(files.inputs, dumps(inputs))
     # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
     atomic.write_json(files.run_times, {"started_ms": started, "ended_ms": int(time.time() * 1000),
                                         "epoch_ms": trained.epoch_ms})
@@ -266,3 +270,49 @@ def main(dataset: str, name: str, params_path: str = config.PARAMS_FILE) -> None
     print(f"train {dataset} {name}: {study.replicas} replica(s), final val accuracy mean {metrics['val_accuracy_mean']:.2%} "
           f"(sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); canonical run {canonical}; diagnoses: "
           f"{describe(record.diagnoses, record.non_finite)}")
+
+
+def _prune(dataset: str, variants) -> list[str]:
+    """Remove what the stage's folders hold of variants params.yaml no longer has (and any
+    half-written leftover of a killed run): persisted outputs would keep them otherwise."""
+    any_variant = VariantFiles("_", dataset)
+    folders = {any_variant.results.parent: "", any_variant.metrics.parent: ".json",
+               any_variant.history.parent.parent: "", any_variant.figures.parent: ""}
+    removed = set()
+    for folder, suffix in folders.items():
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if entry.name.removesuffix(suffix) in variants and entry.name.endswith(suffix):
+                continue
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            removed.add(entry.name.removesuffix(suffix))
+    return sorted(removed)
+
+
+def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> None:
+    """Stage train@<dataset>: every variant of params.yaml whose inputs changed since it was last
+    trained (study/inputs.py), the others kept as they are; or, named, these variants, trained."""
+    params = config.load(params_path)
+    params.dataset(dataset)
+    for name in names:
+        params.variant(name)
+    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
+    prepared = load_prepared(dataset)
+    data = DatasetFiles(dataset)
+    meta = json.loads(data.meta.read_text())
+    if meta.get("splits", 1) < params.study.splits:
+        raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
+                            f"{params.study.splits}; run `dvc repro preprocess@{dataset}`")
+    removed = [] if names else _prune(dataset, params.variants)
+    files = stage_files(dataset)
+    trained, kept = [], []
+    for name in names or params.variants:
+        cell = inputs_of(files, params.variant(name), params)
+        why = "named" if names else changed(VariantFiles(name, dataset), cell)
+        if why is None:
+            kept.append(name)
+            continue
+        print(f"train {dataset} {name}: training ({why})")
+        train_variant(params, dataset, name, prepared, meta, cell)
+        trained.append(name)
+    print(f"train@{dataset}: {len(trained)} variant(s) trained, {len(kept)} kept (inputs unchanged)"
+          + (f", {len(removed)} removed ({', '.join(removed)})" if removed else ""))

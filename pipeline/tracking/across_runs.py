@@ -29,7 +29,7 @@ def log_across(client, experiment_id: str, summary: dict, report_ids: dict[str, 
     from mlflow.entities import Metric, Param
 
     ranks = summary["ranks"]
-    tags = {DIGEST_TAG: digest(), "pipeline.stage": "across", "mlflow.source.name": "dvc repro",
+    tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             **references(report_ids, champion_ids),
             **{f"verdicts.{row['variant']}": row["verdicts"] for row in summary["variants"]},
             **{f"champion.{dataset}": row["champion"] for dataset, row in summary["datasets"].items()},

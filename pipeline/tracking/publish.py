@@ -404,7 +404,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
         for record in records:
             if summary["digests"].get(record.variant) != record.digest:
                 raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
-                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report@{dataset}` first")
+                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
         studies.append(DatasetStudy(dataset, records, summary))
     sweep = read_sweep() if SWEEP in names else None
     across_summary = read_across_summary() if across else None

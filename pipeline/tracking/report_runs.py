@@ -41,7 +41,7 @@ def log_report(client, experiment_id: str, dataset: str, summary: dict, run_ids:
     from mlflow.entities import Metric, Param
 
     files = ReportFiles(dataset)
-    tags = {DIGEST_TAG: digest(dataset), "pipeline.stage": f"report@{dataset}", "mlflow.source.name": "dvc repro",
+    tags = {DIGEST_TAG: digest(dataset), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             "dataset": dataset,
             "champion": summary["champion"], **references(summary, run_ids),
             "champion_rule": summary["champion_rule"], "hypotheses": str(summary["hypotheses"]),

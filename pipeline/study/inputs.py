@@ -1,0 +1,62 @@
+"""What one variant's training on one dataset is a function of, kept beside its results
+(`inputs.json`), so that train@<dataset> re-trains only the variants whose inputs changed.
+
+The inputs are the code the stage runs (each module of this package its process has loaded: the
+`.py` deps dvc.yaml lists for it, as tests/test_stage_deps.py holds), the dataset's prepared data
+(each file by sha256) and what params.yaml gives this variant: its settings (the shared
+`train` defaults resolved into them), the seed and the study's seeds x splits. Another variant's
+edit changes none of them; a code or data edit changes every variant's. Training is
+deterministic (a test holds it to the byte), so equal inputs mean equal outputs: keeping a
+variant's folder is what re-training it would write.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from .. import config
+from ..catalog import DatasetFiles, VariantFiles
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def stage_files(dataset: str) -> dict[str, str]:
+    """The code loaded so far (call it once the stage has imported all it runs) and the dataset's
+    prepared files, each path -> its sha256."""
+    loaded = {Path(m.__file__).resolve() for m in list(sys.modules.values())
+              if isinstance(getattr(m, "__file__", None), str)}
+    code = sorted(path for path in loaded if PACKAGE in path.parents)
+    data = DatasetFiles(dataset)
+    files = {f"{PACKAGE.name}/{path.relative_to(PACKAGE).as_posix()}": path for path in code}
+    files.update({str(data.prepared): data.prepared, str(data.meta): data.meta})
+    return {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in files.items()}
+
+
+def of(files: dict[str, str], variant: config.Variant, params: config.Params) -> dict:
+    return {"files": files, "variant": dataclasses.asdict(variant), "seed": params.seed,
+            "study": {"seeds": params.study.seeds, "splits": params.study.splits}}
+
+
+def changed(files: VariantFiles, inputs: dict) -> str | None:
+    """Why this variant must be trained again, or None when its outputs are those of `inputs`."""
+    missing = [path for path in files.outputs() if not path.exists()]
+    if missing:
+        return f"{missing[0]} is missing"
+    try:
+        kept = json.loads(files.inputs.read_text())
+    except ValueError:
+        return f"{files.inputs} is unreadable"
+    if kept == inputs:
+        return None
+    differ = sorted(key for key in inputs if kept.get(key) != inputs[key])
+    if "files" in differ:
+        edited = sorted(k for k in inputs["files"] if kept.get("files", {}).get(k) != inputs["files"][k])
+        return f"{', '.join(edited) or 'the stage files'} changed"
+    return f"its {', '.join(differ)} changed"
+
+
+def dumps(inputs: dict) -> str:
+    return json.dumps(inputs, indent=2, sort_keys=True) + "\n"
