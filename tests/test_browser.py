@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from pipeline import plots_template
-from pipeline.study import plots as plot_titanic
 from pipeline.study import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
@@ -70,7 +69,6 @@ def fill_store(names) -> None:
     """Train, plot, report and publish these variants (and the report) as the pipeline does."""
     for name in names:
         train.main("titanic", name)
-    plot_titanic.main("titanic")
     report.main()
     publish.main(only=[*names, "report"])
 

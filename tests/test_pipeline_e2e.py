@@ -73,7 +73,7 @@ def test_single_stage_by_name(repo):
     # Named, a variant trains whatever its inputs: the same bytes, so DVC has nothing to do.
     again = sh(repo, "python", "-m", "pipeline", "train", "titanic", "nll_relu")
     assert trained(again) == {"titanic nll_relu"} and "train@titanic: 1 variant(s) trained, 0 kept" in again
-    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status", "train@titanic")
 
 
 def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo):

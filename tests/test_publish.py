@@ -9,7 +9,6 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline.catalog import STUDY_REPORT, VariantFiles
-from pipeline.study import plots as plot_titanic
 from pipeline.study import report, train
 from pipeline.data.preprocess import load_prepared
 from pipeline.study.record import TrainingRecord
@@ -25,7 +24,6 @@ VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 def trained(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
-    plot_titanic.main("titanic")
     report.main()
     return prepared
 

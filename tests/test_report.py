@@ -11,7 +11,6 @@ from mlflow import MlflowClient
 from pipeline import config
 from pipeline.catalog import STUDY_REPORT
 from pipeline.study.record import TrainingRecord
-from pipeline.study import plots as plot_titanic
 from pipeline.study import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import report_runs as report_run
@@ -54,7 +53,6 @@ def test_report_table_figures_and_champion(prepared):
     assert sorted(p.name for p in STUDY_REPORT.folder.glob("*.png")) == ["compare.png", "contrast_nll.png", "intervals.png"]
     assert "NaN" not in (STUDY_REPORT.folder / "summary.json").read_text()  # standard JSON: null where there is no test
 
-    plot_titanic.main("titanic")
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     experiment = client.get_experiment_by_name("titanic-loss-functions")
@@ -131,7 +129,6 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     for name in VARIANTS:
         train.main("titanic", name)
     report.main()
-    plot_titanic.main("titanic")
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())

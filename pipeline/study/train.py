@@ -119,8 +119,11 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     reg = t.regularization
     penalized = reg.penalty != "none" and reg.strength > 0
     shufflers = [torch.Generator().manual_seed(replica.seed) for replica in replicas]
-    rows = split_of.unsqueeze(1)  # each replica's split, to index the stacked training parts
     n = x_train.shape[1]
+    # The stacked training parts as one table of rows: replica r's row i of its split is row
+    # split_of[r] * n + i, gathered with index_select (a plain copy, cheaper than fancy indexing).
+    x_rows, y_rows = x_train.reshape(-1, x_train.shape[2]), y_train.reshape(-1, *y_train.shape[2:])
+    offset = (split_of * n).unsqueeze(1)
     starts = range(0, n, t.batch_size)
     history = {key: np.full((count, t.epochs), np.nan) for key in HISTORY_KEYS}
     non_finite = np.zeros(count, dtype=np.int64)
@@ -136,8 +139,10 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
         penalty_total = torch.zeros(count)
         for start in starts:
             # Each replica's batch gathered from its split's rows: a batch's copy, not an epoch's.
-            batch = order[:, start:start + t.batch_size]
-            losses = loss_fn(stacked_forward(template, params, x_train[rows, batch]), y_train[rows, batch])
+            batch = (order[:, start:start + t.batch_size] + offset).reshape(-1)
+            xb = x_rows.index_select(0, batch).view(count, -1, *x_rows.shape[1:])
+            yb = y_rows.index_select(0, batch).view(count, -1, *y_rows.shape[1:])
+            losses = loss_fn(stacked_forward(template, params, xb), yb)
             objective = losses.sum()
             if penalized:
                 penalty = weight_penalty(weights, reg.penalty, reg.strength, reg.l1_ratio)
