@@ -72,7 +72,8 @@ def screenshot(target: Path) -> None:
     from mlflow import MlflowClient
     from playwright.sync_api import sync_playwright
 
-    from pipeline.tracking.store import EXPERIMENT
+    from pipeline.catalog import STUDY_DATASET
+    from pipeline.tracking.store import experiment as experiment_name
     from tests.test_browser import CHROMIUM, FLAGS, served
 
     with tempfile.TemporaryDirectory() as folder:
@@ -81,7 +82,7 @@ def screenshot(target: Path) -> None:
                        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
         with served(uri) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-            experiment = MlflowClient(uri).get_experiment_by_name(EXPERIMENT).experiment_id
+            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(STUDY_DATASET)).experiment_id
             page = browser.new_page(viewport={"width": 1300, "height": 1120})
             page.goto(f"{base}/#/experiments/{experiment}/runs?compareRunsMode=CHART&searchFilter="
                       + quote("tags.contrast = 'nll'"))
