@@ -36,8 +36,9 @@ def stage_files(dataset: str) -> dict[str, str]:
 
 
 def of(files: dict[str, str], variant: config.Variant, params: config.Params) -> dict:
-    return {"files": files, "variant": dataclasses.asdict(variant), "seed": params.seed,
-            "study": {"seeds": params.study.seeds, "splits": params.study.splits}}
+    """As inputs.json holds them (through JSON, so that a tuple compares equal to its list)."""
+    return json.loads(dumps({"files": files, "variant": dataclasses.asdict(variant), "seed": params.seed,
+                             "study": {"seeds": params.study.seeds, "splits": params.study.splits}}))
 
 
 def changed(files: VariantFiles, inputs: dict) -> str | None:
