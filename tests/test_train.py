@@ -297,9 +297,11 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     assert "train titanic mse: training (results/titanic/mse/model.pt is missing)" in first
     mse = VariantFiles("mse")
     before = {path: path.read_bytes() for path in mse.outputs()}
-    inputs = json.loads(mse.inputs.read_text())
-    assert set(inputs) == {"files", "variant", "seed", "study"}
+    saved = json.loads(mse.inputs.read_text())
+    inputs = saved["inputs"]
+    assert set(inputs) == {"files", "libraries", "variant", "seed", "study"}
     assert "pipeline/study/train.py" in inputs["files"] and "data/titanic/prepared.npz" in inputs["files"]
+    assert set(saved["outputs"]) == {str(path) for path in mse.outputs() if path != mse.inputs}
 
     assert "3 kept (inputs unchanged)" in stage()
     # Another variant's edit: mse is kept, byte for byte.
@@ -310,6 +312,10 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     assert "3 variant(s) trained" in stage(**{"variants.nll_relu.lr": 0.002, "study.seeds": 1})
     mse.loss_curve.unlink()
     assert "train titanic mse: training (plots/titanic/figures/mse/loss_curve.png is missing)" in stage()
+    # An output edited since it was written (git tracks the metrics) is not kept.
+    mse.metrics.write_text('{"val_accuracy_mean": 0.99}\n')
+    assert "train titanic mse: training (metrics/titanic/mse.json changed since it was written)" in stage()
+    assert json.loads(mse.metrics.read_text())["val_accuracy_mean"] != 0.99
     # A variant no longer in params.yaml, and a killed run's leftover, leave the stage's folders.
     leftover = mse.results.parent / ".mse.x1.tmp"
     leftover.mkdir()

@@ -2,12 +2,14 @@
 (`inputs.json`), so that train@<dataset> re-trains only the variants whose inputs changed.
 
 The inputs are the code the stage runs (each module of this package its process has loaded: the
-`.py` deps dvc.yaml lists for it, as tests/test_stage_deps.py holds), the dataset's prepared data
-(each file by sha256) and what params.yaml gives this variant: its settings (the shared
-`train` defaults resolved into them), the seed and the study's seeds x splits. Another variant's
-edit changes none of them; a code or data edit changes every variant's. Training is
-deterministic (a test holds it to the byte), so equal inputs mean equal outputs: keeping a
-variant's folder is what re-training it would write.
+`.py` deps dvc.yaml lists for it, as tests/test_stage_deps.py holds), the versions of the
+libraries that compute and draw, the dataset's prepared data (each file by sha256) and what
+params.yaml gives this variant: its settings (the shared `train` defaults resolved into them),
+the seed and the study's seeds x splits. Another variant's edit changes none of them; a code or
+data edit changes every variant's. Training is deterministic (a test holds it to the byte), so
+equal inputs mean equal outputs: keeping a variant's outputs is what re-training it would write.
+The record also holds each output's sha256 as written, so an output edited since (a metrics file
+checked out from another commit, say) is trained again, not kept.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ from .. import config
 from ..catalog import DatasetFiles, VariantFiles
 
 PACKAGE = Path(__file__).resolve().parents[1]
+LIBRARIES = ("torch", "numpy", "matplotlib")  # what trains, and what draws the figures
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def stage_files(dataset: str) -> dict[str, str]:
@@ -32,13 +39,23 @@ def stage_files(dataset: str) -> dict[str, str]:
     data = DatasetFiles(dataset)
     files = {f"{PACKAGE.name}/{path.relative_to(PACKAGE).as_posix()}": path for path in code}
     files.update({str(data.prepared): data.prepared, str(data.meta): data.meta})
-    return {name: hashlib.sha256(Path(path).read_bytes()).hexdigest() for name, path in files.items()}
+    return {name: _sha256(path) for name, path in files.items()}
 
 
 def of(files: dict[str, str], variant: config.Variant, params: config.Params) -> dict:
     """As inputs.json holds them (through JSON, so that a tuple compares equal to its list)."""
-    return json.loads(dumps({"files": files, "variant": dataclasses.asdict(variant), "seed": params.seed,
-                             "study": {"seeds": params.study.seeds, "splits": params.study.splits}}))
+    from importlib.metadata import version
+
+    return json.loads(json.dumps({
+        "files": files, "libraries": {name: version(name) for name in LIBRARIES},
+        "variant": dataclasses.asdict(variant), "seed": params.seed,
+        "study": {"seeds": params.study.seeds, "splits": params.study.splits}}))
+
+
+def record(files: VariantFiles, inputs: dict) -> str:
+    """inputs.json: the inputs and every other output's sha256 (write it once they are in place)."""
+    written = {str(path): _sha256(path) for path in files.outputs() if path != files.inputs}
+    return json.dumps({"inputs": inputs, "outputs": written}, indent=2, sort_keys=True) + "\n"
 
 
 def changed(files: VariantFiles, inputs: dict) -> str | None:
@@ -47,17 +64,17 @@ def changed(files: VariantFiles, inputs: dict) -> str | None:
     if missing:
         return f"{missing[0]} is missing"
     try:
-        kept = json.loads(files.inputs.read_text())
-    except ValueError:
+        saved = json.loads(files.inputs.read_text())
+        kept, written = saved["inputs"], saved["outputs"]
+    except (ValueError, KeyError, TypeError):
         return f"{files.inputs} is unreadable"
-    if kept == inputs:
-        return None
-    differ = sorted(key for key in inputs if kept.get(key) != inputs[key])
-    if "files" in differ:
-        edited = sorted(k for k in inputs["files"] if kept.get("files", {}).get(k) != inputs["files"][k])
-        return f"{', '.join(edited) or 'the stage files'} changed"
-    return f"its {', '.join(differ)} changed"
-
-
-def dumps(inputs: dict) -> str:
-    return json.dumps(inputs, indent=2, sort_keys=True) + "\n"
+    if kept != inputs:
+        differ = sorted(key for key in inputs if kept.get(key) != inputs[key])
+        if "files" in differ:
+            edited = sorted(k for k in inputs["files"] if kept.get("files", {}).get(k) != inputs["files"][k])
+            return f"{', '.join(edited) or 'the stage files'} changed"
+        return f"its {', '.join(differ)} changed"
+    for path in files.outputs():
+        if path != files.inputs and written.get(str(path)) != _sha256(path):
+            return f"{path} changed since it was written"
+    return None

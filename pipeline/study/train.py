@@ -24,8 +24,9 @@ from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
 from . import torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
-from .inputs import changed, dumps, stage_files
+from .inputs import changed, stage_files
 from .inputs import of as inputs_of
+from .inputs import record as inputs_record
 from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, replica_loss
 from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
@@ -262,13 +263,13 @@ def train_variant(params: config.Params, dataset: str, name: str, prepared: dict
         out.folder(files.results, {files.model.name: weights, files.record.name: record.dumps(),
                                    files.replicas.name: table})
         out.json(files.metrics, metrics)
-        out.file(files.history, history_plot(record))
+        out.folder(files.history.parent, {files.history.name: history_plot(record)})
         out.folder(files.figures, draw(record))
-    # Last, once the rest is in place: a stage killed before this line trains the variant again.
-    atomic.write_text(files.inputs, dumps(inputs))
     # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
     atomic.write_json(files.run_times, {"started_ms": started, "ended_ms": int(time.time() * 1000),
                                         "epoch_ms": trained.epoch_ms})
+    # Last, once the rest is in place: a stage killed before this line trains the variant again.
+    atomic.write_text(files.inputs, inputs_record(files, inputs))
     s = record.summary
     canonical = (f"{s.final_val_accuracy:.2%}, val loss {s.final_val_loss:.4f}" if s
                  else record.diagnosis.reason)
