@@ -163,7 +163,7 @@ def repo(tmp_path, serve):
     params = small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest(),
                              "iris.alpha_count": 4, "iris.max_iter": 200})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(repo, "git", "init", "-q")
+    sh(repo, "git", "init", "-q", "-b", "main")  # the branch the `champion` alias follows
     sh(repo, "dvc", "init", "-q")
     sh(repo, "dvc", "config", "core.analytics", "false")
     sh(repo, "git", "add", "-A")

@@ -89,20 +89,40 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert run.info.artifact_uri.startswith(tracking.artifact_location(uri))
 
 
-def test_the_logged_model_loads_back_as_the_same_module(trained):
+def test_the_logged_model_takes_the_files_rows_and_answers_as_the_study_counted(trained):
+    """The run's model is the served one: raw rows in (named, typed columns), the canonical
+    network inside, each row's label the class the study counted for it."""
+    import pandas as pd
+
+    from pipeline import config
+    from pipeline.study.losses import predict
+    from pipeline.tracking.served_spec import Table
+
     publish.main(only=list(VARIANTS))
     _, found = runs(trained.uri(), filter_string="tags.variant = 'mse'")
     model_id = found[0].outputs.model_outputs[0].model_id
     mlflow.set_tracking_uri(trained.uri())
     info = mlflow.models.get_model_info(f"models:/{model_id}")
-    assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 4)
+    assert [(c["name"], c["type"]) for c in info.signature.inputs.to_dict()] == [
+        ("Pclass", "long"), ("Sex", "string"), ("Age", "double"), ("Fare", "double")]
+    assert [c["name"] for c in info.signature.outputs.to_dict()] == ["p_survived", "survived"]
     assert info.saved_input_example_info is not None
-    model = mlflow.pytorch.load_model(f"models:/{model_id}")
-    assert isinstance(model, torch.nn.Sequential)
-    original = variant_run.load_model(TrainingRecord.load("mse"))
-    x = torch.from_numpy(split_arrays(load_prepared(), 0)["x_val"])
+    served = mlflow.pyfunc.load_model(f"models:/{model_id}")
+    record = TrainingRecord.load("mse")
+    original = variant_run.load_model(record)
+    network = served.unwrap_python_model().network
+    assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), original.state_dict().values()))
+    # Every column of the file, as it has them (Name, Embarked, ...: ignored).
+    prepared = load_prepared()
+    rows = Table.read(config.load().dataset("titanic")).validation_rows(prepared)
+    assert isinstance(rows, pd.DataFrame) and "Embarked" in rows.columns
+    answer = served.predict(rows)
     with torch.no_grad():
-        assert np.array_equal(model(x).numpy(), original(x).numpy())
+        outputs = original(torch.from_numpy(split_arrays(prepared, 0, record.scaler.model_dump())["x_val"]))
+    assert answer["survived"].tolist() == predict(outputs, "Sigmoid").tolist()
+    assert np.allclose(answer["p_survived"], outputs[:, 0].numpy())  # Sigmoid's output is the probability
+    assert (answer["survived"] == prepared["y"][prepared["val_index"][0]]).mean() == pytest.approx(
+        record.summary.final_val_accuracy)
 
 
 def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(trained):

@@ -119,8 +119,10 @@ def test_versions_registered_at_the_same_moment_resolve_to_one(client):
     models = {run_id: with_model(client, run_id) for run_id in runs}
     for run_id in runs:
         client.set_terminated(run_id, "FINISHED")
-    record = SimpleNamespace(variant="mse", dataset="titanic", digest="r" * 64)
-    summary = {"champion_rule": "the rule", "variants": {"mse": {"verdict": "better"}}}
+    record = SimpleNamespace(variant="mse", dataset="titanic", digest="r" * 64, seed=42,
+                             config=SimpleNamespace(loss="MSELoss"), head=SimpleNamespace(last_activation="Sigmoid"),
+                             data=SimpleNamespace(sha256="d" * 64))
+    summary = {"champion_rule": "the rule", "reference": "l1", "variants": {"mse": {"verdict": "better"}}}
     client.create_registered_model(report_runs.model_name("titanic"))
     tags = {"variant": "mse", "record_digest": record.digest}
     for _ in range(3):

@@ -68,10 +68,18 @@ def test_report_table_figures_and_champion(prepared):
         a.path for a in client.list_artifacts(summary_run.info.run_id)}
     version = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
-    assert version.tags == {"variant": summary["champion"], "record_digest": TrainingRecord.load(summary["champion"]).digest}
-    assert summary["champion_rule"] in version.description
+    champion = TrainingRecord.load(summary["champion"])
+    assert {k: version.tags[k] for k in ("variant", "record_digest", "dataset", "verdict", "data.sha256")} == {
+        "variant": summary["champion"], "record_digest": champion.digest, "dataset": "titanic",
+        "verdict": "reference", "data.sha256": champion.data.sha256}
+    # Evaluated where it is registered: the served model's accuracy on split 0's validation rows
+    # is the study's canonical one.
+    assert float(version.tags["evaluation.accuracy"]) == pytest.approx(champion.summary.final_val_accuracy, abs=1e-4)
+    assert {"evaluation.log_loss", "evaluation.roc_auc", "evaluation.expected_calibration_error"} <= set(version.tags)
+    assert summary["champion_rule"] in version.description and champion.data.sha256 in version.description
     mlflow.set_tracking_uri(prepared.uri())
-    assert isinstance(mlflow.pytorch.load_model("models:/titanic-survival@champion"), torch.nn.Sequential)
+    served = mlflow.pyfunc.load_model("models:/titanic-survival@champion")
+    assert isinstance(served.unwrap_python_model().network, torch.nn.Sequential)
     # Publishing again registers nothing new and logs no second summary.
     publish.main(only=["report"])
     assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).version == version.version

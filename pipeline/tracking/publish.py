@@ -34,10 +34,22 @@ from ..records import read_across_summary, read_report_summary, read_run_times, 
 from ..data.preprocess import load_prepared
 from ..study.record import TrainingRecord
 from ..study.splits import split_arrays
-from . import across_runs, iris_runs, report_runs, store
+from . import across_runs, iris_runs, report_runs, served_spec, store
 from .variant_runs import VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME, ACROSS_NAME = "sweep", "report", "across"
+MAIN_BRANCH = "main"  # the branch whose study the registered models' `champion` alias follows
+
+
+def git_branch() -> str | None:
+    """The workspace's git branch ('HEAD' when detached), or None outside a git repository."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -80,6 +92,28 @@ class Launch:
             tags[f"dvc.exp.{self.dvc_exp}"] = "logged"
         return tags
 
+    def champion_stays(self) -> str | None:
+        """Why this publish may not move a registered model's `champion` alias, or None: it
+        follows the workspace's study on the main branch only (outside git, the workspace)."""
+        if self.dvc_exp:
+            return f"published from the DVC experiment {self.dvc_exp}"
+        if self.run_id:
+            return f"published by the `mlflow run` launch {self.run_id}"
+        branch = git_branch()
+        if branch is not None and branch != MAIN_BRANCH:
+            return f"published from {'a detached HEAD' if branch == 'HEAD' else 'the git branch ' + branch}, not {MAIN_BRANCH}"
+        return None
+
+    def origin(self) -> dict[str, str]:
+        """Tags for a model version this publish registers: where it came from."""
+        tags = {"dvc.exp_name": self.dvc_exp} if self.dvc_exp else {}
+        if self.run_id:
+            tags["launch_run_id"] = self.run_id
+        stays = self.champion_stays()
+        if stays:
+            tags["champion_alias"] = f"not moved: {stays}"
+        return tags
+
     def name(self, runs: dict, outcome: dict[str, tuple[str, str]]) -> bool:
         """Every run this DVC experiment stands for names it: `logged` if it logged one with
         that digest, `reused` if it shares one logged earlier. True if a tag had to be set."""
@@ -120,6 +154,7 @@ class DatasetStudy:
     dataset: str
     records: list[TrainingRecord]
     summary: dict
+    settings: config.Dataset    # its params.yaml entry: how its file is read (the served model's inputs)
 
     def key(self, name: str) -> str:
         """A run's name in the outcome: <dataset>/<variant> or <dataset>/report."""
@@ -132,10 +167,13 @@ class DatasetStudy:
         prepared = load_prepared(self.dataset)
         files = DatasetFiles(self.dataset)
         source = json.loads(files.source.read_text()) if files.source.exists() else {}
+        table = served_spec.Table.read(self.settings)
+        rows = table.validation_rows(prepared)
         # The canonical split as its model saw it: scaled with the scaler training recorded.
         return [VariantRun(record=record, stats=self.summary["variants"][record.variant], conclusion=self.summary,
                            source=source, times=read_run_times(VariantFiles(record.variant, self.dataset).run_times),
-                           split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None))
+                           split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None),
+                           served=served_spec.spec(record, table, prepared), rows=rows)
                 for record in logging_order(self.records, self.summary)]
 
 
@@ -253,6 +291,7 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
     looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
     from mlflow.exceptions import MlflowException
 
+    stays, origin = launch.champion_stays(), launch.origin()
     for _ in range(SETTLE_PASSES):
         try:
             runs = {}
@@ -269,7 +308,7 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                 wrote |= store.retag(client, runs[study.key(REPORT_NAME)],
                                      report_runs.references(study.summary, variant_ids(study, ids)))
                 wrote |= report_runs.champion_version(client, ids[study.key(champion.variant)], champion,
-                                                      study.summary)[1]
+                                                      study.summary, stays, origin)[1]
             if across:
                 wrote |= store.retag(client, runs[ACROSS_NAME], across_runs.references(*named_by_across(reported, ids)))
             wrote |= launch.stands_for(final)
@@ -405,7 +444,7 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
             if summary["digests"].get(record.variant) != record.digest:
                 raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
                                     f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
-        studies.append(DatasetStudy(dataset, records, summary))
+        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset)))
     sweep = read_sweep() if SWEEP in names else None
     across_summary = read_across_summary() if across else None
     uri = store.tracking_uri()
@@ -424,6 +463,9 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     warnings.filterwarnings("ignore", module="mlflow")
     # The pickle format is chosen on purpose (see variant_runs.log_run); its caution fills the log otherwise.
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    # Each served model's input example is checked against its signature: a line a model otherwise.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Read once: MLflow's end_run clears MLFLOW_RUN_ID, and a retry must still nest under the launch.
     launch_run, dvc_exp = os.environ.get("MLFLOW_RUN_ID", ""), os.environ.get("DVC_EXP_NAME", "")
     patience, logged = Patience(), {}

@@ -1,6 +1,10 @@
 """A dataset's comparison report in MLflow: a summary run pointing at the runs it summarizes, and
-the champion's canonical model (params' seed, split 0) registered under the dataset's name
-(`model_name`) with the alias `champion`."""
+the champion's canonical model (params' seed, split 0; the served model, raw rows in) registered
+under the dataset's name (`model_name`) with the alias `champion`.
+
+The alias follows the study of the project's main branch only (docs/serving.md): a publish from
+a DVC experiment, an `mlflow run` launch or another branch may register a version (tagged with
+where it came from) but leaves the alias where it is."""
 from __future__ import annotations
 
 import hashlib
@@ -72,30 +76,52 @@ def _live(client, run_id: str) -> bool:
         return False
 
 
-def champion_version(client, champion_run_id: str, record: TrainingRecord, summary: dict) -> tuple[str, bool]:
+def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> dict[str, str]:
+    """What a version says about itself: the model's identity (variant and record digest, how
+    a version is found again), its dataset, verdict and data, its evaluation."""
+    return {"variant": record.variant, "record_digest": record.digest, "dataset": record.dataset,
+            "verdict": summary["variants"][record.variant]["verdict"], "data.sha256": record.data.sha256,
+            **{key.replace("/", "."): f"{value:.4f}" for key, value in sorted(evaluated.items())}}
+
+
+def version_description(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> str:
+    row = summary["variants"][record.variant]
+    shown = ", ".join(f"{key.split('/')[-1].replace('_', ' ')} {value:.3f}" for key, value in sorted(evaluated.items()))
+    return (f"{record.dataset}: {record.variant} ({record.config.loss} on {record.head.last_activation} outputs), "
+            f"the canonical replica (seed {record.seed}, split 0). Verdict against {summary['reference']}: "
+            f"{row['verdict']}; the champion by the rule: {summary['champion_rule']} Validation rows of split 0: "
+            f"{shown}. Data sha256 {record.data.sha256}. Takes the file's raw rows (docs/serving.md).")
+
+
+def champion_version(client, champion_run_id: str, record: TrainingRecord, summary: dict,
+                     stays: str | None = None, origin: dict[str, str] | None = None) -> tuple[str, bool]:
     """One step towards the registry's rule: each model (variant and record digest) registered
-    once, from a run that exists, and the alias on the champion's. Returns the version the
-    alias should be on and whether this step changed anything; repeat until it changes
-    nothing (register_champion, publish.settle)."""
+    once, from a run that exists, and the alias on the champion's unless `stays` says why it
+    may not move (a DVC experiment, a launch, another branch: the version is registered, tagged
+    with `origin`, and the alias left). Returns the version of the champion's model and whether
+    this step changed anything; repeat until it changes nothing (register_champion, publish.settle)."""
     from mlflow.exceptions import MlflowException
 
     name = model_name(record.dataset)
-    tags = {"variant": record.variant, "record_digest": record.digest}
+    identity = {"variant": record.variant, "record_digest": record.digest}
     same = [v for v in client.search_model_versions(f"name = '{name}'")
-            if all(v.tags.get(k) == value for k, value in tags.items())]
+            if all(v.tags.get(k) == value for k, value in identity.items())]
     live = [v for v in same if _live(client, v.run_id)]
     if not live:
         try:
-            client.create_registered_model(name, description=f"{record.dataset}: the loss study's champion")
+            client.create_registered_model(name, description=f"{record.dataset}: the loss study's champion, "
+                                                             f"served from raw rows (docs/serving.md)")
         except MlflowException:
             pass  # already registered
-        model_id = client.get_run(champion_run_id).outputs.model_outputs[0].model_id
+        run = client.get_run(champion_run_id)
+        model_id = run.outputs.model_outputs[0].model_id
+        evaluated = {k: v for k, v in run.data.metrics.items() if k.startswith("evaluation/")}
         version = again_if_raced(
             client.create_model_version, name, source=f"models:/{model_id}", run_id=champion_run_id,
-            model_id=model_id, tags=tags, tries=5,
-            description=f"{record.variant}, the champion by the rule: {summary['champion_rule']} "
-                        f"(verdict {summary['variants'][record.variant]['verdict']}).")
-        again_if_raced(client.set_registered_model_alias, name, ALIAS, version.version)
+            model_id=model_id, tags={**version_tags(record, summary, evaluated), **(origin or {})}, tries=5,
+            description=version_description(record, summary, evaluated))
+        if stays is None:
+            again_if_raced(client.set_registered_model_alias, name, ALIAS, version.version)
         return version.version, True
     keep = min(live, key=lambda v: int(v.version))
     changed = False
@@ -107,6 +133,8 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
                 if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise
             changed = True
+    if stays is not None:
+        return keep.version, changed
     try:
         current = client.get_model_version_by_alias(name, ALIAS).version
     except MlflowException:
@@ -118,13 +146,14 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
     return keep.version, changed
 
 
-def register_champion(client, champion_run_id: str, record: TrainingRecord, summary: dict) -> str:
+def register_champion(client, champion_run_id: str, record: TrainingRecord, summary: dict,
+                      stays: str | None = None, origin: dict[str, str] | None = None) -> str:
     """Point the alias at the champion's logged model. It moves only when the champion rule's
     answer changes (another variant) or that variant's model does (retrained: another record
     digest); a re-published study, or new statistics about the same model, leave it. A model
     registered before is not registered again: the alias returns to its version."""
     for _ in range(10):
-        version, changed = champion_version(client, champion_run_id, record, summary)
+        version, changed = champion_version(client, champion_run_id, record, summary, stays, origin)
         if not changed:
             return version
     raise RuntimeError(f"the registered model {model_name(record.dataset)} kept changing while publishing")

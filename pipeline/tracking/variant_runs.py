@@ -1,13 +1,17 @@
 """What one variant's MLflow run on one dataset holds: params, tags, per-epoch metrics (its canonical
 run's and its replicas' mean and band), the study's summary, datasets, artifacts (every
-replica's history as replicas.csv), the canonical model."""
+replica's history as replicas.csv), the canonical model as the model MLflow serves (raw rows in,
+probabilities out: served_model.py), evaluated on its validation rows (evaluation.py)."""
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import tempfile
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 
 from ..catalog import DatasetFiles, VariantFiles
 from ..study.record import TrainingRecord
@@ -24,11 +28,15 @@ STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", 
 
 CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 
+# What a run's logged model is; a new one makes every run new (logged again, once).
+MODEL_FORMAT = "served: raw rows in, probabilities out"
+EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (its reliability diagram)
+
 
 def run_digest(record: TrainingRecord, stats: dict, conclusion: dict) -> str:
     """A variant run holds its training record and what the report concluded about it."""
     blob = json.dumps({"record": record.digest, "stats": stats, "reference": conclusion["reference"],
-                       "champion": conclusion["champion"]}, sort_keys=True)
+                       "champion": conclusion["champion"], "model": MODEL_FORMAT}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -154,6 +162,8 @@ class VariantRun:
     source: dict                # where the data came from (data/<dataset>/source.json)
     times: dict | None          # when it trained (logs/run-times), None after a run-cache restore
     split: dict                 # the canonical split's arrays, as this variant trained on them
+    served: dict                # the served model's config (served_spec.spec)
+    rows: object                # the canonical split's validation rows as the file has them (DataFrame)
 
     @property
     def digest(self) -> str:
@@ -163,9 +173,9 @@ class VariantRun:
 def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tags: dict) -> str:
     """The run; `inputs` are its canonical split as MLflow dataset inputs (see datasets)."""
     import mlflow
-    import torch
     from mlflow.entities import Param
-    from mlflow.models import infer_signature
+
+    from . import evaluation, served_model, served_spec
 
     record, stats, conclusion = run.record, run.stats, run.conclusion
     name = record.variant
@@ -185,17 +195,33 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         for path in VariantFiles(name, record.dataset).artifacts():
             client.log_artifact(run_id, str(path))
         model = load_model(record)
-        example = run.split["x_val"][:5]
-        with torch.no_grad():
-            signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
-        # Leaving this block ends the run FINISHED: the model is the last thing logged. Nothing
-        # may touch the run after that: a publisher that met this one may delete it as a
-        # duplicate the moment it is FINISHED (store.resolve).
-        with mlflow.start_run(run_id=run_id):
-            # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule);
-            # explicit requirements skip inference, which costs 4-5 s a model.
-            mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
-                                     input_example=example,
-                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-            closing.ending()
+        served = served_model.ServedModel.of(run.served, model)
+        outputs = served.outputs(run.rows)
+        answer = served_model.answer(outputs, run.served)
+        probabilities = served_model.probabilities(outputs, run.served["rule"])
+        y = run.split["y_val"]
+        scores = evaluation.metrics(probabilities, served_model.labels(outputs, run.served["threshold"]), y)
+        requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
+        with tempfile.TemporaryDirectory() as tmp:
+            network = Path(tmp) / served_model.NETWORK
+            # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule).
+            mlflow.pytorch.save_model(model, network, serialization_format="pickle",
+                                      pip_requirements=requirements[:1])
+            diagram = Path(tmp) / "reliability.png"
+            diagram.write_bytes(evaluation.reliability_png(probabilities, y, f"{record.dataset}: {name}"))
+            client.log_artifact(run_id, str(diagram), EVALUATION)
+            # Leaving this block ends the run FINISHED: the model and its metrics are the last
+            # things logged. Nothing may touch the run after that: a publisher that met this one
+            # may delete it as a duplicate the moment it is FINISHED (store.resolve).
+            with mlflow.start_run(run_id=run_id):
+                # Explicit requirements skip inference, which costs seconds a model.
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=served_model.__file__, model_config=run.served,
+                    artifacts={served_model.NETWORK: str(network)},
+                    signature=served_spec.signature(run.served, answer),
+                    input_example=run.rows[[f["name"] for f in run.served["features"]]].head(5),
+                    pip_requirements=requirements)
+                mlflow.log_metrics({f"{EVALUATION}/{key}": value for key, value in scores.items()},
+                                   model_id=info.model_id)
+                closing.ending()
     return run_id
