@@ -155,13 +155,17 @@ def repo(tmp_path, serve):
     """A small copy of the project (3 variants, 2 epochs, 4 alphas) as a git + DVC repository."""
     body = titanic_csv(rows=200)
     url = serve({"/titanic.csv": body}) + "/titanic.csv"
-    repo = tmp_path / "repo"
+    params = small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest(),
+                             "iris.alpha_count": 4, "iris.max_iter": 200})
+    return make_repo(tmp_path / "repo", params)
+
+
+def make_repo(repo: Path, params: dict) -> Path:
+    """A copy of the project with these params, as a git + DVC repository on main, committed."""
     repo.mkdir()
     copy_pipeline(repo)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore", "MLproject", "python_env.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, repo / name)
-    params = small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest(),
-                             "iris.alpha_count": 4, "iris.max_iter": 200})
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(repo, "git", "init", "-q", "-b", "main")  # the branch the `champion` alias follows
     sh(repo, "dvc", "init", "-q")

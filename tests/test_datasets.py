@@ -60,15 +60,24 @@ def test_penguins_from_the_shipped_copy_drop_missing_rows_and_one_hot_island_and
     assert prepared["y"][0] == 0 and np.bincount(prepared["y"]).tolist() == [146, 68, 119]
 
 
+TORGERSEN = 2  # penguins' island=Torgersen column
+
+
+def torgersen_unseen(prepared: dict) -> dict:
+    """Penguins with one split whose training rows never show Torgersen, its first 10
+    validation rows all from there."""
+    x = prepared["x"]
+    others, theirs = np.flatnonzero(x[:, TORGERSEN] == 0), np.flatnonzero(x[:, TORGERSEN] == 1)
+    return {**prepared, "train_index": others[None, :200],
+            "val_index": np.concatenate([theirs[:10], others[200:230]])[None, :]}
+
+
 def test_a_category_only_validation_rows_hold_is_unknown_to_its_split(project):
     """The encoding is fitted on the split's training rows: a category they never show is a
     column of zeros, in validation too, and scaling leaves it zero."""
     prepared, _ = prepare(project, "penguins")
-    torgersen = 2  # island=Torgersen
-    x = prepared["x"]
-    others, theirs = np.flatnonzero(x[:, torgersen] == 0), np.flatnonzero(x[:, torgersen] == 1)
-    split = {**prepared, "train_index": others[None, :200],
-             "val_index": np.concatenate([theirs[:10], others[200:230]])[None, :]}
+    torgersen = TORGERSEN
+    split = torgersen_unseen(prepared)
     arrays = split_arrays(split, 0)
     assert not arrays["x_train"][:, torgersen].any() and not arrays["x_val"][:, torgersen].any()
     # A category the training rows show is encoded and scaled as usual.

@@ -1,31 +1,38 @@
 """The served model's parts on made-up and shipped data: raw rows to the network's input (the
 same bytes as training's), refusals naming the column, probabilities, the evaluation's metrics."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from mlflow.exceptions import MlflowException
 
 from pipeline import config
 from pipeline.study.splits import scaler, split_arrays
 from pipeline.tracking import evaluation, served_model, served_spec
 
-from .test_datasets import prepare
+from .conftest import ROOT, free_port, make_repo, sh, small_params
+from .test_datasets import TORGERSEN, prepare, torgersen_unseen
 
 
 def test_raw_penguin_rows_become_exactly_what_training_fed_the_network(project):
     """Categorical island and sex one-hot as preprocessing did, an island the split's training
     rows never show zeroed (in validation too), scaled with the training part's scaler."""
     prepared, _ = prepare(project, "penguins")
-    torgersen = 2  # island=Torgersen
-    x = prepared["x"]
-    others, theirs = np.flatnonzero(x[:, torgersen] == 0), np.flatnonzero(x[:, torgersen] == 1)
-    split = {**prepared, "train_index": others[None, :200],
-             "val_index": np.concatenate([theirs[:10], others[200:230]])[None, :]}
+    split = torgersen_unseen(prepared)
     table = served_spec.Table.read(config.load().dataset("penguins"))
     rows = table.validation_rows(split)
     assert set(rows["island"][:10]) == {"Torgersen"} and "year" in rows.columns  # the file's columns, all
     spec = served_spec.preprocessing(table, split, scaler(split, 0))
-    assert spec["zeroed"] == [torgersen]
+    assert spec["zeroed"] == [TORGERSEN]
     np.testing.assert_array_equal(served_model.features(rows, spec), split_arrays(split, 0)["x_val"])
     types = {f["name"]: f["type"] for f in spec["features"]}
     assert types == {"island": "string", "bill_length_mm": "double", "bill_depth_mm": "double",
@@ -112,3 +119,206 @@ def test_the_evaluation_s_metrics_on_made_up_answers():
     assert scores["accuracy"] == 1.0 and scores["roc_auc"] == 1.0
     assert evaluation.reliability_png(three, np.array([0, 1, 2]), "made up")[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.isna(evaluation.metrics(p[:2], np.array([0, 0]), np.array([0, 0]))["roc_auc"])
+
+
+def test_the_alias_stays_for_experiments_launches_and_other_branches(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipeline.tracking.publish import Launch
+
+    def stays(dvc_exp=None, run_id=None):
+        launch = Launch.__new__(Launch)  # no store needed for the rule
+        launch.dvc_exp, launch.run_id = dvc_exp, run_id
+        return launch.champion_stays()
+
+    monkeypatch.chdir(tmp_path)
+    assert stays() is None  # outside git: the workspace is the project's
+    subprocess.run(["git", "init", "-q", "-b", "main"], check=True)
+    assert stays() is None  # main, before its first commit
+    assert stays(dvc_exp="lr-hi") == "published from the DVC experiment lr-hi"
+    assert stays(run_id="abc") == "published by the `mlflow run` launch abc"
+    subprocess.run(["git", "checkout", "-q", "-b", "feature"], check=True)
+    assert stays() == "published from the git branch feature, not main"
+    subprocess.run(["git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-q", "--allow-empty",
+                    "-m", "one"], check=True)
+    subprocess.run(["git", "checkout", "-q", "--detach"], check=True)
+    assert stays() == "published from a detached HEAD, not main"
+
+
+# --- The real thing: a small study through `dvc repro`, its champions served on 127.0.0.1 ---
+
+DOC = ROOT / "docs" / "serving.md"
+DOC_PORT = "5001"
+
+
+def doc_blocks() -> list[tuple[str, str, str | None]]:
+    """docs/serving.md's commands in order: (language, code, the answer block shown after it)."""
+    found = [(m.group(1), m.group(2)) for m in re.finditer(r"```(\w+)\n(.*?)```", DOC.read_text(), re.S)]
+    return [(lang, code, found[i + 1][1] if i + 1 < len(found) and found[i + 1][0] in ("text", "json") else None)
+            for i, (lang, code) in enumerate(found) if lang in ("python", "bash")]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Titanic (the shipped file) and penguins (3 species, categorical, NA), three variants,
+    2 x 2 replicas, through a real `dvc repro` on main, published to the repository's store."""
+    params = small_params(datasets=["titanic", "penguins"], **{"iris.alpha_count": 4, "iris.max_iter": 200})
+    params["datasets"]["titanic"]["source"] = {"sha256": params["datasets"]["titanic"]["source"]["sha256"]}
+    repo = make_repo(tmp_path_factory.mktemp("serving") / "repo", params)
+    sh(repo, "dvc", "repro")
+    return repo
+
+
+class Server:
+    """`mlflow models serve` (or the docs' block that starts it) in its own process group."""
+
+    def __init__(self, repo: Path, script: str, port: int):
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(["bash", "-c", script], cwd=repo, env=env, start_new_session=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"the server exited:\n{self.process.stdout.read()}"
+            try:
+                if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        self.stop()
+        raise AssertionError(f"{script} did not answer on {self.url} within 180 s")
+
+    def post(self, rows) -> requests.Response:
+        body = '{"dataframe_records": ' + rows.to_json(orient="records") + "}"  # NaN as null
+        return requests.post(f"{self.url}/invocations", data=body, headers={"Content-Type": "application/json"},
+                             timeout=60)
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process.stdout.close()
+
+
+def pipeline_answers(repo: Path, dataset: str, champion: str):
+    """What the pipeline itself predicts for split 0's validation rows, and those rows as the
+    file has them."""
+    from pipeline.catalog import DatasetFiles
+    from pipeline.data.preprocess import load_prepared
+    from pipeline.study.losses import predict
+    from pipeline.study.record import TrainingRecord
+    from pipeline.tracking.variant_runs import load_model
+
+    cwd = Path.cwd()
+    os.chdir(repo)
+    try:
+        import torch
+
+        record = TrainingRecord.load(champion, dataset)
+        prepared = load_prepared(dataset)
+        x = split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None)["x_val"]
+        with torch.no_grad():
+            outputs = load_model(record)(torch.from_numpy(x))
+        rows = served_spec.Table.read(config.load().dataset(dataset)).validation_rows(prepared)
+        assert DatasetFiles(dataset).raw.read_bytes() == (ROOT / "data/shipped" / f"{dataset}.csv").read_bytes()
+    finally:
+        os.chdir(cwd)
+    return rows, predict(outputs, record.head.last_activation).numpy(), outputs.numpy().astype(np.float64), record
+
+
+def champion_of(repo: Path, dataset: str) -> str:
+    return json.loads((repo / f"reports/{dataset}/summary.json").read_text())["champion"]
+
+
+def same_shape(live: dict, shown: dict) -> None:
+    """An answer the docs show, against the live one: the same keys, rows and refusal."""
+    assert live.keys() == shown.keys(), (live, shown)
+    if "predictions" in shown:
+        assert [r.keys() for r in live["predictions"]] == [r.keys() for r in shown["predictions"]]
+    else:
+        assert live["error_code"] == shown["error_code"]
+        assert live["message"].split("Error: ")[-1] == shown["message"].split("Error: ")[-1]
+
+
+@pytest.mark.slow
+def test_the_docs_commands_and_the_served_champions_answer_as_the_pipeline_does(study):
+    port = str(free_port())
+    servers = []
+    try:
+        for lang, code, shown in doc_blocks():
+            code = code.replace(DOC_PORT, port)
+            if lang == "python":
+                out = sh(study, "python", "-c", code)
+                if "signature" in code:  # the same columns and types whatever the study
+                    assert out.strip() == shown.strip()
+                else:
+                    assert "p_survived" in out and "p_Adelie" in out and "species" in out
+            elif "mlflow models serve" in code:
+                servers.append(Server(study, code, int(port)))
+            else:
+                same_shape(json.loads(sh(study, "bash", "-c", code)), json.loads(shown))
+        assert servers, "docs/serving.md starts no server"
+        # Every validation row of split 0, every column as the shipped file has them.
+        titanic = servers[0]
+        rows, expected, outputs, record = pipeline_answers(study, "titanic", champion_of(study, "titanic"))
+        answer = titanic.post(rows)
+        assert answer.status_code == 200, answer.text
+        served = pd.DataFrame(answer.json()["predictions"])
+        assert served["survived"].tolist() == expected.tolist()
+        rule = served_spec.probability_rule(record)
+        np.testing.assert_allclose(served["p_survived"], served_model.probabilities(outputs, rule)[:, 1], rtol=1e-6)
+        print(f"titanic: {len(rows)} passengers served as the pipeline predicts them ({record.variant}, {rule})")
+        for column, value, named in (("Age", "twenty-two", "column Age"), ("Sex", "M", "column Sex"),
+                                     ("Fare", None, "column Fare")):
+            refused = titanic.post(rows.head(2).assign(**{column: value}))
+            assert refused.status_code == 400 and named in refused.json()["message"], refused.text
+
+        penguins = Server(study, f"mlflow models serve -m models:/penguins@champion --env-manager local "
+                                 f"-h 127.0.0.1 -p {(port := free_port())}", port)
+        servers.append(penguins)
+        rows, expected, outputs, record = pipeline_answers(study, "penguins", champion_of(study, "penguins"))
+        answer = penguins.post(rows)
+        assert answer.status_code == 200, answer.text
+        served = pd.DataFrame(answer.json()["predictions"])
+        assert served["species"].tolist() == [record.classes[i] for i in expected]
+        p = served_model.probabilities(outputs, served_spec.probability_rule(record))
+        np.testing.assert_allclose(served[[f"p_{c}" for c in record.classes]].to_numpy(), p, rtol=1e-6)
+        refused = penguins.post(rows.head(1).assign(island="Atlantis"))
+        assert refused.status_code == 400 and "column island: 'Atlantis' is not a known category" in refused.text
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.mark.slow
+def test_a_queued_experiment_registers_a_version_but_moves_the_alias_only_once_applied_on_main(study):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{study / 'mlflow.db'}")
+
+    def alias() -> str:
+        return str(client.get_model_version_by_alias("titanic-survival", "champion").version)
+
+    before = alias()
+    sh(study, "git", "add", "-A")
+    sh(study, "git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-qm", "the study")
+    sh(study, "dvc", "exp", "run", "--queue", "-q", "-n", "lr-hi", "--set-param", "train.lr=0.01")
+    sh(study, "dvc", "exp", "run", "--run-all")
+    versions = client.search_model_versions("name = 'titanic-survival'")
+    made = [v for v in versions if v.tags.get("dvc.exp_name") == "lr-hi"]
+    assert len(made) == 1, [v.tags for v in versions]
+    assert made[0].tags["champion_alias"] == "not moved: published from the DVC experiment lr-hi"
+    assert alias() == before
+    # Applied on main and published (what `make repro` runs): the experiment's version, not a new one.
+    sh(study, "dvc", "exp", "apply", "lr-hi")
+    sh(study, "dvc", "repro")
+    sh(study, "python", "-m", "pipeline", "publish")
+    assert alias() == str(made[0].version) != before
+    assert len(client.search_model_versions("name = 'titanic-survival'")) == len(versions)
+    history = [(v.version, v.tags.get("dvc.exp_name", "main"), v.tags["variant"]) for v in
+               sorted(client.search_model_versions("name = 'titanic-survival'"), key=lambda v: int(v.version))]
+    print(f"titanic-survival versions (version, where from, variant): {history}; @champion {before} -> {alias()}")

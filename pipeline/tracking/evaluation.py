@@ -57,7 +57,7 @@ def reliability_png(p: np.ndarray, y: np.ndarray, title: str) -> bytes:
     import matplotlib.pyplot as plt
 
     found = [b for b in calibration_bins(p, y) if b["rows"]]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 5.6), sharex=True, height_ratios=[3, 1])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True, height_ratios=[3, 1])
     top.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="calibrated")
     top.bar([(b["low"] + b["high"]) / 2 for b in found], [b["accuracy"] for b in found], width=1 / BINS,
             edgecolor="#1f4e79", color="#9ecae1", label="accuracy in the bin")
@@ -65,7 +65,7 @@ def reliability_png(p: np.ndarray, y: np.ndarray, title: str) -> bytes:
              label="(mean confidence, accuracy)")
     top.set(ylabel="accuracy", ylim=(0, 1), xlim=(0, 1),
             title=f"{title}\nexpected calibration error {expected_calibration_error(p, y):.3f}")
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)  # outside: bars fill the square
     bottom.bar([(b["low"] + b["high"]) / 2 for b in found], [b["rows"] for b in found], width=1 / BINS,
                color="#bbbbbb", edgecolor="#666666")
     bottom.set(xlabel="confidence of the predicted class", ylabel="rows")

@@ -46,10 +46,12 @@ def git_branch() -> str | None:
     import subprocess
 
     try:
-        done = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True, timeout=30)
+        done = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    # 0: on a branch (commits or not yet); 1: HEAD detached; else not a git repository.
+    return done.stdout.strip() if done.returncode == 0 else "HEAD" if done.returncode == 1 else None
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:

@@ -76,6 +76,10 @@ def _live(client, run_id: str) -> bool:
         return False
 
 
+METRIC_NAMES = {"accuracy": "accuracy", "log_loss": "log loss", "roc_auc": "ROC AUC",
+                "expected_calibration_error": "expected calibration error"}
+
+
 def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> dict[str, str]:
     """What a version says about itself: the model's identity (variant and record digest, how
     a version is found again), its dataset, verdict and data, its evaluation."""
@@ -86,10 +90,10 @@ def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, flo
 
 def version_description(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> str:
     row = summary["variants"][record.variant]
-    shown = ", ".join(f"{key.split('/')[-1].replace('_', ' ')} {value:.3f}" for key, value in sorted(evaluated.items()))
+    shown = ", ".join(f"{METRIC_NAMES.get(key.split('/')[-1], key)} {value:.3f}" for key, value in sorted(evaluated.items()))
     return (f"{record.dataset}: {record.variant} ({record.config.loss} on {record.head.last_activation} outputs), "
             f"the canonical replica (seed {record.seed}, split 0). Verdict against {summary['reference']}: "
-            f"{row['verdict']}; the champion by the rule: {summary['champion_rule']} Validation rows of split 0: "
+            f"{row['verdict']}; the champion by the rule: {summary['champion_rule'].rstrip('.')}. Validation rows of split 0: "
             f"{shown}. Data sha256 {record.data.sha256}. Takes the file's raw rows (docs/serving.md).")
 
 

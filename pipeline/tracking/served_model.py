@@ -132,7 +132,8 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         with torch.no_grad():
             return self.network(torch.from_numpy(features(frame, self.spec))).numpy().astype(np.float64)
 
-    def predict(self, context, model_input, params=None):
+    # A DataFrame hint: MLflow checks the input against the signature alone (no type-hint schema).
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return answer(self.outputs(frame), self.spec)
 
