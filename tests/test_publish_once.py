@@ -121,10 +121,10 @@ def test_versions_registered_at_the_same_moment_resolve_to_one(client):
         client.set_terminated(run_id, "FINISHED")
     record = SimpleNamespace(variant="mse", dataset="titanic", digest="r" * 64, seed=42,
                              config=SimpleNamespace(loss="MSELoss"), head=SimpleNamespace(last_activation="Sigmoid"),
-                             data=SimpleNamespace(sha256="d" * 64))
+                             data=SimpleNamespace(sha256="d" * 64), confusion_matrix=[[1, 0], [0, 1]])
     summary = {"champion_rule": "the rule", "reference": "l1", "variants": {"mse": {"verdict": "better"}}}
     client.create_registered_model(report_runs.model_name("titanic"))
-    tags = {"variant": "mse", "record_digest": record.digest}
+    tags = report_runs.identity(record)
     for _ in range(3):
         client.create_model_version(report_runs.model_name("titanic"), source=f"models:/{models[runs[1]]}", run_id=runs[1],
                                     model_id=models[runs[1]], tags=tags)

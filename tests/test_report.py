@@ -14,6 +14,7 @@ from pipeline.study.record import TrainingRecord
 from pipeline.study import report, train
 from pipeline.tracking import publish
 from pipeline.tracking import report_runs as report_run
+from pipeline.tracking import variant_runs
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 
@@ -69,9 +70,10 @@ def test_report_table_figures_and_champion(prepared):
     version = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
     champion = TrainingRecord.load(summary["champion"])
-    assert {k: version.tags[k] for k in ("variant", "record_digest", "dataset", "verdict", "data.sha256")} == {
-        "variant": summary["champion"], "record_digest": champion.digest, "dataset": "titanic",
-        "verdict": "reference", "data.sha256": champion.data.sha256}
+    assert {k: version.tags[k] for k in ("variant", "record_digest", "model_code", "dataset", "verdict",
+                                         "data.sha256")} == {
+        "variant": summary["champion"], "record_digest": champion.digest, "model_code": variant_runs.MODEL_CODE,
+        "dataset": "titanic", "verdict": "reference", "data.sha256": champion.data.sha256}
     # Evaluated where it is registered: the served model's accuracy on split 0's validation rows
     # is the study's canonical one.
     assert float(version.tags["evaluation.accuracy"]) == pytest.approx(champion.summary.final_val_accuracy, abs=1e-4)

@@ -39,6 +39,35 @@ def test_raw_penguin_rows_become_exactly_what_training_fed_the_network(project):
                      "flipper_length_mm": "double", "body_mass_g": "double", "sex": "string"}
 
 
+@pytest.mark.parametrize("name, standardize", [("wine", True), ("titanic", False)])
+def test_a_loader_s_table_and_raw_features_become_what_training_fed_the_network(project, name, standardize):
+    """A scikit-learn loader's table (its own columns as features), and a variant trained on
+    raw features (no scaler): the same bytes as training's input."""
+    prepared, _ = prepare(project, name)
+    table = served_spec.Table.read(config.load().dataset(name))
+    spec = served_spec.preprocessing(table, prepared, scaler(prepared, 0) if standardize else None)
+    np.testing.assert_array_equal(served_model.features(table.validation_rows(prepared), spec),
+                                  split_arrays(prepared, 0, standardize)["x_val"])
+
+
+@pytest.mark.parametrize("variant, rule", [
+    ("l1", "as_is"), ("mse", "as_is"), ("nll_relu", "softmax"), ("nll_logsoftmax", "softmax"),
+    ("cross_entropy", "softmax"), ("kldiv_relu", "softmax"), ("kldiv_logsoftmax", "softmax"),
+    ("cosine_embedding", "clipped"), ("bce_with_logits", "sigmoid"), ("square_loss", "clipped"),
+    ("cross_entropy_unscaled", "softmax"),
+])
+def test_each_variant_s_outputs_are_read_as_its_loss_reads_them(variant, rule):
+    from types import SimpleNamespace
+
+    from pipeline.study.losses import head
+
+    settings = config.load().variants[variant]
+    for classes in (2, 3):
+        shape = head(settings.loss, settings.target_encoding, settings.last_activation, classes)
+        record = SimpleNamespace(head=shape, config=settings)
+        assert served_spec.probability_rule(record) == rule
+
+
 @pytest.fixture
 def titanic(project):
     prepared, _ = prepare(project, "titanic")
@@ -143,6 +172,8 @@ def test_the_alias_stays_for_experiments_launches_and_other_branches(tmp_path, m
                     "-m", "one"], check=True)
     subprocess.run(["git", "checkout", "-q", "--detach"], check=True)
     assert stays() == "published from a detached HEAD, not main"
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))  # fails closed: the alias stays
+    assert stays() == "git could not say which branch this is (unreadable: FileNotFoundError)"
 
 
 # --- The real thing: a small study through `dvc repro`, its champions served on 127.0.0.1 ---
@@ -184,7 +215,7 @@ class Server:
             try:
                 if requests.get(f"{self.url}/ping", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
                 time.sleep(0.5)
         self.stop()
         raise AssertionError(f"{script} did not answer on {self.url} within 180 s")

@@ -1,6 +1,6 @@
 """A served model evaluated on its canonical split's validation rows, as MLflow logs it beside
 the model: accuracy, log loss, ROC AUC (one-vs-rest, macro, on more than two classes), expected
-calibration error, and a reliability diagram.
+calibration error, the confusion matrix and a reliability diagram.
 
 By hand rather than `mlflow.models.evaluate`: its classifier evaluator takes a model that
 answers labels (and a `predict_proba` for the probability metrics), while the served model
@@ -45,6 +45,14 @@ def metrics(p: np.ndarray, predicted: np.ndarray, y: np.ndarray) -> dict[str, fl
         auc = roc_auc_score(y, p, multi_class="ovr", average="macro", labels=classes)
     return {"accuracy": float(accuracy_score(y, predicted)), "log_loss": float(log_loss(y, p, labels=classes)),
             "roc_auc": float(auc), "expected_calibration_error": expected_calibration_error(p, y)}
+
+
+def confusion(predicted: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
+    """Rows: the actual class; columns: the predicted one (scikit-learn's layout)."""
+    from sklearn.metrics import confusion_matrix
+
+    return {"classes": classes,
+            "matrix": confusion_matrix(y, predicted, labels=list(range(len(classes)))).tolist()}
 
 
 def reliability_png(p: np.ndarray, y: np.ndarray, title: str) -> bytes:

@@ -42,16 +42,23 @@ MAIN_BRANCH = "main"  # the branch whose study the registered models' `champion`
 
 
 def git_branch() -> str | None:
-    """The workspace's git branch ('HEAD' when detached), or None outside a git repository."""
+    """The workspace's git branch ('HEAD' when detached), or None outside a git repository. A
+    git that cannot say (missing, a repository it refuses to read) is taken for another branch:
+    the alias then stays, rather than moving by accident."""
     import subprocess
 
     try:
         done = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], capture_output=True, text=True,
                               timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"(unreadable: {type(exc).__name__})"
+    if done.returncode == 0:  # on a branch (commits or not yet)
+        return done.stdout.strip()
+    if done.returncode == 1:
+        return "HEAD"
+    if "not a git repository" in done.stderr:
         return None
-    # 0: on a branch (commits or not yet); 1: HEAD detached; else not a git repository.
-    return done.stdout.strip() if done.returncode == 0 else "HEAD" if done.returncode == 1 else None
+    return f"(unreadable: {done.stderr.strip().splitlines()[0] if done.stderr.strip() else done.returncode})"
 
 
 def experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -102,9 +109,11 @@ class Launch:
         if self.run_id:
             return f"published by the `mlflow run` launch {self.run_id}"
         branch = git_branch()
-        if branch is not None and branch != MAIN_BRANCH:
-            return f"published from {'a detached HEAD' if branch == 'HEAD' else 'the git branch ' + branch}, not {MAIN_BRANCH}"
-        return None
+        if branch is None or branch == MAIN_BRANCH:
+            return None
+        if branch.startswith("(unreadable"):
+            return f"git could not say which branch this is {branch}"
+        return f"published from {'a detached HEAD' if branch == 'HEAD' else 'the git branch ' + branch}, not {MAIN_BRANCH}"
 
     def origin(self) -> dict[str, str]:
         """Tags for a model version this publish registers: where it came from."""
@@ -113,7 +122,7 @@ class Launch:
             tags["launch_run_id"] = self.run_id
         stays = self.champion_stays()
         if stays:
-            tags["champion_alias"] = f"not moved: {stays}"
+            tags[report_runs.NOT_MOVED_TAG] = f"not moved: {stays}"
         return tags
 
     def name(self, runs: dict, outcome: dict[str, tuple[str, str]]) -> bool:

@@ -8,16 +8,19 @@ where it came from) but leaves the alias where it is."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 from pathlib import Path
 
 from ..catalog import ReportFiles
 from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
+from .variant_runs import MODEL_CODE
 
 # Titanic's champion keeps the name it was first registered under: links and scripts use it.
 OLDER_NAMES = {"titanic": "titanic-survival"}
 ALIAS = "champion"
+NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
 
 
 def model_name(dataset: str) -> str:
@@ -80,12 +83,20 @@ METRIC_NAMES = {"accuracy": "accuracy", "log_loss": "log loss", "roc_auc": "ROC 
                 "expected_calibration_error": "expected calibration error"}
 
 
+def identity(record: TrainingRecord) -> dict[str, str]:
+    """A registered model version's identity: its variant, its record and the served model's code
+    (new code serves otherwise: a new version)."""
+    return {"variant": record.variant, "record_digest": record.digest, "model_code": MODEL_CODE}
+
+
 def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> dict[str, str]:
-    """What a version says about itself: the model's identity (variant and record digest, how
-    a version is found again), its dataset, verdict and data, its evaluation."""
-    return {"variant": record.variant, "record_digest": record.digest, "dataset": record.dataset,
+    """What a version says about itself: the model's identity (how a version is found again),
+    its dataset, verdict and data, its evaluation."""
+    return {**identity(record), "dataset": record.dataset,
             "verdict": summary["variants"][record.variant]["verdict"], "data.sha256": record.data.sha256,
-            **{key.replace("/", "."): f"{value:.4f}" for key, value in sorted(evaluated.items())}}
+            **{key.replace("/", "."): f"{value:.4f}" for key, value in sorted(evaluated.items())},
+            # rows: the actual class, columns: the predicted one (the run's evaluation/confusion_matrix.json)
+            "evaluation.confusion_matrix": json.dumps(record.confusion_matrix)}
 
 
 def version_description(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> str:
@@ -107,9 +118,8 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
     from mlflow.exceptions import MlflowException
 
     name = model_name(record.dataset)
-    identity = {"variant": record.variant, "record_digest": record.digest}
     same = [v for v in client.search_model_versions(f"name = '{name}'")
-            if all(v.tags.get(k) == value for k, value in identity.items())]
+            if all(v.tags.get(k) == value for k, value in identity(record).items())]
     live = [v for v in same if _live(client, v.run_id)]
     if not live:
         try:
@@ -128,9 +138,14 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
             again_if_raced(client.set_registered_model_alias, name, ALIAS, version.version)
         return version.version, True
     keep = min(live, key=lambda v: int(v.version))
+    try:
+        current = str(client.get_model_version_by_alias(name, ALIAS).version)
+    except MlflowException:
+        current = None  # no alias yet
     changed = False
     for version in same:  # duplicates from publishers that met, and versions whose run was deleted
-        if str(version.version) != str(keep.version):
+        # Deleting the alias's version would drop the alias: only a publish that may move it does.
+        if str(version.version) != str(keep.version) and (stays is None or str(version.version) != current):
             try:
                 client.delete_model_version(name, version.version)
             except MlflowException as exc:
@@ -139,13 +154,13 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
             changed = True
     if stays is not None:
         return keep.version, changed
-    try:
-        current = client.get_model_version_by_alias(name, ALIAS).version
-    except MlflowException:
-        current = None  # no alias yet
-    if str(current) != str(keep.version):
+    if current != str(keep.version):
         # MLflow inserts an alias it does not find: two publishers setting it at once race.
         again_if_raced(client.set_registered_model_alias, name, ALIAS, keep.version)
+        changed = True
+    if NOT_MOVED_TAG in client.get_model_version(name, keep.version).tags:
+        # Registered by an experiment, now the champion of main's study: no longer "not moved".
+        client.delete_model_version_tag(name, keep.version, NOT_MOVED_TAG)
         changed = True
     return keep.version, changed
 

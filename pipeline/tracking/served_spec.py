@@ -45,17 +45,19 @@ class Table:
 
 
 def probability_rule(record: TrainingRecord) -> str:
-    """How the variant's outputs become class probabilities (served_model.probabilities)."""
-    last, loss, outputs = record.head.last_activation, record.config.loss, record.head.outputs
+    """How the variant's outputs become class probabilities (served_model.probabilities): as its
+    loss reads them first (whatever the last layer gave it), then as its last layer made them."""
+    last, loss = record.head.last_activation, record.config.loss
+    if loss in ("CrossEntropyLoss", "NLLLoss", "KLDivLoss"):
+        # Logits, or what the loss takes for log-probabilities (a ReLU's scores included): softmax.
+        return "softmax"
+    if loss == "BCEWithLogitsLoss":
+        return "sigmoid"
     if last in ("Sigmoid", "Softmax"):
         return "as_is"
     if last == "LogSoftmax":
         return "exp"
-    if last == "none" and loss == "BCEWithLogitsLoss":
-        return "sigmoid"
-    if last == "none" and loss == "CrossEntropyLoss" and outputs > 1:
-        return "softmax"
-    return "clipped"  # scores regressing the targets (L1, MSE, CosineEmbedding; ReLU, Tanh)
+    return "clipped"  # scores regressing the targets (L1, MSE, CosineEmbedding on none, ReLU or Tanh)
 
 
 def preprocessing(table: Table, prepared: dict, scaler: dict | None) -> dict:

@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from ..catalog import DatasetFiles, VariantFiles
+from ..errors import PipelineError
 from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
@@ -28,15 +29,17 @@ STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", 
 
 CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 
-# What a run's logged model is; a new one makes every run new (logged again, once).
-MODEL_FORMAT = "served: raw rows in, probabilities out"
+# What a run's logged model is: the code of the served model, its config and its evaluation. A
+# change to it makes every run new (logged again, once), so no run holds a model older than its code.
+MODEL_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
+                                     for name in ("served_model.py", "served_spec.py", "evaluation.py"))).hexdigest()
 EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (its reliability diagram)
 
 
 def run_digest(record: TrainingRecord, stats: dict, conclusion: dict) -> str:
     """A variant run holds its training record and what the report concluded about it."""
     blob = json.dumps({"record": record.digest, "stats": stats, "reference": conclusion["reference"],
-                       "champion": conclusion["champion"], "model": MODEL_FORMAT}, sort_keys=True)
+                       "champion": conclusion["champion"], "model": MODEL_CODE}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -200,7 +203,13 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         answer = served_model.answer(outputs, run.served)
         probabilities = served_model.probabilities(outputs, run.served["rule"])
         y = run.split["y_val"]
-        scores = evaluation.metrics(probabilities, served_model.labels(outputs, run.served["threshold"]), y)
+        predicted = served_model.labels(outputs, run.served["threshold"])
+        scores = evaluation.metrics(probabilities, predicted, y)
+        matrix = evaluation.confusion(predicted, y, record.classes)
+        if matrix["matrix"] != record.confusion_matrix:
+            raise PipelineError(f"{record.dataset} {name}: the served model answers split 0's validation rows "
+                                f"otherwise than training did ({matrix['matrix']} against {record.confusion_matrix}); "
+                                f"nothing is published for it")
         requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
         with tempfile.TemporaryDirectory() as tmp:
             network = Path(tmp) / served_model.NETWORK
@@ -210,6 +219,8 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
             diagram = Path(tmp) / "reliability.png"
             diagram.write_bytes(evaluation.reliability_png(probabilities, y, f"{record.dataset}: {name}"))
             client.log_artifact(run_id, str(diagram), EVALUATION)
+            # The served model's own, the same as training's (checked above, drawn in confusion_matrix.png).
+            client.log_dict(run_id, matrix, f"{EVALUATION}/confusion_matrix.json")
             # Leaving this block ends the run FINISHED: the model and its metrics are the last
             # things logged. Nothing may touch the run after that: a publisher that met this one
             # may delete it as a duplicate the moment it is FINISHED (store.resolve).
