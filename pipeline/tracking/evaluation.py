@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 BINS = 10
+# The run's metrics are validation.<name>: after study.*, train/ and val/ in name order, so the
+# compare view's first rows (about 17 drawn, sorted by name) stay the study's summary.
+METRIC_PREFIX = "validation."
 
 
 def calibration_bins(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> list[dict]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..catalog import ReportFiles
 from ..study.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
+from .evaluation import METRIC_PREFIX
 from .variant_runs import MODEL_CODE
 
 # Titanic's champion keeps the name it was first registered under: links and scripts use it.
@@ -94,14 +95,14 @@ def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, flo
     its dataset, verdict and data, its evaluation."""
     return {**identity(record), "dataset": record.dataset,
             "verdict": summary["variants"][record.variant]["verdict"], "data.sha256": record.data.sha256,
-            **{key.replace("/", "."): f"{value:.4f}" for key, value in sorted(evaluated.items())},
+            **{f"evaluation.{key}": f"{value:.4f}" for key, value in sorted(evaluated.items())},
             # rows: the actual class, columns: the predicted one (the run's evaluation/confusion_matrix.json)
             "evaluation.confusion_matrix": json.dumps(record.confusion_matrix)}
 
 
 def version_description(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> str:
     row = summary["variants"][record.variant]
-    shown = ", ".join(f"{METRIC_NAMES.get(key.split('/')[-1], key)} {value:.3f}" for key, value in sorted(evaluated.items()))
+    shown = ", ".join(f"{METRIC_NAMES.get(key, key)} {value:.3f}" for key, value in sorted(evaluated.items()))
     return (f"{record.dataset}: {record.variant} ({record.config.loss} on {record.head.last_activation} outputs), "
             f"the canonical replica (seed {record.seed}, split 0). Verdict against {summary['reference']}: "
             f"{row['verdict']}; the champion by the rule: {summary['champion_rule'].rstrip('.')}. Validation rows of split 0: "
@@ -129,7 +130,7 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
             pass  # already registered
         run = client.get_run(champion_run_id)
         model_id = run.outputs.model_outputs[0].model_id
-        evaluated = {k: v for k, v in run.data.metrics.items() if k.startswith("evaluation/")}
+        evaluated = {k[len(METRIC_PREFIX):]: v for k, v in run.data.metrics.items() if k.startswith(METRIC_PREFIX)}
         version = again_if_raced(
             client.create_model_version, name, source=f"models:/{model_id}", run_id=champion_run_id,
             model_id=model_id, tags={**version_tags(record, summary, evaluated), **(origin or {})}, tries=5,

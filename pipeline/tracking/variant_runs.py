@@ -232,7 +232,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
                     signature=served_spec.signature(run.served, answer),
                     input_example=run.rows[[f["name"] for f in run.served["features"]]].head(5),
                     pip_requirements=requirements)
-                mlflow.log_metrics({f"{EVALUATION}/{key}": value for key, value in scores.items()},
+                mlflow.log_metrics({f"{evaluation.METRIC_PREFIX}{key}": value for key, value in scores.items()},
                                    model_id=info.model_id)
                 closing.ending()
     return run_id
