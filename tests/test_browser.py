@@ -104,8 +104,18 @@ def test_first_look_at_the_chart_view_shows_the_contrast_runs(prepared, browser)
             .map(row => [row.querySelector('a').innerText.trim(),
                          Array.from(row.querySelectorAll('label, [aria-label]')).some(
                              e => (e.getAttribute('aria-label') || e.innerText).trim() === 'Hide run')]))""")
+        # Every chart's traces, by run name, in the colour drawn (a line's, or a bar's).
+        page.wait_for_function("(document.querySelector('.js-plotly-plot').data || []).length >= 10", timeout=60_000)
+        drawn = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .flatMap(plot => plot.data || []).map(t => [t.name, (t.line && t.line.color) || (t.marker && t.marker.color)])
+            .filter(([name, color]) => name && typeof color === 'string' && color.length === 7))""")
+        described = page.inner_text("body")
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=SHOTS / "mlflow-chart-first-look.png")
+    # Contrast pairs in the project's colours, never alike: the mismatched ReLU run against the sound one.
+    assert (drawn.get("nll_relu"), drawn.get("nll_logsoftmax")) == ("#d62728", "#2ca02c"), drawn
+    assert (drawn.get("kldiv_relu"), drawn.get("kldiv_logsoftmax")) == ("#ff7f0e", "#1f77b4"), drawn
+    assert "The loss study on titanic." in described and "tags.contrast = 'nll'" in described
     assert len(shown) == len(every) + 1
     assert sum(shown.values()) == 10  # the UI's default, so the test can tell hidden from drawn
     for name in [*contrast, summary["reference"], summary["champion"], "comparison-report"]:

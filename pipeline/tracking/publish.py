@@ -78,6 +78,21 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
+def describe(client, exp_id: str, study: "DatasetStudy") -> None:
+    """The experiment's description (the UI shows it above its runs): what a run is, how to read
+    it, the first search to type."""
+    summary = study.summary
+    text = (f"**The loss study on {study.dataset}.** One run per variant, each trained as "
+            f"{summary['seeds'] * summary['splits']} replicas ({summary['seeds']} seeds on each of "
+            f"{summary['splits']} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
+            f"tag `verdict` the test against {summary['reference']}; the run `comparison-report` holds the table, "
+            f"the champion is `{summary['champion']}`. The `train/`, `val/` curves are the canonical replica's "
+            f"(params' seed, split 0), `..._mean` the replicas' mean. First search: `tags.contrast = 'nll'` "
+            f"(NLL on ReLU, red, against NLL on LogSoftmax, green). docs/mlflow.md says more.")
+    if client.get_experiment(exp_id).tags.get("mlflow.note.content") != text:
+        client.set_experiment_tag(exp_id, "mlflow.note.content", text)
+
+
 class Launch:
     """Where this publish comes from: the run `mlflow run` opened (MLFLOW_RUN_ID) and the DVC
     experiment it runs in (DVC_EXP_NAME), if any; and the process that publishes."""
@@ -219,6 +234,8 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
                     dvc_exp if dvc_exp is not None else os.environ.get("DVC_EXP_NAME"))
     where = store.artifact_location(uri)
     exp_ids = {study.dataset: experiment_id(client, store.experiment(study.dataset), where) for study in studies}
+    for study in studies:
+        describe(client, exp_ids[study.dataset], study)
     patience.answered()
     sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
     across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None

@@ -21,6 +21,7 @@ from .variant_runs import MODEL_CODE
 # Titanic's champion keeps the name it was first registered under: links and scripts use it.
 OLDER_NAMES = {"titanic": "titanic-survival"}
 ALIAS = "champion"
+REPORT_COLOR = "#000000"  # apart from every variant's (variant_runs.run_color)
 NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
 
 
@@ -54,7 +55,8 @@ def log_report(client, experiment_id: str, dataset: str, summary: dict, run_ids:
             "champion": summary["champion"], **references(summary, run_ids),
             "champion_rule": summary["champion_rule"], "hypotheses": str(summary["hypotheses"]),
             **{f"verdict.{name}": row["verdict"] for name, row in summary["variants"].items()},
-            "mlflow.note.content": files.comparison_md.read_text(), **extra_tags}
+            "mlflow.note.content": files.comparison_md.read_text(),
+            "mlflow.runColor": REPORT_COLOR, **extra_tags}
     run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
