@@ -130,12 +130,12 @@ class Launch:
             return f"git could not say which branch this is {branch}"
         return f"published from {'a detached HEAD' if branch == 'HEAD' else 'the git branch ' + branch}, not {MAIN_BRANCH}"
 
-    def origin(self) -> dict[str, str]:
-        """Tags for a model version this publish registers: where it came from."""
+    def origin(self, stays: str | None) -> dict[str, str]:
+        """Tags for a model version this publish registers: where it came from, and why it does
+        not move the alias (`stays`, champion_stays's answer)."""
         tags = {"dvc.exp_name": self.dvc_exp} if self.dvc_exp else {}
         if self.run_id:
             tags["launch_run_id"] = self.run_id
-        stays = self.champion_stays()
         if stays:
             tags[report_runs.NOT_MOVED_TAG] = f"not moved: {stays}"
         return tags
@@ -319,7 +319,8 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
     looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
     from mlflow.exceptions import MlflowException
 
-    stays, origin = launch.champion_stays(), launch.origin()
+    stays = launch.champion_stays()
+    origin = launch.origin(stays)
     for _ in range(SETTLE_PASSES):
         try:
             runs = {}

@@ -161,7 +161,7 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
         # MLflow inserts an alias it does not find: two publishers setting it at once race.
         again_if_raced(client.set_registered_model_alias, name, ALIAS, keep.version)
         changed = True
-    if NOT_MOVED_TAG in client.get_model_version(name, keep.version).tags:
+    if NOT_MOVED_TAG in keep.tags:
         # Registered by an experiment, now the champion of main's study: no longer "not moved".
         client.delete_model_version_tag(name, keep.version, NOT_MOVED_TAG)
         changed = True

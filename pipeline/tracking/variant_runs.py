@@ -201,6 +201,20 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
     tags = {**run_tags(record, stats, conclusion), DIGEST_TAG: run.digest, **extra_tags}
     if run.times:
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
+    # The served model answers first: a model that answers otherwise than training never gets a run.
+    model = load_model(record)
+    served = served_model.ServedModel.of(run.served, model)
+    outputs = served.outputs(run.rows)
+    answer = served_model.answer(outputs, run.served)
+    probabilities = served_model.probabilities(outputs, run.served["rule"])
+    y = run.split["y_val"]
+    predicted = served_model.labels(outputs, run.served["threshold"])
+    scores = evaluation.metrics(probabilities, predicted, y)
+    matrix = evaluation.confusion(predicted, y, record.classes)
+    if matrix["matrix"] != record.confusion_matrix:
+        raise PipelineError(f"{record.dataset} {name}: the served model answers split 0's validation rows "
+                            f"otherwise than training did ({matrix['matrix']} against {record.confusion_matrix}); "
+                            f"nothing is published for it")
     created = client.create_run(experiment_id, tags=tags, run_name=name)
     run_id = created.info.run_id
     with closing_run(client, run_id) as closing:
@@ -213,19 +227,6 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
         for path in VariantFiles(name, record.dataset).artifacts():
             client.log_artifact(run_id, str(path))
-        model = load_model(record)
-        served = served_model.ServedModel.of(run.served, model)
-        outputs = served.outputs(run.rows)
-        answer = served_model.answer(outputs, run.served)
-        probabilities = served_model.probabilities(outputs, run.served["rule"])
-        y = run.split["y_val"]
-        predicted = served_model.labels(outputs, run.served["threshold"])
-        scores = evaluation.metrics(probabilities, predicted, y)
-        matrix = evaluation.confusion(predicted, y, record.classes)
-        if matrix["matrix"] != record.confusion_matrix:
-            raise PipelineError(f"{record.dataset} {name}: the served model answers split 0's validation rows "
-                                f"otherwise than training did ({matrix['matrix']} against {record.confusion_matrix}); "
-                                f"nothing is published for it")
         requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
         with tempfile.TemporaryDirectory() as tmp:
             network = Path(tmp) / served_model.NETWORK
