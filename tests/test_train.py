@@ -51,8 +51,12 @@ def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, 
     # Two headline metrics for DVC's views; the rest is in the report.
     metrics = json.loads(files.metrics.read_text())
     assert metrics == {"val_accuracy_mean": pytest.approx(np.mean(accuracies)), "diagnoses": "ok 4/4"}
-    lines = files.history.read_text().splitlines()
-    assert lines[0].startswith("epoch,train_loss,val_loss,val_accuracy,val_accuracy_mean") and len(lines) == 3
+    # DVC's plot: the replicas' mean under the plain names, the canonical run's under _canonical.
+    plot = list(csv.DictReader(open(files.history)))
+    assert len(plot) == 2 and list(plot[0])[:4] == ["epoch", "val_loss", "val_loss_min", "val_loss_max"]
+    assert float(plot[-1]["val_accuracy"]) == pytest.approx(np.mean(accuracies))
+    assert float(plot[-1]["val_accuracy_max"]) == max(accuracies)
+    assert float(plot[-1]["val_loss_canonical"]) == record.history[-1].val_loss
     # No wall-clock time in what DVC hashes; it goes beside, for MLflow.
     assert "_ms" not in files.record.read_text()
     assert len(json.loads(files.run_times.read_text())["epoch_ms"]) == 2

@@ -1,6 +1,7 @@
-"""A variant's two figures on one dataset: its loss curves and its confusion matrix (its canonical
-run, with the replicas' mean and spread beside it), drawn by train@<dataset> as it trains it, so
-that an edit re-draws only what it re-trains. matplotlib is imported only then (about 0.5 s).
+"""A variant's two figures on one dataset: its loss and accuracy curves (the replicas' mean and
+spread, its canonical run beside them) and its confusion matrix (the canonical run's), drawn by
+train@<dataset> as it trains it, so that an edit re-draws only what it re-trains. matplotlib is
+imported only then (about 0.5 s).
 """
 from __future__ import annotations
 
@@ -15,16 +16,22 @@ def loss_figure(record: TrainingRecord):
     history = record.history
     epochs = [h.epoch for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    left.plot(epochs, [h.train_loss for h in history], marker="o", ms=3, label="train")
-    left.plot(epochs, [h.val_loss for h in history], marker="o", ms=3, label="validation")
-    left.set(xlabel="epoch", ylabel="loss", title=f"{record.config.loss} loss")
+    # The replicas' mean first, the canonical run thin beside it: a stalled canonical run's flat 0
+    # must not read as the study's loss while nearly every replica runs off below zero.
+    for key, label, colour in (("train_loss", "train", "tab:blue"), ("val_loss", "validation", "tab:orange")):
+        spread = record.curves[key]
+        left.plot(epochs, spread.mean, color=colour, lw=1.6, label=f"{label}, mean of replicas")
+        left.fill_between(epochs, spread.min, spread.max, color=colour, alpha=0.12)
+    left.plot(epochs, [h.train_loss for h in history], color="tab:blue", ls="--", lw=0.9, label="train, canonical run")
+    left.plot(epochs, [h.val_loss for h in history], color="tab:orange", ls="--", lw=0.9,
+              label="validation, canonical run")
+    left.set(xlabel="epoch", ylabel="loss", title=f"{record.config.loss} loss (band: replicas' min to max)")
     left.axhline(0, color="grey", lw=0.6)
-    left.legend()
-    right.plot(epochs, [h.val_accuracy for h in history], marker="o", ms=3, color="tab:green",
-               label="canonical run")
+    left.legend(fontsize=7)
     spread = record.curves["val_accuracy"]
-    right.plot(epochs, spread.mean, color="black", lw=1.2, label=f"mean of {record.study.replicas} replicas")
+    right.plot(epochs, spread.mean, color="black", lw=1.6, label=f"mean of {record.study.replicas} replicas")
     right.fill_between(epochs, spread.min, spread.max, color="grey", alpha=0.2, label="their min to max")
+    right.plot(epochs, [h.val_accuracy for h in history], color="tab:green", ls="--", lw=0.9, label="canonical run")
     right.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1), title="accuracy")
     right.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{record.dataset}: {record.variant} (last activation {record.head.last_activation}): canonical run "

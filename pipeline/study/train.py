@@ -214,14 +214,21 @@ def curves(trained: Trained) -> dict[str, Curve]:
     return out
 
 
+# The DVC plot's columns: the replicas' mean under the plain names (what `dvc plots show` draws),
+# their range beside it, the canonical replica's under `_canonical` (the names MLflow's runs use).
+HISTORY_CURVES = ("val_loss", "train_loss", "val_accuracy")
+
+
 def history_plot(record: TrainingRecord) -> str:
-    """The canonical run per epoch beside the replicas' mean and range, for `dvc plots show`."""
-    band = record.curves["val_accuracy"]
-    lines = ["epoch,train_loss,val_loss,val_accuracy,val_accuracy_mean,val_accuracy_min,val_accuracy_max"]
+    """Per epoch, for `dvc plots show`: the replicas' mean, min and max of each curve, then the
+    canonical run's (a stalled canonical run's flat 0 never stands for the study)."""
+    header = ["epoch"] + [f"{key}{edge}" for key in HISTORY_CURVES for edge in ("", "_min", "_max")] \
+        + [f"{key}_canonical" for key in HISTORY_CURVES]
+    lines = [",".join(header)]
     for h in record.history:
         e = h.epoch - 1
-        lines.append(",".join(map(repr, (h.epoch, h.train_loss, h.val_loss, h.val_accuracy, band.mean[e],
-                                         band.min[e], band.max[e]))))
+        spread = [getattr(record.curves[key], edge)[e] for key in HISTORY_CURVES for edge in ("mean", "min", "max")]
+        lines.append(",".join(map(repr, (h.epoch, *spread, *(getattr(h, key) for key in HISTORY_CURVES)))))
     return "\n".join(lines) + "\n"
 
 
