@@ -26,6 +26,7 @@ PAGE = """<!DOCTYPE html>
     <style>
         body {{ font-family: sans-serif; }}
         table {{ border-spacing: 15px; }}
+{order}
     </style>
 </head>
 <body>
@@ -33,6 +34,18 @@ PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+# DVC writes the page's plots in an order of its own (every vega chart, then the images by
+# path), whatever dvc.yaml's order: the study's figures would come after 70 per-variant charts.
+# The page is a column whose children CSS reorders: the figures across datasets, the contrasts,
+# the intervals, the sweep, then each variant's detail. DVC names each plot's element by its
+# path, "/" and "." as "_".
+FIRST = ("reports_across_normalised_png", "reports_across_critical_difference_png", "_contrast_nll_png",
+         "_contrast_kldiv_png", "_intervals_png", "_compare_png", "plots_iris_alpha_summary_png",
+         "plots_iris_alpha_sweep_gif", "iris_accuracy_against_alpha")
+ORDER = "\n".join(
+    ["        body { display: flex; flex-direction: column; align-items: flex-start; }"]
+    + [f'        div[id$="{suffix}"] {{ order: {rank - len(FIRST)}; }}' for rank, suffix in enumerate(FIRST)])
 
 
 def render(node_modules: Path) -> str:
@@ -45,7 +58,7 @@ def render(node_modules: Path) -> str:
             raise PipelineError(f"{path}: not found; run `npm ci` (or `make plots-offline`) first") from None
         # Inlined code must not end the <script> element early.
         scripts.append("    <script>\n" + code.replace("</script", "<\\/script") + "\n    </script>")
-    return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts))
+    return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts), order=ORDER)
 
 
 def render_online(package_json: Path = Path("package.json")) -> str:
@@ -53,7 +66,7 @@ def render_online(package_json: Path = Path("package.json")) -> str:
     versions = json.loads(package_json.read_text())["dependencies"]
     scripts = [f'    <script src="https://cdn.jsdelivr.net/npm/{name}@{versions[name]}"></script>'
                for name in (library.split("/")[0] for library in LIBRARIES)]
-    return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts))
+    return PAGE.format(refresh_tag="{refresh_tag}", libraries="\n".join(scripts), order=ORDER)
 
 
 def main(params_path: str = config.PARAMS_FILE) -> None:

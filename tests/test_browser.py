@@ -123,12 +123,14 @@ def test_first_look_at_the_chart_view_shows_the_contrast_runs(prepared, browser)
 
 
 def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
+    """The compare view's first plot is the replicas' mean accuracy, ReLU below LogSoftmax: never
+    the canonical run's loss, which reads 0 ("better") when that run stalled."""
     from mlflow import MlflowClient
 
     base, uri = ui
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(tracking.experiment("titanic"))
-    runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs")
     for name in ("nll_relu", "nll_logsoftmax", "mse"):
@@ -136,21 +138,60 @@ def test_mlflow_ui_lists_the_variants_and_compares_the_nll_pair(ui, browser):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=SHOTS / "mlflow-runs.png")
 
-    pair = f'["{runs["nll_relu"]}","{runs["nll_logsoftmax"]}"]'
+    pair = f'["{runs["nll_relu"].info.run_id}","{runs["nll_logsoftmax"].info.run_id}"]'
     page.goto(f"{base}/#/compare-runs?runs={pair}&experiments=[\"{experiment.experiment_id}\"]")
     page.get_by_text("Comparing 2 Runs").wait_for(timeout=60_000)
     # The metrics table draws only the rows in view (about 17, sorted by name): the study's
-    # summary (study.*) and train/ are there, val/ further down.
+    # summary (study.*) comes first, then train/ (the replicas' mean, then _canonical).
     page.get_by_text("study.val_accuracy_mean").first.wait_for()
     body = page.inner_text("body")
     for expected in ("nll_relu", "nll_logsoftmax", "study.val_accuracy_mean", "study.p_equivalence_holm",
                      "train/loss", "ReLU", "LogSoftmax", "diagnosis"):
         assert expected in body
     # The parallel-coordinates chart of the pair, then the side-by-side metrics table.
-    page.locator(".js-plotly-plot, .plot-container").first.wait_for(timeout=60_000)
+    page.wait_for_function("(document.querySelector('.js-plotly-plot') || {}).data", timeout=60_000)
+    axes = page.evaluate("""() => document.querySelector('.js-plotly-plot').data[0].dimensions
+        .map(d => [d.label, Array.from(d.values || []), Array.from(d.ticktext || [])])""")
     page.screenshot(path=SHOTS / "mlflow-compare-nll.png")
     # No screenshot of the side-by-side metrics table: scrolled, MLflow 3.17's table moves its
     # name column apart from the values, so a picture would pair names with the wrong numbers.
+    metric = axes[-1]
+    assert metric[0] == "val/accuracy", axes
+    means = {name: runs[name].data.metrics["val/accuracy"] for name in ("nll_relu", "nll_logsoftmax")}
+    assert sorted(metric[1]) == sorted(means.values()), (axes, means)
+    assert means["nll_relu"] < means["nll_logsoftmax"]
+    print(f"compare view's first plot: {metric[0]} {means}; canonical nll_relu "
+          f"{runs['nll_relu'].data.tags['diagnosis']} at train/loss_canonical "
+          f"{runs['nll_relu'].data.metrics['train/loss_canonical']:.5f}")
+
+
+def test_the_study_view_opens_on_the_current_runs_with_the_studys_columns(ui, browser):
+    """The description's link opens the experiment's saved view: the Runs page (not the GenAI
+    overview), main's current runs, the columns that carry the conclusions."""
+    from mlflow import MlflowClient
+
+    from pipeline.tracking import study_view
+
+    base, uri = ui
+    experiment = MlflowClient(uri).get_experiment_by_name(tracking.experiment("titanic"))
+    page = browser.new_page(viewport={"width": 1500, "height": 900})
+    page.goto(f"{base}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning")
+    link = page.get_by_role("link", name="Open the study's view")
+    link.wait_for(timeout=60_000)
+    link.click()
+    page.get_by_role("link", name="nll_relu", exact=True).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1_000)
+    headers = page.evaluate("() => Array.from(document.querySelectorAll('.ag-header-cell')).map(c => c.innerText.trim())")
+    search = page.get_by_role("textbox").first.input_value()
+    mode = page.get_by_role("radio", name="Model training").is_checked() if page.get_by_role(
+        "radio", name="Model training").count() else None
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=SHOTS / "mlflow-study-view.png")
+    assert "viewStateShareKey=" + study_view.VIEW_KEY in page.url
+    assert search == f"tags.{study_view.CURRENT_TAG} = 'yes'"
+    for column in ("study.val_accuracy_mean", "study.val_accuracy_ci_low", "verdict", "diagnoses"):
+        assert any(column in header for header in headers), headers
+    assert "Overview" not in page.inner_text("h2, h1") and mode in (True, None)
 
 
 def test_dvc_plots_render_offline(tmp_path, browser):
@@ -164,11 +205,14 @@ def test_dvc_plots_render_offline(tmp_path, browser):
     repo.mkdir()
     (repo / "history.csv").write_text("epoch,val_loss\n1,0.7\n2,0.5\n3,0.45\n")
     (repo / "sweep.csv").write_text("log10_alpha,test_accuracy,train_accuracy\n-3,1.0,1.0\n3,0.43,0.53\n")
-    shutil.copy(ROOT / "plots/iris/alpha_summary.png" if (ROOT / "plots/iris/alpha_summary.png").exists()
-                else ROOT / "tests" / "__init__.py", repo / "figure.png")
+    figure = ROOT / "docs/images/normalised.png"  # any PNG
+    (repo / "reports/across").mkdir(parents=True)
+    shutil.copy(figure, repo / "figure.png")
+    shutil.copy(figure, repo / "reports/across/normalised.png")
     (repo / "dvc.yaml").write_text(
         "plots:\n  - history.csv:\n      x: epoch\n      y: val_loss\n"
-        "  - accuracy:\n      x: log10_alpha\n      y:\n        sweep.csv: [train_accuracy, test_accuracy]\n")
+        "  - accuracy:\n      x: log10_alpha\n      y:\n        sweep.csv: [train_accuracy, test_accuracy]\n"
+        "  - figure.png\n  - reports/across/normalised.png\n")
     dvc = str(Path(sys.executable).parent / "dvc")
     subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=repo, check=True)
     (repo / ".dvc/plots").mkdir()
@@ -187,5 +231,10 @@ def test_dvc_plots_render_offline(tmp_path, browser):
                            timeout=30_000)
     assert errors == []
     assert page.evaluate("document.querySelectorAll('.vega-embed').length") == 2
+    # The study's figures first (DVC writes every vega chart first; the template reorders).
+    tops = page.evaluate("""() => Object.fromEntries(Array.from(document.querySelectorAll('body > div[id]'))
+        .map(d => [d.id, d.getBoundingClientRect().top]))""")
+    assert min(tops, key=tops.get) == "reports_across_normalised_png", tops
+    assert tops["history_csv"] < tops["figure_png"], tops  # the rest as DVC orders it
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=SHOTS / "dvc-plots.png", full_page=True)

@@ -57,9 +57,10 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     assert lock["stages"]["train@titanic"]["params"]["params.yaml"]["variants"]["mse"]["epochs"] == 3
     runs = store_runs(repo)
     second = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "train")
-    mse = [r for r in runs if r.info.run_name == "mse" and r.data.params["epochs"] == "3"]
+    mse = [r for r in runs if r.data.tags.get("variant") == "mse" and r.data.params["epochs"] == "3"]
     assert len(mse) == 1 and mse[0].data.tags["mlflow.parentRunId"] == second.info.run_id
     assert mse[0].data.tags["dvc.exp_name"] in sh(repo, "dvc", "exp", "list")
+    assert mse[0].info.run_name == f"mse ({mse[0].data.tags['dvc.exp_name']})"  # whose it is, at a glance
 
     # Nothing changed: no new run, and the launch still says which runs it stands for.
     count = len(runs)

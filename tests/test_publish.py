@@ -64,12 +64,17 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert {f"diagnoses.{status}" for status in record.diagnoses} <= set(tags)
     assert by_name["nll_logsoftmax"].data.tags["contrast"] == "nll"
     assert "contrast" not in by_name["mse"].data.tags
+    # The plain names are the replicas' mean, the canonical run's end in _canonical.
     history = client.get_metric_history(run.info.run_id, "val/accuracy")
     assert [(m.step, m.value, m.timestamp) for m in history] == [
-        (h.epoch, h.val_accuracy, stamp) for h, stamp in zip(record.history, times["epoch_ms"])]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [1, 2]
+        (e + 1, mean, stamp) for e, (mean, stamp) in enumerate(zip(record.curves["val_accuracy"].mean, times["epoch_ms"]))]
+    canonical = client.get_metric_history(run.info.run_id, "val/accuracy_canonical")
+    assert [(m.step, m.value) for m in canonical] == [(h.epoch, h.val_accuracy) for h in record.history]
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "train/loss")] == record.curves["train_loss"].mean
     band = client.get_metric_history(run.info.run_id, "val/accuracy_max")
     assert [m.value for m in band] == record.curves["val_accuracy"].max
+    # The compare view plots the first metric a run logged: the replicas' mean accuracy.
+    assert run.data._metric_objs[0].key == "val/accuracy"
     metrics = run.data.metrics
     assert metrics["study.val_accuracy_mean"] == pytest.approx(stats["val_accuracy_mean"])
     assert metrics["study.val_accuracy_ci_low"] == pytest.approx(stats["val_accuracy_ci_low"])
@@ -214,3 +219,44 @@ def test_a_locked_sqlite_store_is_waited_for_not_lost(trained, capsys):
     _, found = runs(trained.uri())
     assert sorted(run.info.run_name for run in found) == sorted(VARIANTS)
     assert all(run.info.status == "FINISHED" for run in found)
+
+
+def test_runs_of_dvc_experiments_carry_their_name_and_only_mains_latest_study_is_current(trained, monkeypatch):
+    """Three experiments, then main adopting the last: the README's search (contrast and current)
+    finds main's NLL pair alone at every step; an experiment's runs say whose they are."""
+    from pipeline.tracking import study_view
+
+    names = [*VARIANTS, "report"]
+    search = "tags.contrast = 'nll' and tags.current = 'yes'"
+    publish.main(only=names)
+    client, first = runs(trained.uri(), filter_string=search)
+    assert sorted(r.info.run_name for r in first) == ["nll_logsoftmax", "nll_relu"]
+    for n, lr in enumerate((0.002, 0.003, 0.004)):
+        trained.params(**{"train.lr": lr})
+        for name in VARIANTS:
+            train.main("titanic", name)
+        report.main()
+        monkeypatch.setenv("DVC_EXP_NAME", f"exp-{n}")
+        publish.main(only=names)
+        monkeypatch.delenv("DVC_EXP_NAME")
+        assert {r.info.run_id for r in runs(trained.uri(), filter_string=search)[1]} == {r.info.run_id for r in first}
+    _, every = runs(trained.uri())
+    assert len(every) == 4 * 4
+    assert sorted(r.info.run_name for r in every if r.data.tags.get("variant") == "nll_relu") == [
+        "nll_relu", "nll_relu (exp-0)", "nll_relu (exp-1)", "nll_relu (exp-2)"]
+    assert "comparison-report (exp-2)" in {r.info.run_name for r in every}
+    # `dvc exp apply exp-2` on main, then publish: main adopts exp-2's runs (the same digests).
+    last = {r.info.run_id for r in every if r.data.tags.get("dvc.exp_name") == "exp-2"}
+    publish.main(only=names)
+    _, after = runs(trained.uri())
+    assert len(after) == 16  # nothing logged again
+    current = {r.info.run_id: r.info.run_name for r in after if r.data.tags.get(study_view.CURRENT_TAG) == "yes"}
+    assert set(current) == last and sorted(current.values()) == sorted([*VARIANTS, "comparison-report"])
+    assert sorted(r.info.run_name for r in runs(trained.uri(), filter_string=search)[1]) == ["nll_logsoftmax", "nll_relu"]
+    superseded = sorted(r.info.run_name for r in after if r.info.run_id in {f.info.run_id for f in first})
+    assert superseded == ["nll_logsoftmax (superseded)", "nll_relu (superseded)"]
+    # The experiment opens on the saved view of the current runs, with the study's columns.
+    experiment = client.get_experiment_by_name(tracking.experiment("titanic"))
+    view = json.loads(experiment.tags[study_view.VIEW_TAG])
+    assert view["searchFilter"] == "tags.current = 'yes'" and "metrics.`study.val_accuracy_mean`" in view["selectedColumns"]
+    assert study_view.view_path(experiment.experiment_id) in experiment.tags["mlflow.note.content"]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from pipeline.tracking import study_view
+
 from .conftest import ROOT, free_port, sh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,7 +100,11 @@ def queue_four(repo: Path) -> None:
 
 
 def count_experiment_runs(runs) -> Counter:
-    return Counter((r.info.run_name, r.data.tags["dvc.exp_name"]) for r in runs if "dvc.exp_name" in r.data.tags)
+    """(role, experiment) of each run a DVC experiment logged; each is named after both."""
+    logged = [(study_view.role(r), r.data.tags["dvc.exp_name"], r.info.run_name) for r in runs
+              if "dvc.exp_name" in r.data.tags]
+    assert all(name == f"{role} ({exp})" for role, exp, name in logged), logged
+    return Counter((role, exp) for role, exp, _ in logged)
 
 
 def test_four_queued_experiments_two_workers_against_the_server(team, repo):

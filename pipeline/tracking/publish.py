@@ -34,7 +34,7 @@ from ..records import read_across_summary, read_report_summary, read_run_times, 
 from ..data.preprocess import load_prepared
 from ..study.record import TrainingRecord
 from ..study.splits import split_arrays
-from . import across_runs, iris_runs, report_runs, served_spec, store
+from . import across_runs, iris_runs, report_runs, served_spec, store, study_view
 from .variant_runs import VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME, ACROSS_NAME = "sweep", "report", "across"
@@ -78,21 +78,6 @@ def experiment_id(client, name: str, artifact_location: str | None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def describe(client, exp_id: str, study: "DatasetStudy") -> None:
-    """The experiment's description (the UI shows it above its runs): what a run is, how to read
-    it, the first search to type."""
-    summary = study.summary
-    text = (f"**The loss study on {study.dataset}.** One run per variant, each trained as "
-            f"{summary['seeds'] * summary['splits']} replicas ({summary['seeds']} seeds on each of "
-            f"{summary['splits']} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
-            f"tag `verdict` the test against {summary['reference']}; the run `comparison-report` holds the table, "
-            f"the champion is `{summary['champion']}`. The `train/`, `val/` curves are the canonical replica's "
-            f"(params' seed, split 0), `..._mean` the replicas' mean. First search: `tags.contrast = 'nll'` "
-            f"(NLL on ReLU, red, against NLL on LogSoftmax, green). docs/mlflow.md says more.")
-    if client.get_experiment(exp_id).tags.get("mlflow.note.content") != text:
-        client.set_experiment_tag(exp_id, "mlflow.note.content", text)
-
-
 class Launch:
     """Where this publish comes from: the run `mlflow run` opened (MLFLOW_RUN_ID) and the DVC
     experiment it runs in (DVC_EXP_NAME), if any; and the process that publishes."""
@@ -115,6 +100,10 @@ class Launch:
             tags["dvc.exp_name"] = self.dvc_exp
             tags[f"dvc.exp.{self.dvc_exp}"] = "logged"
         return tags
+
+    def named(self, name: str) -> str:
+        """A new run's name: a DVC experiment's runs say whose they are (study_view)."""
+        return f"{name} ({self.dvc_exp})" if self.dvc_exp else name
 
     def champion_stays(self) -> str | None:
         """Why this publish may not move a registered model's `champion` alias, or None: it
@@ -235,7 +224,7 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
     where = store.artifact_location(uri)
     exp_ids = {study.dataset: experiment_id(client, store.experiment(study.dataset), where) for study in studies}
     for study in studies:
-        describe(client, exp_ids[study.dataset], study)
+        study_view.describe(client, exp_ids[study.dataset], study.dataset, study.summary)
     patience.answered()
     sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
     across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
@@ -267,11 +256,11 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
                 if standardize not in inputs:
                     inputs[standardize] = datasets(run.split, run.source, study.dataset)
                 logs(study.key(run.record.variant), log_run(client, exp_id, run, inputs[standardize],
-                                                            launch.tags(exp_id)))
+                                                            launch.tags(exp_id), launch.named(run.record.variant)))
             if report and not look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
                 logs(study.key(REPORT_NAME), report_runs.log_report(
                     client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(outcome)),
-                    launch.tags(exp_id)))
+                    launch.tags(exp_id), launch.named(study_view.REPORT_ROLE)))
         if across is not None and not look_up(Target(ACROSS_NAME, across_exp, across_runs.digest())):
             logs(ACROSS_NAME, across_runs.log_across(client, across_exp, across,
                                                      *named_by_across(studies, run_ids(outcome)),
@@ -279,7 +268,7 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
         if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
             logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP_TIMES), launch.tags(sweep_exp)))
         try:
-            return settle(client, launch, targets, outcome, studies if report else [], across is not None)
+            return settle(client, launch, targets, outcome, studies, report, across is not None)
         except Vanished:
             continue
     raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
@@ -309,11 +298,11 @@ SETTLE_PASSES = 30  # each publisher that met this one can move a survivor once;
 
 
 def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tuple[str, str]],
-           reported: list[DatasetStudy], across: bool) -> dict[str, tuple[str, str]]:
+           studies: list[DatasetStudy], report: bool, across: bool) -> dict[str, tuple[str, str]]:
     """Resolve every run this publish stands for (store.resolve: the survivor of each digest,
     its duplicates deleted) and point at the survivors whatever names runs: the reports' tags
-    (of the `reported` studies), each one's registered champion, the run across datasets, the
-    DVC experiment's tags, the launch run. A survivor moves when a publisher that met this one
+    (with `report`), each one's registered champion, the run across datasets, the DVC
+    experiment's tags, the launch run; on main, which runs are current (study_view). A survivor moves when a publisher that met this one
     finishes a run with a smaller id after this one looked, so each pass that had to write is
     followed by another, until one finds nothing to change. The last publisher to finish a run
     looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
@@ -332,6 +321,13 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
             final = {name: (("duplicate" if state == "logged" and run_id != ids[name] else state), ids[name])
                      for name, (state, run_id) in outcome.items()}
             wrote = launch.name(runs, final)
+            reported = studies if report else []
+            for study in studies if stays is None else []:
+                mine = {record.variant: runs[study.key(record.variant)] for record in study.records}
+                if report:
+                    mine[study_view.REPORT_ROLE] = runs[study.key(REPORT_NAME)]
+                wrote |= study_view.mark_current(client, next(iter(mine.values())).info.experiment_id, mine,
+                                                 {*study.summary["variants"], study_view.REPORT_ROLE})
             for study in reported:
                 champion = study.champion()
                 wrote |= store.retag(client, runs[study.key(REPORT_NAME)],

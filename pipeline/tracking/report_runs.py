@@ -46,7 +46,7 @@ def references(summary: dict, run_ids: dict[str, str]) -> dict[str, str]:
 
 
 def log_report(client, experiment_id: str, dataset: str, summary: dict, run_ids: dict[str, str],
-               extra_tags: dict) -> str:
+               extra_tags: dict, run_name: str = "comparison-report") -> str:
     from mlflow.entities import Metric, Param
 
     files = ReportFiles(dataset)
@@ -57,7 +57,7 @@ def log_report(client, experiment_id: str, dataset: str, summary: dict, run_ids:
             **{f"verdict.{name}": row["verdict"] for name, row in summary["variants"].items()},
             "mlflow.note.content": files.comparison_md.read_text(),
             "mlflow.runColor": REPORT_COLOR, **extra_tags}
-    run = client.create_run(experiment_id, run_name="comparison-report", tags=tags)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
         params = {"variants": len(run_ids), "champion": summary["champion"], "reference": summary["reference"],

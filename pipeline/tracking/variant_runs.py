@@ -1,5 +1,5 @@
-"""What one variant's MLflow run on one dataset holds: params, tags, per-epoch metrics (its canonical
-run's and its replicas' mean and band), the study's summary, datasets, artifacts (every
+"""What one variant's MLflow run on one dataset holds: params, tags, per-epoch metrics (its replicas'
+mean and band, its canonical run's), the study's summary, datasets, artifacts (every
 replica's history as replicas.csv), the canonical model as the model MLflow serves (raw rows in,
 probabilities out: served_model.py), evaluated on its validation rows (evaluation.py)."""
 from __future__ import annotations
@@ -27,7 +27,12 @@ STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", 
                  "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm")
 
 
+# A curve's metric name is the replicas' mean; its canonical run's (params' seed, split 0) ends in
+# CANONICAL. A suffix, not a prefix: the chart view orders its sections by name, so a `canonical/`
+# section would come first, and the compare view's table sorts names, so would `canonical.`.
+CURVES = ("val_accuracy", "train_loss", "val_loss")  # in the order logged (see run_metrics)
 CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
+CANONICAL = "_canonical"
 
 # What a run's logged model is: the code of the served model, its config and its evaluation. A
 # change to it makes every run new (logged again, once), so no run holds a model older than its code.
@@ -36,10 +41,16 @@ MODEL_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
 EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (its reliability diagram)
 
 
+# How a run is laid out (its metrics' names, its tags): a new layout logs every run again, once.
+RUN_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
 def run_digest(record: TrainingRecord, stats: dict, conclusion: dict) -> str:
-    """A variant run holds its training record and what the report concluded about it."""
+    """A variant run holds its training record, what the report concluded about it, the served
+    model's code and the layout's."""
     blob = json.dumps({"record": record.digest, "stats": stats, "reference": conclusion["reference"],
-                       "champion": conclusion["champion"], "model": MODEL_CODE}, sort_keys=True)
+                       "champion": conclusion["champion"], "model": MODEL_CODE, "layout": RUN_CODE},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -115,9 +126,11 @@ def run_tags(record: TrainingRecord, stats: dict, conclusion: dict) -> dict[str,
 
 
 def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
-    """Per epoch (step = epoch): the canonical run's curves (train/loss, val/accuracy, ...) and,
-    beside them, the replicas' mean, min and max (val/accuracy_mean, ...); then the study's
-    summary (study.<key>) at the last epoch."""
+    """Per epoch (step = epoch): the replicas' mean under the plain names (val/accuracy,
+    train/loss, val/loss), their min and max beside (val/accuracy_min, ...), the canonical run's
+    under CANONICAL (val/accuracy_canonical, ...); then the study's summary (study.<key>) at the
+    last epoch. val/accuracy comes first: the compare view's first plot is the first metric a run
+    logged (MLflow 3.17), and a stalled canonical run's loss of 0 must not be what it shows."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
@@ -126,17 +139,21 @@ def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
     penalized = record.config.training.regularization.penalty != "none"
     metrics = []
     for h, stamp in zip(history, stamps):
-        values = {"train/loss": h.train_loss, "val/loss": h.val_loss, "val/accuracy": h.val_accuracy}
-        if penalized:
-            values["train/penalty"] = h.train_penalty
-        for key, curve in record.curves.items():
-            for edge in ("mean", "min", "max"):
+        values = {}
+        for key in CURVES:
+            curve = record.curves[key]
+            values[CURVE_NAMES[key]] = curve.mean[h.epoch - 1]
+            for edge in ("min", "max"):
                 values[f"{CURVE_NAMES[key]}_{edge}"] = getattr(curve, edge)[h.epoch - 1]
+        for key in CURVES:
+            values[CURVE_NAMES[key] + CANONICAL] = getattr(h, key)
+        if penalized:
+            values["train/penalty" + CANONICAL] = h.train_penalty
         metrics += [Metric(key, float(v), stamp, h.epoch) for key, v in values.items()]
     last, stamp = history[-1].epoch, stamps[-1]
     if record.summary:
-        metrics += [Metric("val/best_accuracy", record.summary.best_val_accuracy, stamp, last),
-                    Metric("best_epoch", record.summary.best_epoch, stamp, last)]
+        metrics += [Metric("val/best_accuracy" + CANONICAL, record.summary.best_val_accuracy, stamp, last),
+                    Metric("val/best_epoch" + CANONICAL, record.summary.best_epoch, stamp, last)]
     metrics += [Metric(f"study.{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
                 if stats.get(key) is not None]
     if times:
@@ -189,8 +206,10 @@ class VariantRun:
         return run_digest(self.record, self.stats, self.conclusion)
 
 
-def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tags: dict) -> str:
-    """The run; `inputs` are its canonical split as MLflow dataset inputs (see datasets)."""
+def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tags: dict,
+            run_name: str | None = None) -> str:
+    """The run (named `run_name`, else after its variant); `inputs` are its canonical split as
+    MLflow dataset inputs (see datasets)."""
     import mlflow
     from mlflow.entities import Param
 
@@ -215,7 +234,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
         raise PipelineError(f"{record.dataset} {name}: the served model answers split 0's validation rows "
                             f"otherwise than training did ({matrix['matrix']} against {record.confusion_matrix}); "
                             f"nothing is published for it")
-    created = client.create_run(experiment_id, tags=tags, run_name=name)
+    created = client.create_run(experiment_id, tags=tags, run_name=run_name or name)
     run_id = created.info.run_id
     with closing_run(client, run_id) as closing:
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record, run.source, conclusion).items()])

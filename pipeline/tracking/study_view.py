@@ -1,0 +1,85 @@
+"""What MLflow's UI opens on: each dataset experiment's description, its saved view (the study's
+current runs with the columns that carry its conclusions) and which runs are current.
+
+MLflow 3.17's UI (checked in headless Chromium) keeps a user's runs-table layout in the browser,
+except for a view shared through an experiment tag `mlflow.sharedViewState.<key>` and opened with
+`?viewStateShareKey=<key>`: the project writes one, VIEW_KEY. The experiment opens on the GenAI
+"Overview" page unless the address says `workflowType=machine_learning` (or the user clicked
+"Model training" once: the browser remembers it). The link in the description says both.
+
+A run is current while it is the one the main branch's latest publish stands for (the rule of
+the `champion` alias, publish.Launch.champion_stays): tag `current` = `yes`, the variant's plain
+name. A run it replaces loses the tag and is renamed `<variant> (superseded)`; a run a DVC
+experiment logged is named `<variant> (<experiment>)` (Launch.named) until main adopts it.
+"""
+from __future__ import annotations
+
+import json
+
+from .store import retag
+
+CURRENT_TAG = "current"
+REPORT_ROLE = "comparison-report"  # the report run's name, and its role beside the variants'
+SUPERSEDED = " (superseded)"
+VIEW_KEY = "study"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+DESCRIPTION_TAG = "mlflow.note.content"
+# The runs table's columns at first open, as the UI names them (attributes, metrics, params, tags).
+COLUMNS = ("metrics.`study.val_accuracy_mean`", "metrics.`study.val_accuracy_ci_low`",
+           "metrics.`study.val_accuracy_ci_high`", "metrics.`study.diff_vs_reference`", "tags.`verdict`",
+           "tags.`diagnoses`", "tags.`champion`", "params.`last_activation`")
+
+
+def view_state() -> str:
+    """The saved view: the current runs, newest first, every one drawn in the chart view."""
+    return json.dumps({
+        "searchFilter": f"tags.{CURRENT_TAG} = 'yes'", "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
+        "selectedColumns": list(COLUMNS), "runsHiddenMode": "SHOW_ALL",
+    }, sort_keys=True)
+
+
+def view_path(exp_id: str) -> str:
+    """The view's address under the UI's root (`http://127.0.0.1:5000/` + this)."""
+    return f"#/experiments/{exp_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
+
+
+def describe(client, exp_id: str, dataset: str, summary: dict) -> None:
+    """The experiment's description (the UI shows it above its runs) and its saved view."""
+    text = (f"**The loss study on {dataset}.** [Open the study's view]({view_path(exp_id)}): its current runs "
+            f"with mean accuracy, interval, verdict and diagnoses. One run per variant, each trained as "
+            f"{summary['seeds'] * summary['splits']} replicas ({summary['seeds']} seeds on each of "
+            f"{summary['splits']} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
+            f"tag `verdict` the test against {summary['reference']}; the run `{REPORT_ROLE}` holds the table, "
+            f"the champion is `{summary['champion']}`. The curves `train/loss`, `val/loss`, `val/accuracy` are "
+            f"the replicas' mean (`_min`, `_max` their range), `..._canonical` the canonical replica's (params' "
+            f"seed, split 0). First search: `tags.contrast = 'nll' and tags.{CURRENT_TAG} = 'yes'` (NLL on ReLU, "
+            f"red, against NLL on LogSoftmax, green). Runs named `(superseded)` or after a DVC experiment are "
+            f"not main's current study. docs/mlflow.md says more.")
+    tags = client.get_experiment(exp_id).tags
+    for key, value in ((DESCRIPTION_TAG, text), (VIEW_TAG, view_state())):
+        if tags.get(key) != value:
+            client.set_experiment_tag(exp_id, key, value)
+
+
+def role(run) -> str | None:
+    """Which part of the study a run is: its variant, the report, or None (not the study's)."""
+    tags = run.data.tags
+    return tags.get("variant") or (REPORT_ROLE if tags.get("pipeline.stage") == "report" else None)
+
+
+def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str]) -> bool:
+    """`mine` ({role: run}) becomes the current study; a current run it replaces (the same role,
+    or one the study no longer has among `roles`) is superseded. True if anything changed."""
+    wrote = False
+    ids = {run.info.run_id for run in mine.values()}
+    for name, run in mine.items():
+        wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": name})
+    for run in client.search_runs([exp_id], f"tags.{CURRENT_TAG} = 'yes'", max_results=1000):
+        part = role(run)
+        if run.info.run_id in ids or (part not in mine and part in roles):
+            continue
+        client.delete_tag(run.info.run_id, CURRENT_TAG)
+        client.set_tag(run.info.run_id, "mlflow.runName", f"{part or run.info.run_name}{SUPERSEDED}")
+        wrote = True
+    return wrote
