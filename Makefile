@@ -67,6 +67,8 @@ docs: install-dev
 
 # The MLflow UI on the default store, for this machine only.
 ui: install
+	@# Each dataset's study view (study_view.py): what to open first.
+	python -m pipeline views http://127.0.0.1:$(UI_PORT)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
 
 # Ours against the seed notebook's way (benchmarks/README.md); wants a quiet machine.

@@ -7,9 +7,9 @@
   markers of docs/study.md (all), taken from reports/titanic/comparison.md as the report wrote them,
   and between the `conclusion` markers of both what the report says of its verdicts (the lines
   after its table), so that no sentence there claims more than the table;
-- docs/images/: the report's intervals and NLL contrast figures and the sweep's GIF, and a
-  screenshot of the MLflow chart view of the NLL pair, taken the way the browser test takes its
-  own (tests/test_browser.py: Debian's Chromium, `mlflow server` on a loopback port) on a fresh
+- docs/images/: the report's intervals and NLL contrast figures and the sweep's GIF, and
+  screenshots of the MLflow study view and of the chart view of the NLL pair, taken the way the
+  browser tests take theirs (tests/test_browser.py: Debian's Chromium, `mlflow server` on a loopback port) on a fresh
   store that this run's outputs are published into.
 """
 from __future__ import annotations
@@ -67,12 +67,15 @@ def replace_between_markers(path: Path, name: str, body: str) -> None:
     path.write_text(pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text))
 
 
-def screenshot(target: Path) -> None:
+def screenshots(study_view_png: Path, contrast_png: Path) -> None:
+    """The study's view (its runs table at first open) and the chart view of the NLL pair's
+    training loss, on a fresh store this run's outputs are published into."""
     sys.path.insert(0, str(ROOT))
     from mlflow import MlflowClient
     from playwright.sync_api import sync_playwright
 
     from pipeline.catalog import STUDY_DATASET
+    from pipeline.tracking import study_view
     from pipeline.tracking.store import experiment as experiment_name
     from tests.test_browser import CHROMIUM, FLAGS, served
 
@@ -83,21 +86,31 @@ def screenshot(target: Path) -> None:
         with served(uri) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
             experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(STUDY_DATASET)).experiment_id
-            page = browser.new_page(viewport={"width": 1300, "height": 1120})
-            page.goto(f"{base}/#/experiments/{experiment}/runs?compareRunsMode=CHART&searchFilter="
-                      + quote("tags.contrast = 'nll'"))
-            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-            # Room for the charts: the assistant's panel closed, the navigation folded.
-            for button in ("Close", "Toggle sidebar"):
-                if page.get_by_role("button", name=button, exact=True).count():
-                    page.get_by_role("button", name=button, exact=True).first.click()
-            # The replicas' mean curves: the loss running off below zero, accuracy at the majority class.
-            page.get_by_placeholder("Search metric charts").fill("_mean")
+
+            def opened(address: str, ready: str, width: int, height: int):
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.goto(f"{base}/{address}")
+                page.locator(ready).first.wait_for(timeout=60_000)
+                # Room for the table and the charts: the assistant's panel closed, the navigation folded.
+                for button in ("Close", "Toggle sidebar"):
+                    if page.get_by_role("button", name=button, exact=True).count():
+                        page.get_by_role("button", name=button, exact=True).first.click()
+                return page
+
+            page = opened(study_view.view_path(experiment), ".ag-row", 1700, 720)
             page.wait_for_timeout(2_000)
-            shot = Path(folder) / "shot.png"
-            page.screenshot(path=shot)
+            page.screenshot(path=Path(folder) / "view.png")
+            # The NLL pair's training loss: the replicas' mean running off below zero on ReLU, and
+            # the canonical replica's flat 0 (a stalled one) beside it.
+            page = opened(f"#/experiments/{experiment}/runs?compareRunsMode=CHART&workflowType=machine_learning"
+                          "&searchFilter=" + quote(f"tags.contrast = 'nll' and tags.{study_view.CURRENT_TAG} = 'yes'"),
+                          ".js-plotly-plot", 1300, 1120)
+            page.get_by_placeholder("Search metric charts").fill("train/loss")
+            page.wait_for_timeout(2_000)
+            page.screenshot(path=Path(folder) / "contrast.png")
             browser.close()
-        small_png(Image.open(shot), target, width=1000)
+        small_png(Image.open(Path(folder) / "view.png"), study_view_png, width=1100)
+        small_png(Image.open(Path(folder) / "contrast.png"), contrast_png, width=1000)
 
 
 def main() -> None:
@@ -113,7 +126,7 @@ def main() -> None:
     replace_between_markers(README, "across", results_table(across / "comparison.md"))
     replace_between_markers(README, "across-conclusion", conclusion(across / "comparison.md"))
     (IMAGES / "alpha_sweep.gif").write_bytes((ROOT / "plots/iris/alpha_sweep.gif").read_bytes())
-    screenshot(IMAGES / "mlflow-contrast.png")
+    screenshots(IMAGES / "mlflow-study-view.png", IMAGES / "mlflow-contrast.png")
     replace_between_markers(README, "results", results_table(report / "comparison.md", COLUMNS))
     replace_between_markers(ROOT / "docs/study.md", "study", results_table(report / "comparison.md"))
     for page in (README, ROOT / "docs/study.md"):

@@ -12,7 +12,8 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, what it takes: None, "dataset", "cells" (a dataset, then variants), "names" or "argv")
+# command -> (module, what it takes: None, "dataset", "cells" (a dataset, then variants), "names",
+# "argv" or "url")
 COMMANDS = {
     "fetch": ("data.fetch", "dataset"),
     "preprocess": ("data.preprocess", "dataset"),
@@ -24,6 +25,7 @@ COMMANDS = {
     "publish": ("tracking.publish", "names"),
     "experiments": ("study.experiments", None),
     "launch": ("tracking.launch", "argv"),
+    "views": ("tracking.study_view", "url"),
     "plots-template": ("plots_template", None),
 }
 
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("names", nargs="*", help="variants, 'sweep', 'report' or 'across' (default: all)")
         elif takes == "argv":
             command.add_argument("argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
+        elif takes == "url":
+            command.add_argument("url", nargs="?", default="http://127.0.0.1:5000", help="the MLflow UI's address")
     args = parser.parse_args(argv)
     module_name, takes = COMMANDS[args.command]
     try:
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             module.main(params_path=args.params, only=args.names or None)
         elif takes == "argv":
             module.main(args.argv, params_path=args.params)
+        elif takes == "url":
+            module.main(args.url, params_path=args.params)
         else:
             module.main(params_path=args.params)
     except PipelineError as exc:
