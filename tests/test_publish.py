@@ -260,3 +260,23 @@ def test_runs_of_dvc_experiments_carry_their_name_and_only_mains_latest_study_is
     view = json.loads(experiment.tags[study_view.VIEW_TAG])
     assert view["searchFilter"] == "tags.current = 'yes'" and "metrics.`study.val_accuracy_mean`" in view["selectedColumns"]
     assert study_view.view_path(experiment.experiment_id) in experiment.tags["mlflow.note.content"]
+
+
+def test_views_prints_each_datasets_study_view_once_published(trained, capsys):
+    """`python -m pipeline views URL` (what `make ui` prints): before any publish it says how to
+    fill the store; after, a link per dataset to its saved view, one not published said so."""
+    from pipeline.__main__ import main as cli
+    from pipeline.tracking import study_view
+
+    assert not (trained.path / "mlflow.db").exists()
+    assert cli(["views", "http://127.0.0.1:5123/"]) == 0
+    assert "no runs yet" in capsys.readouterr().out and not (trained.path / "mlflow.db").exists()
+    publish.main(only=[*VARIANTS, "report"])
+    capsys.readouterr()
+    trained.params(datasets=["titanic", "wine"])
+    assert cli(["views", "http://127.0.0.1:5123/"]) == 0
+    client, _ = runs(trained.uri())
+    titanic = client.get_experiment_by_name(tracking.experiment("titanic")).experiment_id
+    lines = capsys.readouterr().out.splitlines()
+    assert f"http://127.0.0.1:5123/{study_view.view_path(titanic)}" in lines[0] and lines[0].startswith("titanic")
+    assert lines[1].startswith("wine") and "not published yet" in lines[1] and len(lines) == 2
