@@ -97,6 +97,16 @@ def test_eight_publishers_on_busy_cores_through_a_server_restart(cluster, repo, 
         versions = MlflowClient(team.uri).search_model_versions("name = 'titanic-survival'")
         keys = Counter((v.tags["variant"], v.tags["record_digest"]) for v in versions)
         assert max(keys.values()) == 1 and {v.run_id for v in versions} <= {r.info.run_id for r in titanic}
+        # The four studies met on main: one of them is current, one run per role, named plainly.
+        from pipeline.tracking import study_view
+
+        current = [r for r in titanic if r.data.tags.get(study_view.CURRENT_TAG) == "yes"]
+        parts = Counter(study_view.role(r) for r in current)
+        roles = {*json.loads((folders[0] / "reports/titanic/summary.json").read_text())["variants"],
+                 study_view.REPORT_ROLE}
+        assert max(parts.values()) == 1 and set(parts) == roles, parts
+        assert len({r.data.tags[study_view.CLAIM_TAG] for r in current}) == 1  # one publish's claim
+        assert all(r.info.run_name == study_view.role(r) for r in current)
         waits = sum(r.stderr.count("retrying in") for r in results)
         stats = latency(results)
         print(f"{PUBLISHERS} publishers ({STUDIES} studies, each published twice), 2 CPU hogs: "

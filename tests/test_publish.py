@@ -280,3 +280,41 @@ def test_views_prints_each_datasets_study_view_once_published(trained, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert f"http://127.0.0.1:5123/{study_view.view_path(titanic)}" in lines[0] and lines[0].startswith("titanic")
     assert lines[1].startswith("wine") and "not published yet" in lines[1] and len(lines) == 2
+
+
+def test_publishers_that_meet_agree_on_the_current_study_without_taking_turns(tmp_path):
+    """Two publishes on main of different studies at once: the one that began later is current
+    whichever settles last, a second pass of either changes nothing (no endless back and forth),
+    and a variant the later study lacks is no longer current."""
+    from pipeline.tracking import study_view
+
+    def store(name: str):
+        client = MlflowClient(f"sqlite:///{tmp_path / name}")
+        return client, client.create_experiment("titanic-loss-functions")
+
+    def study(*variants):
+        runs = {name: client.create_run(exp, run_name=name, tags={"variant": name}) for name in variants}
+        return {name: client.get_run(run.info.run_id) for name, run in runs.items()}
+
+    client, exp = store("mlflow.db")
+    older, later = study("nll_relu", "mse", "l1"), study("nll_relu", "mse")
+    roles_older, roles_later = {"nll_relu", "mse", "l1"}, {"nll_relu", "mse"}
+    assert study_view.mark_current(client, exp, later, roles_later, since=200)
+    assert study_view.mark_current(client, exp, older, roles_older, since=100)  # it claims, and loses
+    for _ in range(2):
+        assert not study_view.mark_current(client, exp, later, roles_later, since=200)
+        assert not study_view.mark_current(client, exp, older, roles_older, since=100)
+    current = client.search_runs([exp], f"tags.{study_view.CURRENT_TAG} = 'yes'")
+    assert {r.info.run_id for r in current} == {r.info.run_id for r in later.values()}
+    # The other order: the older study current first, then the later one supersedes it, l1 too.
+    client, exp = store("other.db")
+    older, later = study("nll_relu", "mse", "l1"), study("nll_relu", "mse")
+    assert study_view.mark_current(client, exp, older, roles_older, since=100)
+    assert len(client.search_runs([exp], f"tags.{study_view.CURRENT_TAG} = 'yes'")) == 3
+    assert study_view.mark_current(client, exp, later, roles_later, since=200)
+    assert not study_view.mark_current(client, exp, older, roles_older, since=100)
+    every = {r.info.run_id: r for r in client.search_runs([exp])}
+    assert sorted(r.info.run_name for r in every.values() if r.data.tags.get(study_view.CURRENT_TAG) == "yes") == [
+        "mse", "nll_relu"]
+    assert sorted(r.info.run_name for r in every.values() if r.info.run_id in {o.info.run_id for o in older.values()}) == [
+        "l1 (superseded)", "mse (superseded)", "nll_relu (superseded)"]

@@ -88,6 +88,7 @@ class Launch:
         self.experiment_id = client.get_run(run_id).info.experiment_id if run_id else None
         self.dvc_exp = dvc_exp
         self.me = store.Publisher.this()
+        self.began_ms = int(time.time() * 1000)  # orders publishes on main (study_view.mark_current)
 
     def tags(self, exp_id: str) -> dict[str, str]:
         """Tags for a run this publish creates."""
@@ -302,9 +303,10 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
     """Resolve every run this publish stands for (store.resolve: the survivor of each digest,
     its duplicates deleted) and point at the survivors whatever names runs: the reports' tags
     (with `report`), each one's registered champion, the run across datasets, the DVC
-    experiment's tags, the launch run; on main, which runs are current (study_view). A survivor moves when a publisher that met this one
-    finishes a run with a smaller id after this one looked, so each pass that had to write is
-    followed by another, until one finds nothing to change. The last publisher to finish a run
+    experiment's tags, the launch run; on main, which runs are current (study_view). A survivor
+    moves when a publisher that met this one finishes a run with a smaller id after this one
+    looked, so each pass that had to write is followed by another, until one finds nothing to
+    change. The last publisher to finish a run
     looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
     from mlflow.exceptions import MlflowException
 
@@ -327,7 +329,8 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                 if report:
                     mine[study_view.REPORT_ROLE] = runs[study.key(REPORT_NAME)]
                 wrote |= study_view.mark_current(client, next(iter(mine.values())).info.experiment_id, mine,
-                                                 {*study.summary["variants"], study_view.REPORT_ROLE})
+                                                 {*study.summary["variants"], study_view.REPORT_ROLE},
+                                                 launch.began_ms)
             for study in reported:
                 champion = study.champion()
                 wrote |= store.retag(client, runs[study.key(REPORT_NAME)],

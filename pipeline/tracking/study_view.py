@@ -8,9 +8,10 @@ except for a view shared through an experiment tag `mlflow.sharedViewState.<key>
 "Model training" once: the browser remembers it). The link in the description says both.
 
 A run is current while it is the one the main branch's latest publish stands for (the rule of
-the `champion` alias, publish.Launch.champion_stays): tag `current` = `yes`, the variant's plain
-name. A run it replaces loses the tag and is renamed `<variant> (superseded)`; a run a DVC
-experiment logged is named `<variant> (<experiment>)` (Launch.named) until main adopts it.
+the `champion` alias, publish.Launch.champion_stays; latest by when the publish began, so that
+publishers meeting agree): tag `current` = `yes`, the variant's plain name. A run it replaces
+loses the tag and is renamed `<variant> (superseded)`; a run a DVC experiment logged is named
+`<variant> (<experiment>)` (Launch.named) until main adopts it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from .store import retag
 CURRENT_TAG = "current"
 REPORT_ROLE = "comparison-report"  # the report run's name, and its role beside the variants'
 SUPERSEDED = " (superseded)"
+# When the latest publish on main that claimed a run began (ms): the order publishers agree on.
+CLAIM_TAG = "current.since"
 VIEW_KEY = "study"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 DESCRIPTION_TAG = "mlflow.note.content"
@@ -74,20 +77,48 @@ def role(run) -> str | None:
     return tags.get("variant") or (REPORT_ROLE if tags.get("pipeline.stage") == "report" else None)
 
 
-def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str]) -> bool:
-    """`mine` ({role: run}) becomes the current study; a current run it replaces (the same role,
-    or one the study no longer has among `roles`) is superseded. True if anything changed."""
+def claims(client, exp_id: str) -> list:
+    """Every run some publish on main claimed for the current study (tag CLAIM_TAG), all pages."""
+    found, token = [], None
+    while True:
+        page = client.search_runs([exp_id], f"tags.`{CLAIM_TAG}` LIKE '%'", max_results=1000, page_token=token)
+        found += page
+        token = page.token
+        if not token:
+            return found
+
+
+def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], since: int) -> bool:
+    """`mine` ({role: run}), claimed by a publish on main that began at `since` (ms), becomes the
+    current study if no publish began later. Publishers that meet agree without taking turns:
+    each raises its runs' CLAIM_TAG to its start time, and only the latest claimant marks,
+    by a rule any of them computes alike: per role of its study (`roles`), the run with the
+    latest claim is current; every other current run is superseded. True if anything changed."""
     wrote = False
-    ids = {run.info.run_id for run in mine.values()}
-    for name, run in mine.items():
-        wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": name})
-    for run in client.search_runs([exp_id], f"tags.{CURRENT_TAG} = 'yes'", max_results=1000):
+    found = {run.info.run_id: run for run in claims(client, exp_id)}
+    claim = {run_id: int(run.data.tags[CLAIM_TAG]) for run_id, run in found.items()}
+    for run in mine.values():
+        run_id = run.info.run_id
+        if claim.get(run_id, -1) < since:
+            client.set_tag(run_id, CLAIM_TAG, str(since))
+            found.setdefault(run_id, run)
+            claim[run_id] = since
+            wrote = True
+    if max(claim.values()) > since:
+        return wrote  # a later publish on main decides
+    latest = {}
+    for run_id, run in found.items():
         part = role(run)
-        if run.info.run_id in ids or (part not in mine and part in roles):
-            continue
-        client.delete_tag(run.info.run_id, CURRENT_TAG)
-        client.set_tag(run.info.run_id, "mlflow.runName", f"{part or run.info.run_name}{SUPERSEDED}")
-        wrote = True
+        if part in roles and (part not in latest or (claim[run_id], run_id) > (claim[latest[part]], latest[part])):
+            latest[part] = run_id
+    current = set(latest.values())
+    for run_id, run in found.items():
+        if run_id in current:
+            wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": role(run)})
+        elif run.data.tags.get(CURRENT_TAG) == "yes":
+            client.delete_tag(run_id, CURRENT_TAG)
+            client.set_tag(run_id, "mlflow.runName", f"{role(run)}{SUPERSEDED}")
+            wrote = True
     return wrote
 
 
