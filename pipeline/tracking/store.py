@@ -62,12 +62,15 @@ def tracking_uri() -> str:
     return uri
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite store's URI; None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(uri: str) -> str | None:
     """Artifacts beside a SQLite file; a server chooses its own (None)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    database = Path(uri[len("sqlite:///"):])
-    return (database.parent / "mlartifacts").as_uri()
+    database = sqlite_file(uri)
+    return None if database is None else (database.parent / "mlartifacts").as_uri()
 
 
 def redact(uri: str) -> str:

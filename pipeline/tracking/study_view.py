@@ -107,11 +107,9 @@ def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], 
     if max(claim.values()) > since:
         return wrote  # a later publish on main decides
     latest = {}
-    for run_id, run in found.items():
-        part = role(run)
-        if part in roles and (part not in latest or (claim[run_id], run_id) > (claim[latest[part]], latest[part])):
-            latest[part] = run_id
-    current = set(latest.values())
+    for run_id in sorted(found, key=lambda run_id: (claim[run_id], run_id)):
+        latest[role(found[run_id])] = run_id  # the latest claim of each role wins
+    current = {run_id for part, run_id in latest.items() if part in roles}
     for run_id, run in found.items():
         if run_id in current:
             wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": role(run)})
@@ -125,8 +123,6 @@ def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], 
 def main(url: str, params_path: str) -> None:
     """`python -m pipeline views [URL]`: each dataset's study view in the UI at URL (what `make ui`
     prints before it starts the UI); a dataset not yet published says so."""
-    from pathlib import Path
-
     from mlflow import MlflowClient
 
     from .. import config
@@ -134,7 +130,8 @@ def main(url: str, params_path: str) -> None:
 
     base = url.rstrip("/")
     uri = store.tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+    database = store.sqlite_file(uri)
+    if database is not None and not database.exists():
         print(f"no runs yet in {store.redact(uri)}: `make repro` publishes them")
         return
     client = MlflowClient(uri)
