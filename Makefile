@@ -11,12 +11,14 @@ UI_PORT ?= 5000
 # This machine's pip lists a few local package folders it cannot find; hide those lines.
 QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install install-dev plots-offline lock docs repro test experiments ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev install-cluster plots-offline lock docs repro test experiments ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
-# ... and the tests' (requirements-dev.lock: the same pins plus pytest and playwright).
+# ... and the tests' (requirements-dev.lock: the same pins plus Ray, pytest and playwright).
 install-dev: $(VENV)/.installed-dev
+# ... or the pipeline's plus Ray, for `backend: ray` and every node of its cluster (docs/team.md).
+install-cluster: $(VENV)/.installed-cluster
 
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
 	$(BIN)/pip install --quiet -r requirements-dev.lock $(QUIET)
 	touch $@
 
+$(VENV)/.installed-cluster: $(VENV)/.installed requirements-cluster.lock
+	$(BIN)/pip install --quiet -r requirements-cluster.lock $(QUIET)
+	touch $@
+
 # Re-resolve the locks after editing requirements*.txt (or to take newer releases within their
 # bounds), in a venv of its own so that pip-tools never lands in the project's.
 LOCK_VENV := .venv-lock
@@ -44,6 +50,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet "pip-tools>=7.4,<8" $(QUIET)
 	$(COMPILE) --upgrade --output-file requirements.lock requirements.txt $(QUIET)
+	$(COMPILE) --upgrade --output-file requirements-cluster.lock requirements-cluster.txt $(QUIET)
 	$(COMPILE) --upgrade --output-file requirements-dev.lock requirements-dev.txt $(QUIET)
 
 repro: install

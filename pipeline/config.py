@@ -37,6 +37,7 @@ OPTIMIZERS = ("adam", "sgd")
 SWEEP_MODELS = ("mlp", "ridge")
 # scikit-learn's bundled tables (load_<name>, offline); iris is the sweep's.
 SKLEARN_LOADERS = ("breast_cancer", "wine", "digits", "iris")
+BACKENDS = ("local", "ray")
 MISSING_POLICIES = ("drop",)  # the notebook's: rows with a missing value are dropped
 
 SCHEMA = ConfigDict(extra="forbid")
@@ -63,6 +64,7 @@ def one_of(*choices: str):
 
 
 Penalty, Optimizer, SweepModel = one_of(*PENALTIES), one_of(*OPTIMIZERS), one_of(*SWEEP_MODELS)
+Backend = one_of(*BACKENDS)
 Loss, Activation, Encoding = one_of(*LOSSES), one_of(*LAST_ACTIVATIONS), one_of(*TARGET_ENCODINGS)
 
 
@@ -310,6 +312,8 @@ class Params:
     study: Study = dataclasses.field(default_factory=Study)
     iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
     report: Report = dataclasses.field(default_factory=Report)
+    # Where the trainings run (study/backends.py); not a stage's param: either gives the same bytes.
+    backend: Backend = "local"
 
     @field_validator("datasets")
     @classmethod

@@ -17,7 +17,8 @@ def direct(name: str) -> list[Requirement]:
 
 
 def test_every_direct_dependency_is_pinned_within_its_bounds():
-    for source, lock in (("requirements.txt", "requirements.lock"), ("requirements-dev.txt", "requirements-dev.lock")):
+    for source, lock in (("requirements.txt", "requirements.lock"), ("requirements-cluster.txt", "requirements-cluster.lock"),
+                         ("requirements-dev.txt", "requirements-dev.lock")):
         locked = pins(lock)
         for requirement in direct(source):
             name = requirement.name.lower().replace("_", "-")
@@ -30,3 +31,10 @@ def test_the_tests_lock_is_the_pipelines_plus_test_packages():
     pipeline, tests = pins("requirements.lock"), pins("requirements-dev.lock")
     assert {name: tests.get(name) for name in pipeline} == pipeline
     assert len(pipeline) > 100 and pipeline["torch"] == "2.13.0+cpu"
+
+
+def test_the_cluster_lock_is_the_pipelines_plus_ray_and_the_tests_hold_it():
+    pipeline, cluster, tests = pins("requirements.lock"), pins("requirements-cluster.lock"), pins("requirements-dev.lock")
+    assert {name: cluster.get(name) for name in pipeline} == pipeline
+    assert {name: tests.get(name) for name in cluster} == cluster
+    assert "ray" in cluster and "ray" not in pipeline  # the default install has no Ray

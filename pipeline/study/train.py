@@ -22,7 +22,7 @@ import torch
 from .. import atomic, config
 from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
-from . import torch_patches
+from . import backends, torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .inputs import changed, stage_files
 from .inputs import of as inputs_of
@@ -232,14 +232,23 @@ def history_plot(record: TrainingRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_variant(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict,
-                  inputs: dict) -> None:
-    """Train one variant's replicas on the dataset and write everything the stage keeps of it."""
+@dataclass
+class CellOutputs:
+    """What training one cell (a dataset x variant) writes, as bytes, so that it can be computed in
+    another process or on another machine (backends.py) and written by the stage itself."""
+    folders: dict[str, dict[str, bytes]]  # a folder -> its files' names and bytes
+    metrics: dict                         # `dvc metrics show`'s two figures
+    run_times: dict                       # when it ran (for MLflow only, never a DVC output)
+    line: str                             # what the stage prints of it
+
+
+def train_cell(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict) -> CellOutputs:
+    """Train one variant's replicas on the dataset: every output as bytes, nothing written.
+    Reads no file, so that a Ray worker with its arguments computes what this process would."""
+    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     variant = params.variant(name)
     files = VariantFiles(name, dataset)
     warning = mismatch(variant.loss, variant.last_activation)
-    if warning:
-        print(f"warning: variant {name}: {warning}", file=sys.stderr)
     study = params.study
     classes = len(meta["classes"])
     shape = variant_head(variant, classes)
@@ -266,23 +275,32 @@ def train_variant(params: config.Params, dataset: str, name: str, prepared: dict
     finite = np.array([r.summary.final_val_accuracy for r in results if r.summary])
     # Two headline figures per variant: `dvc exp show` stays readable; the rest is the report's.
     metrics = {"val_accuracy_mean": float(finite.mean()), "diagnoses": describe(record.diagnoses)}
-    with atomic.Outputs() as out:
-        out.folder(files.results, {files.model.name: weights, files.record.name: record.dumps(),
-                                   files.replicas.name: table})
-        out.json(files.metrics, metrics)
-        out.folder(files.history.parent, {files.history.name: history_plot(record)})
-        out.folder(files.figures, draw(record))
-    # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
-    atomic.write_json(files.run_times, {"started_ms": started, "ended_ms": int(time.time() * 1000),
-                                        "epoch_ms": trained.epoch_ms})
-    # Last, once the rest is in place: a stage killed before this line trains the variant again.
-    atomic.write_text(files.inputs, inputs_record(files, inputs))
+    folders = {str(files.results): {files.model.name: weights, files.record.name: record.dumps().encode(),
+                                    files.replicas.name: table.encode()},
+               str(files.history.parent): {files.history.name: history_plot(record).encode()},
+               str(files.figures): draw(record)}
     s = record.summary
     canonical = (f"{s.final_val_accuracy:.2%}, val loss {s.final_val_loss:.4f}" if s
                  else record.diagnosis.reason)
-    print(f"train {dataset} {name}: {study.replicas} replica(s), final val accuracy mean {metrics['val_accuracy_mean']:.2%} "
-          f"(sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); canonical run {canonical}; diagnoses: "
-          f"{describe(record.diagnoses, record.non_finite)}")
+    line = (f"train {dataset} {name}: {study.replicas} replica(s), final val accuracy mean "
+            f"{metrics['val_accuracy_mean']:.2%} (sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); "
+            f"canonical run {canonical}; diagnoses: {describe(record.diagnoses, record.non_finite)}")
+    return CellOutputs(folders=folders, metrics=metrics, line=line, run_times={
+        "started_ms": started, "ended_ms": int(time.time() * 1000), "epoch_ms": trained.epoch_ms})
+
+
+def write_cell(dataset: str, name: str, outputs: CellOutputs, inputs: dict) -> None:
+    """Write what train_cell computed, all of it or none, and then the inputs it was trained from."""
+    files = VariantFiles(name, dataset)
+    with atomic.Outputs() as out:
+        for folder, contents in outputs.folders.items():
+            out.folder(folder, contents)
+        out.json(files.metrics, outputs.metrics)
+    # When it ran, for MLflow: kept out of every DVC output so a re-run writes the same bytes.
+    atomic.write_json(files.run_times, outputs.run_times)
+    # Last, once the rest is in place: a stage killed before this line trains the variant again.
+    atomic.write_text(files.inputs, inputs_record(files, inputs))
+    print(outputs.line)
 
 
 def _prune(dataset: str, variants) -> list[str]:
@@ -308,7 +326,6 @@ def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> No
     params.dataset(dataset)
     for name in names:
         params.variant(name)
-    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     prepared = load_prepared(dataset)
     data = DatasetFiles(dataset)
     meta = json.loads(data.meta.read_text())
@@ -316,8 +333,9 @@ def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> No
         raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
                             f"{params.study.splits}; run `dvc repro preprocess@{dataset}`")
     removed = [] if names else _prune(dataset, params.variants)
+    backend = backends.chosen(params)
     files = stage_files(dataset)
-    trained, kept = [], []
+    todo, kept = {}, []
     for name in names or params.variants:
         cell = inputs_of(files, params.variant(name), params)
         why = "named" if names else changed(VariantFiles(name, dataset), cell)
@@ -325,7 +343,12 @@ def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> No
             kept.append(name)
             continue
         print(f"train {dataset} {name}: training ({why})")
-        train_variant(params, dataset, name, prepared, meta, cell)
-        trained.append(name)
-    print(f"train@{dataset}: {len(trained)} variant(s) trained, {len(kept)} kept (inputs unchanged)"
-          + (f", {len(removed)} removed ({', '.join(removed)})" if removed else ""))
+        warning = mismatch(params.variant(name).loss, params.variant(name).last_activation)
+        if warning:
+            print(f"warning: variant {name}: {warning}", file=sys.stderr)
+        todo[name] = cell
+    for name, outputs in backend.run(params, dataset, list(todo), prepared, meta):
+        write_cell(dataset, name, outputs, todo[name])
+    print(f"train@{dataset}: {len(todo)} variant(s) trained, {len(kept)} kept (inputs unchanged)"
+          + (f", {len(removed)} removed ({', '.join(removed)})" if removed else "")
+          + (f" ({backend.where})" if backend.where else ""))

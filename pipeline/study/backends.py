@@ -1,0 +1,152 @@
+"""Where train@<dataset>'s cells (one variant's replicas on the dataset) are trained: in the
+stage's own process, one after another (`backend: local`), or as Ray tasks on a cluster
+(`backend: ray`, or Ray's own RAY_ADDRESS set), one task per cell.
+
+Either way the stage's process writes every output (train.write_cell): a task gets its
+arguments (the params, the prepared arrays through Ray's object store) and returns the cell's
+outputs as bytes, so a worker writes nothing and needs no copy of the repository, and the bytes
+are those train_cell computes in this process (docs/pipeline.md has the design, docs/team.md
+the cluster). Ray is imported only here and only for `ray`: the default install has none.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .. import config
+from ..errors import PipelineError
+
+PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports the cell from
+INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
+CONNECT_TIMEOUT_S = 5.0                           # to open the head's port before ray.init, which
+                                                  # would otherwise wait minutes on a dead address
+POLL_S = 2.0                                      # how often a wait checks that the head still answers
+# One intra-op thread per task (train_cell sets torch's too): a task is one CPU of a node.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@dataclass
+class Local:
+    """Every cell in this process, in order."""
+    where: str = ""
+
+    def run(self, params: config.Params, dataset: str, names: list[str], prepared: dict,
+            meta: dict) -> Iterator[tuple[str, object]]:
+        from .train import train_cell
+
+        for name in names:
+            yield name, train_cell(params, dataset, name, prepared, meta)
+
+
+def _cell_task(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict):
+    """On a worker, from the package Ray shipped to it: the node it ran on, and the cell's outputs."""
+    import ray
+
+    from .train import train_cell
+
+    return ray.get_runtime_context().get_node_id(), train_cell(params, dataset, name, prepared, meta)
+
+
+def _reachable(address: str) -> str | None:
+    """None when the head's port at host:port accepts a connection, else why not."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except ValueError:
+        return "not host:port"
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+
+
+@dataclass
+class Ray:
+    """Every cell at once as a Ray task on the cluster at `address` (None: a Ray of this machine
+    alone, started for the stage and stopped with it)."""
+    address: str | None
+    nodes: set = field(default_factory=set)  # the nodes the cells ran on
+
+    @property
+    def where(self) -> str:
+        at = f"the Ray cluster at {self.address}" if self.address else "a Ray of this machine"
+        return f"on {at}, {len(self.nodes)} node(s)"
+
+    def _connect(self):
+        try:
+            import ray
+        except ImportError:
+            raise PipelineError(f"backend ray: Ray is not installed; run `{INSTALL}` "
+                                f"(or pip install -r requirements-cluster.lock)") from None
+        if self.address and "://" not in self.address and self.address != "auto":
+            why = _reachable(self.address)
+            if why:
+                raise PipelineError(f"the Ray cluster at {self.address} is unreachable ({why}); start its head "
+                                    f"with `ray start --head` (docs/team.md), or fix RAY_ADDRESS")
+        try:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False,
+                     include_dashboard=False if self.address is None else None,
+                     runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
+                                  "env_vars": WORKER_ENV})
+        except (ConnectionError, RuntimeError) as exc:
+            raise PipelineError(f"the Ray cluster at {self.address or 'this machine'}: {exc}") from None
+        return ray
+
+    def _lost(self, done: int, total: int, why: str) -> PipelineError:
+        return PipelineError(f"the Ray cluster at {self.address or 'this machine'} stopped mid-study ({why}): "
+                             f"{done} of {total} cell(s) trained and written, none half-written; "
+                             f"re-run to train the rest")
+
+    def run(self, params: config.Params, dataset: str, names: list[str], prepared: dict,
+            meta: dict) -> Iterator[tuple[str, object]]:
+        if not names:
+            return
+        ray = self._connect()
+        from ray import exceptions
+
+        try:
+            task = ray.remote(num_cpus=1, max_retries=3)(_cell_task)  # a worker's death: tried again
+            arrays = ray.put(prepared)  # once, not once per cell
+            pending = {task.options(name=f"train {dataset} {name}").remote(params, dataset, name, arrays, meta): name
+                       for name in names}
+            done = 0
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                if not ready:
+                    why = self.address and "://" not in self.address and _reachable(self.address)
+                    if why:
+                        raise self._lost(done, len(names), why)
+                    continue
+                ref = ready[0]
+                name = pending.pop(ref)
+                try:
+                    node, outputs = ray.get(ref)
+                except exceptions.RayTaskError as exc:
+                    if isinstance(exc.cause, PipelineError):  # the cell's own one-line error
+                        raise exc.cause from None
+                    raise PipelineError(f"train {dataset} {name} on the Ray cluster: {exc.cause!r}") from None
+                except exceptions.RayError as exc:  # its retries spent, its node gone, ...
+                    raise self._lost(done, len(names), f"{type(exc).__name__} in train {dataset} {name}") from None
+                done += 1
+                self.nodes.add(node)
+                yield name, outputs
+        finally:
+            _shutdown(ray)
+
+
+def _shutdown(ray) -> None:
+    """Disconnect; with the head gone, Ray's own shutdown can wait for it a long while."""
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - the study's outcome is already decided
+        pass
+
+
+def chosen(params: config.Params):
+    """The params' backend; Ray's own RAY_ADDRESS, set, asks for Ray too (at that address)."""
+    address = os.environ.get("RAY_ADDRESS") or None
+    if params.backend == "ray" or address:
+        return Ray(address)
+    return Local()
