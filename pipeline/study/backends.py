@@ -64,8 +64,8 @@ def _reachable(address: str) -> str | None:
 
 @dataclass
 class Ray:
-    """Every cell at once as a Ray task on the cluster at `address` (None: a Ray of this machine
-    alone, started for the stage and stopped with it)."""
+    """Every cell of the stage at once, each a Ray task on the cluster at `address` (None: a Ray
+    of this machine alone, started for the stage and stopped with it)."""
     address: str | None
     nodes: set = field(default_factory=set)  # the nodes the cells ran on
 
@@ -74,13 +74,19 @@ class Ray:
         at = f"the Ray cluster at {self.address}" if self.address else "a Ray of this machine"
         return f"on {at}, {len(self.nodes)} node(s)"
 
+    @property
+    def _host_port(self) -> bool:
+        """Whether the address is a head's host:port, which a plain TCP connection can check
+        (not "auto", nor a ray:// client address)."""
+        return bool(self.address) and "://" not in self.address and self.address != "auto"
+
     def _connect(self):
         try:
             import ray
         except ImportError:
             raise PipelineError(f"backend ray: Ray is not installed; run `{INSTALL}` "
                                 f"(or pip install -r requirements-cluster.lock)") from None
-        if self.address and "://" not in self.address and self.address != "auto":
+        if self._host_port:
             why = _reachable(self.address)
             if why:
                 raise PipelineError(f"the Ray cluster at {self.address} is unreachable ({why}); start its head "
@@ -115,7 +121,7 @@ class Ray:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if not ready:
-                    why = self.address and "://" not in self.address and _reachable(self.address)
+                    why = self._host_port and _reachable(self.address)
                     if why:
                         raise self._lost(done, len(names), why)
                     continue

@@ -1,0 +1,248 @@
+"""The Ray backend on a real cluster on 127.0.0.1: a head started with `ray start --head` and a
+second node joining it with `ray start --address` (its own raylet and worker processes, its own
+session folder), both outside the repository and stopped by process group at the end.
+
+The same small study runs through `dvc repro` locally and on the cluster (the same bytes, the
+same dvc.lock), then on the cluster again with a worker killed mid-study (retried, the same
+bytes again, no run logged twice); the cluster stopped mid-study, an unreachable address and
+Ray missing each end in one `error:` line.
+"""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import __main__ as cli
+from pipeline.catalog import VariantFiles
+
+from .conftest import ROOT, free_port, make_repo, small_params, store_runs
+
+pytestmark = pytest.mark.slow
+
+RAY = Path(sys.executable).parent / "ray"
+# Long enough per cell (about a second) for a kill to land mid-task, short enough for CI.
+STUDY = {"train.epochs": 25, "iris.alpha_count": 4, "iris.max_iter": 200}
+VARIANTS = ["nll_relu", "nll_logsoftmax", "mse"]
+DATASETS = ["titanic", "wine"]
+OUTPUTS = ("results", "metrics", "plots", "reports")
+
+
+def ray_start(log: Path, *args: str) -> subprocess.Popen:
+    """`ray start --block` in a session of its own: its process group holds every process it
+    starts (GCS, raylet, workers), so stopping the group stops them all."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    with log.open("w") as out:
+        return subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", "--num-cpus=1",
+                                 "--node-ip-address=127.0.0.1", *args], stdout=out, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the group, then SIGKILL to what is left of it after 10 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + 10
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _group_alive(process.pid):
+            break
+    process.wait(10)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live process (not a zombie waiting to be reaped) is in the group."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
+                return True
+    return False
+
+
+def nodes(address: str) -> int:
+    done = subprocess.run([str(RAY), "status", f"--address={address}"], capture_output=True, text=True, timeout=60)
+    return sum(1 for line in done.stdout.splitlines() if line.strip().startswith("1 node_"))
+
+
+def wait_for(what, timeout: float = 90, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Cluster:
+    def __init__(self, nodes_wanted: int):
+        # Under /tmp with a short name: Ray's socket paths must fit in 107 characters.
+        self.temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+        self.address = f"127.0.0.1:{free_port()}"
+        port = self.address.rsplit(":", 1)[1]
+        self.processes = [ray_start(self.temp / "head.log", "--head", f"--port={port}", "--include-dashboard=false",
+                                    f"--temp-dir={self.temp / 'head'}")]
+        wait_for(lambda: nodes(self.address) >= 1)
+        for n in range(1, nodes_wanted):
+            self.processes.append(ray_start(self.temp / f"node{n}.log", f"--address={self.address}",
+                                            f"--temp-dir={self.temp / f'node{n}'}"))
+        wait_for(lambda: nodes(self.address) >= nodes_wanted)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop(process)
+        leftover = [p.pid for p in self.processes if _group_alive(p.pid)]
+        shutil.rmtree(self.temp, ignore_errors=True)
+        assert not leftover, f"process groups still running: {leftover}"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    started = Cluster(nodes_wanted=2)
+    yield started
+    started.stop()
+
+
+def tree(repo: Path) -> dict[str, str]:
+    """Every DVC output file's sha256 (the timestamps MLflow reads are kept elsewhere)."""
+    return {str(path.relative_to(repo)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for folder in OUTPUTS for path in sorted((repo / folder).rglob("*")) if path.is_file()}
+
+
+def no_ray_files(repo: Path) -> None:
+    found = [p for p in repo.rglob("*") if "session_" in p.name or p.name.startswith("ray")]
+    assert not found, f"Ray left files in the repository: {found}"
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory, cluster):
+    """The same small study (two datasets, three variants, the shipped Titanic) through `dvc
+    repro`: locally, then in a second copy with `backend: ray` on the two-node cluster."""
+    root = tmp_path_factory.mktemp("studies")
+    params = small_params(variants=VARIANTS, datasets=DATASETS, **STUDY)
+    del params["datasets"]["titanic"]["source"]["url"]  # the shipped copy: no server to keep up
+    repos, outs = {}, {}
+    for kind in ("local", "ray"):
+        repos[kind] = make_repo(root / kind, dict(params, backend="ray") if kind == "ray" else params)
+        outs[kind] = run(repos[kind], {"RAY_ADDRESS": cluster.address} if kind == "ray" else {}, "dvc", "repro")
+    return repos, outs
+
+
+def run(repo: Path, env: dict, *command: str) -> str:
+    full = {**os.environ, **env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", *(() if "RAY_ADDRESS" in env else ("RAY_ADDRESS",))):
+        full.pop(name, None)
+    done = subprocess.run(command, cwd=repo, env=full, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def test_the_study_on_two_nodes_writes_the_local_bytes(studies):
+    (repos, outs) = studies
+    local, ray = repos["local"], repos["ray"]
+    for dataset in DATASETS:  # each stage's cells ran as tasks, on both nodes
+        assert f"train@{dataset}: 3 variant(s) trained, 0 kept (inputs unchanged) (on the Ray cluster at" in outs["ray"]
+    assert "2 node(s))" in outs["ray"]
+    assert tree(local) == tree(ray) and len(tree(local)) > 40
+    # backend is no stage's param: the two locks are the same file
+    assert (local / "dvc.lock").read_text() == (ray / "dvc.lock").read_text()
+    assert sorted(r.info.run_name for r in store_runs(ray)) == sorted(r.info.run_name for r in store_runs(local))
+    no_ray_files(ray)
+
+
+def ray_tasks() -> list[int]:
+    """Process ids of the Ray workers training a cell now (their title names the task)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::train "):
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_worker_killed_mid_study_is_retried_to_the_same_bytes(studies, cluster):
+    repos, _ = studies
+    ray, expected = repos["ray"], tree(repos["local"])
+    runs = sorted(r.info.run_name for r in store_runs(ray))
+    for dataset in DATASETS:  # every cell trains again
+        shutil.rmtree(ray / "results" / dataset)
+    env = {**os.environ, "RAY_ADDRESS": cluster.address,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    repro = subprocess.Popen(["dvc", "repro"], cwd=ray, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    victim = wait_for(ray_tasks, timeout=180, every=0.05)[0]
+    time.sleep(0.3)  # into its training, past its start
+    os.kill(victim, signal.SIGKILL)
+    out, _ = repro.communicate(timeout=900)
+    assert repro.returncode == 0, out
+    assert out.count("the task will be retried") == 1, out  # Ray's own line, once per retry
+    assert tree(ray) == expected
+    # Every run once: the re-trained cells are the bytes already logged, so nothing is logged again.
+    assert sorted(r.info.run_name for r in store_runs(ray)) == runs
+    no_ray_files(ray)
+
+
+def test_the_cluster_stopped_mid_study_leaves_nothing_half_written(prepared):
+    path = prepared.params(variants=["mse", "l1", "cross_entropy", "nll_logsoftmax"], **{"train.epochs": 40})
+    lone = Cluster(nodes_wanted=1)
+    try:
+        env = {**os.environ, "RAY_ADDRESS": lone.address, "PYTHONPATH": str(ROOT)}
+        train = subprocess.Popen([sys.executable, "-m", "pipeline", "train", "titanic"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: ray_tasks() or train.poll() is not None, timeout=180, every=0.05)
+        assert train.poll() is None, train.communicate()
+        time.sleep(0.5)
+    finally:
+        lone.stop()
+    out, err = train.communicate(timeout=120)
+    assert train.returncode == 1, out + err
+    error = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and error[0].startswith(f"error: the Ray cluster at {lone.address} stopped mid-study"), err
+    assert not list(Path("results").rglob("*.tmp")) and not list(Path("metrics").rglob("*.tmp"))
+    # What was written is whole: the local re-run keeps it and trains the rest.
+    written = [name for name in yaml.safe_load(path.read_text())["variants"] if VariantFiles(name, "titanic").inputs.exists()]
+    assert len(written) < 4
+    env.pop("RAY_ADDRESS")
+    again = subprocess.run([sys.executable, "-m", "pipeline", "train", "titanic"], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert f"train@titanic: {4 - len(written)} variant(s) trained, {len(written)} kept (inputs unchanged)" in again.stdout
+
+
+def test_an_unreachable_address_is_one_line(prepared, monkeypatch, capsys):
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    assert cli.main(["train", "titanic"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        f"error: the Ray cluster at {address} is unreachable (Connection refused); start its head with "
+        "`ray start --head` (docs/team.md), or fix RAY_ADDRESS")
+    assert not Path("results").exists() and not Path("metrics").exists()
+
+
+def test_ray_missing_says_how_to_install_it(prepared, monkeypatch, capsys):
+    prepared.params(backend="ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the package
+    assert cli.main(["train", "titanic"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == ("error: backend ray: Ray is not installed; run `make install-cluster` "
+                                            "(or pip install -r requirements-cluster.lock)")
+    assert not Path("results").exists()
