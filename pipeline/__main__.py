@@ -12,12 +12,13 @@ import sys
 
 from .errors import PipelineError
 
-# command -> (module, what it takes: None, "dataset", "cells" (a dataset, then variants), "names",
-# "argv" or "url")
+# command -> (module, or module:function when not its main; what it takes: None, "dataset", "cells"
+# (a dataset, then variants), "names", "argv" or "url")
 COMMANDS = {
     "fetch": ("data.fetch", "dataset"),
     "preprocess": ("data.preprocess", "dataset"),
     "train": ("study.train", "cells"),
+    "train-study": ("study.train:main_study", None),
     "report": ("study.report", None),
     "fetch-iris": ("iris.fetch", None),
     "preprocess-iris": ("iris.preprocess", None),
@@ -50,20 +51,21 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("url", nargs="?", default="http://127.0.0.1:5000", help="the MLflow UI's address")
     args = parser.parse_args(argv)
     module_name, takes = COMMANDS[args.command]
+    module_name, _, function = module_name.partition(":")
     try:
-        module = importlib.import_module(f"pipeline.{module_name}")
+        entry = getattr(importlib.import_module(f"pipeline.{module_name}"), function or "main")
         if takes == "dataset":
-            module.main(args.dataset, params_path=args.params)
+            entry(args.dataset, params_path=args.params)
         elif takes == "cells":
-            module.main(args.dataset, *args.variants, params_path=args.params)
+            entry(args.dataset, *args.variants, params_path=args.params)
         elif takes == "names":
-            module.main(params_path=args.params, only=args.names or None)
+            entry(params_path=args.params, only=args.names or None)
         elif takes == "argv":
-            module.main(args.argv, params_path=args.params)
+            entry(args.argv, params_path=args.params)
         elif takes == "url":
-            module.main(args.url, params_path=args.params)
+            entry(args.url, params_path=args.params)
         else:
-            module.main(params_path=args.params)
+            entry(params_path=args.params)
     except PipelineError as exc:
         if args.debug:
             raise

@@ -28,17 +28,20 @@ POLL_S = 2.0                                      # how often a wait checks that
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
+Cell = tuple[str, str]  # (dataset, variant)
+
+
 @dataclass
 class Local:
     """Every cell in this process, in order."""
     where: str = ""
 
-    def run(self, params: config.Params, dataset: str, names: list[str], prepared: dict,
-            meta: dict) -> Iterator[tuple[str, object]]:
+    def run(self, params: config.Params, cells: list[Cell], data: dict[str, tuple[dict, dict]]
+            ) -> Iterator[tuple[Cell, object]]:
         from .train import train_cell
 
-        for name in names:
-            yield name, train_cell(params, dataset, name, prepared, meta)
+        for dataset, name in cells:
+            yield (dataset, name), train_cell(params, dataset, name, *data[dataset])
 
 
 def _cell_task(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict):
@@ -97,7 +100,11 @@ class Ray:
                      runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
                                   "env_vars": WORKER_ENV})
         except (ConnectionError, RuntimeError) as exc:
-            raise PipelineError(f"the Ray cluster at {self.address or 'this machine'}: {exc}") from None
+            # Its port answers yet Ray cannot join it: most often Ray's token authentication, on
+            # by default for a cluster started where ~/.ray/auth_token exists.
+            raise PipelineError(f"the Ray cluster at {self.address or 'this machine'}: {exc} (with token "
+                                f"authentication on, set RAY_AUTH_MODE=token and the cluster's token: docs/team.md)"
+                                ) from None
         return ray
 
     def _lost(self, done: int, total: int, why: str) -> PipelineError:
@@ -105,28 +112,28 @@ class Ray:
                              f"{done} of {total} cell(s) trained and written, none half-written; "
                              f"re-run to train the rest")
 
-    def run(self, params: config.Params, dataset: str, names: list[str], prepared: dict,
-            meta: dict) -> Iterator[tuple[str, object]]:
-        if not names:
+    def run(self, params: config.Params, cells: list[Cell], data: dict[str, tuple[dict, dict]]
+            ) -> Iterator[tuple[Cell, object]]:
+        if not cells:
             return
         ray = self._connect()
         from ray import exceptions
 
         try:
             task = ray.remote(num_cpus=1, max_retries=3)(_cell_task)  # a worker's death: tried again
-            arrays = ray.put(prepared)  # once, not once per cell
-            pending = {task.options(name=f"train {dataset} {name}").remote(params, dataset, name, arrays, meta): name
-                       for name in names}
+            arrays = {dataset: ray.put(prepared) for dataset, (prepared, _) in data.items()}  # once, not per cell
+            pending = {task.options(name=f"train {dataset} {name}").remote(
+                params, dataset, name, arrays[dataset], data[dataset][1]): (dataset, name) for dataset, name in cells}
             done = 0
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if not ready:
                     why = self._host_port and _reachable(self.address)
                     if why:
-                        raise self._lost(done, len(names), why)
+                        raise self._lost(done, len(cells), why)
                     continue
                 ref = ready[0]
-                name = pending.pop(ref)
+                dataset, name = pending.pop(ref)
                 try:
                     node, outputs = ray.get(ref)
                 except exceptions.RayTaskError as exc:
@@ -134,10 +141,10 @@ class Ray:
                         raise exc.cause from None
                     raise PipelineError(f"train {dataset} {name} on the Ray cluster: {exc.cause!r}") from None
                 except exceptions.RayError as exc:  # its retries spent, its node gone, ...
-                    raise self._lost(done, len(names), f"{type(exc).__name__} in train {dataset} {name}") from None
+                    raise self._lost(done, len(cells), f"{type(exc).__name__} in train {dataset} {name}") from None
                 done += 1
                 self.nodes.add(node)
-                yield name, outputs
+                yield (dataset, name), outputs
         finally:
             _shutdown(ray)
 

@@ -319,36 +319,67 @@ def _prune(dataset: str, variants) -> list[str]:
     return sorted(removed)
 
 
-def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> None:
-    """Stage train@<dataset>: every variant of params.yaml whose inputs changed since it was last
-    trained (study/inputs.py), the others kept as they are; or, named, these variants, trained."""
-    params = config.load(params_path)
+@dataclass
+class Plan:
+    """One dataset's part of a training: its data, the cells to train (each with the inputs it
+    is trained from), and what is kept or was removed."""
+    prepared: dict
+    meta: dict
+    todo: dict = field(default_factory=dict)   # variant -> its inputs (inputs.py)
+    kept: list = field(default_factory=list)
+    removed: list = field(default_factory=list)
+
+
+def _plan(params: config.Params, dataset: str, names: tuple[str, ...]) -> Plan:
+    """Which of the dataset's variants train: those whose inputs changed, or those named."""
     params.dataset(dataset)
     for name in names:
         params.variant(name)
-    prepared = load_prepared(dataset)
     data = DatasetFiles(dataset)
-    meta = json.loads(data.meta.read_text())
-    if meta.get("splits", 1) < params.study.splits:
-        raise PipelineError(f"{data.meta}: holds {meta.get('splits', 1)} split(s), study.splits asks for "
+    plan = Plan(prepared=load_prepared(dataset), meta=json.loads(data.meta.read_text()))
+    if plan.meta.get("splits", 1) < params.study.splits:
+        raise PipelineError(f"{data.meta}: holds {plan.meta.get('splits', 1)} split(s), study.splits asks for "
                             f"{params.study.splits}; run `dvc repro preprocess@{dataset}`")
-    removed = [] if names else _prune(dataset, params.variants)
-    backend = backends.chosen(params)
+    plan.removed = [] if names else _prune(dataset, params.variants)
     files = stage_files(dataset)
-    todo, kept = {}, []
     for name in names or params.variants:
         cell = inputs_of(files, params.variant(name), params)
         why = "named" if names else changed(VariantFiles(name, dataset), cell)
         if why is None:
-            kept.append(name)
+            plan.kept.append(name)
             continue
         print(f"train {dataset} {name}: training ({why})")
         warning = mismatch(params.variant(name).loss, params.variant(name).last_activation)
         if warning:
             print(f"warning: variant {name}: {warning}", file=sys.stderr)
-        todo[name] = cell
-    for name, outputs in backend.run(params, dataset, list(todo), prepared, meta):
-        write_cell(dataset, name, outputs, todo[name])
-    print(f"train@{dataset}: {len(todo)} variant(s) trained, {len(kept)} kept (inputs unchanged)"
-          + (f", {len(removed)} removed ({', '.join(removed)})" if removed else "")
-          + (f" ({backend.where})" if backend.where else ""))
+        plan.todo[name] = cell
+    return plan
+
+
+def _train(params: config.Params, plans: dict[str, Plan]) -> None:
+    """Every planned cell, on the params' backend, each written as it comes back."""
+    backend = backends.chosen(params)
+    cells = [(dataset, name) for dataset, plan in plans.items() for name in plan.todo]
+    data = {dataset: (plan.prepared, plan.meta) for dataset, plan in plans.items()}
+    for (dataset, name), outputs in backend.run(params, cells, data):
+        write_cell(dataset, name, outputs, plans[dataset].todo[name])
+    for dataset, plan in plans.items():
+        print(f"train@{dataset}: {len(plan.todo)} variant(s) trained, {len(plan.kept)} kept (inputs unchanged)"
+              + (f", {len(plan.removed)} removed ({', '.join(plan.removed)})" if plan.removed else "")
+              + (f" ({backend.where})" if backend.where else ""))
+
+
+def main(dataset: str, *names: str, params_path: str = config.PARAMS_FILE) -> None:
+    """Stage train@<dataset>: every variant of params.yaml whose inputs changed since it was last
+    trained (study/inputs.py), the others kept as they are; or, named, these variants, trained."""
+    params = config.load(params_path)
+    _train(params, {dataset: _plan(params, dataset, names)})
+
+
+def main_study(params_path: str = config.PARAMS_FILE) -> None:
+    """`python -m pipeline train-study`: what every train@<dataset> stage would train, sent at
+    once (on Ray, the whole study's cells in one fan-out) and written as those stages would
+    write it; `dvc repro` then finds their inputs unchanged, keeps the cells and records them."""
+    params = config.load(params_path)
+    _train(params, {dataset: _plan(params, dataset, ()) for dataset in params.datasets})
+    print("train-study: done; `dvc repro` keeps these cells (their inputs are unchanged) and records them")
