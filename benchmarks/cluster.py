@@ -8,8 +8,8 @@ byte for byte; then report and publish (into a fresh SQLite store), the driver's
 
 From the measured per-cell times it estimates, on paper, the study's wall time on N identical
 nodes of this machine's size, for the stage layout as it is (one train stage per dataset, each
-fanning its cells out while the next waits) and for one stage fanning out every dataset's cells
-at once, and the largest study (replicas per variant) that fits in an hour on 8 nodes. Writes
+fanning its cells out while the next waits) and for `train-study` sending every dataset's cells
+at once (its driver's work taken as the stages'), and the largest study (replicas per variant) that fits in an hour on 8 nodes. Writes
 the table between the cluster markers of benchmarks/README.md and prints it.
 """
 from __future__ import annotations
@@ -165,7 +165,7 @@ def table(datasets, local_walls, ray_walls, local_cells, ray_cells, report, publ
         return makespan([s * scale for s in local_cells.values()], nodes * slots_per_node) \
             + sum(stage_overhead.values()) + fixed
 
-    rows += [f"| nodes ({slots_per_node} CPUs each) | a train stage per dataset (as built) | one stage, every cell at once | the bound: driver's work + the longest cell |",
+    rows += [f"| nodes ({slots_per_node} CPUs each) | `dvc repro`: a train stage per dataset, one after another | `train-study`: every cell at once | the bound: the driver's work + the longest cell |",
              "|---|---|---|---|"]
     longest = max(local_cells.values())
     for n in NODES:
@@ -185,7 +185,7 @@ def table(datasets, local_walls, ray_walls, local_cells, ray_cells, report, publ
 
     rows += ["", f"The largest study that fits in an hour on 8 nodes, as replicas per variant (now {replicas}), "
              f"a cell's time taken as proportional to its replicas and the driver's work as fixed: "
-             f"{largest(by_stage):,} with a stage per dataset, {largest(at_once):,} with every cell at once."]
+             f"{largest(by_stage):,} through `dvc repro`, {largest(at_once):,} through `train-study`."]
     return rows
 
 
