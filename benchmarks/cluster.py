@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.study.backends import reachable
+
 from .run import BIN, ROOT, env
 
 MARKERS = ("<!-- cluster:begin -->", "<!-- cluster:end -->")
@@ -99,6 +101,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cluster-", dir="/tmp") as tmp:
         tmp = Path(tmp)
         local = copy(tmp, "local")
+        os.environ.pop("RAY_ADDRESS", None)  # the local backend's run must not find a cluster
         local_walls = train_all(local, datasets)
         ray_repo = copy(tmp, "ray")
         port = "6399"
@@ -108,15 +111,19 @@ def main() -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                                 env=env(RAY_USAGE_STATS_ENABLED="0"))
         try:
-            time.sleep(8)
+            deadline = time.monotonic() + 60
+            while reachable(f"127.0.0.1:{port}") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if head.poll() is not None:
+                raise SystemExit(f"benchmark: ray start --head on port {port} exited ({head.returncode})")
             ray_walls = train_all(ray_repo, datasets, RAY_ADDRESS=f"127.0.0.1:{port}")
         finally:
-            os.killpg(head.pid, signal.SIGTERM)
-            time.sleep(5)
-            try:
-                os.killpg(head.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(head.pid, sig)
+                except ProcessLookupError:
+                    break
+                time.sleep(5)
             head.wait()
         same = outputs(local) == outputs(ray_repo)
         local_cells, ray_cells = cells(local), cells(ray_repo)

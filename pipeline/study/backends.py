@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports
 INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
 CONNECT_TIMEOUT_S = 5.0                           # to open the head's port before ray.init, which
                                                   # would otherwise wait minutes on a dead address
+RETRIES = 3                                       # a task's tries after its worker dies
 POLL_S = 2.0                                      # how often a wait checks that the head still answers
 # One intra-op thread per task (train_cell sets torch's too): a task is one CPU of a node.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -53,7 +54,7 @@ def _cell_task(params: config.Params, dataset: str, name: str, prepared: dict, m
     return ray.get_runtime_context().get_node_id(), train_cell(params, dataset, name, prepared, meta)
 
 
-def _reachable(address: str) -> str | None:
+def reachable(address: str) -> str | None:
     """None when the head's port at host:port accepts a connection, else why not."""
     host, _, port = address.rpartition(":")
     try:
@@ -90,18 +91,22 @@ class Ray:
             raise PipelineError(f"backend ray: Ray is not installed; run `{INSTALL}` "
                                 f"(or pip install -r requirements-cluster.lock)") from None
         if self._host_port:
-            why = _reachable(self.address)
+            why = reachable(self.address)
             if why:
                 raise PipelineError(f"the Ray cluster at {self.address} is unreachable ({why}); start its head "
                                     f"with `ray start --head` (docs/team.md), or fix RAY_ADDRESS")
+        from ray import exceptions
+
         try:
-            ray.init(address=self.address, log_to_driver=False, configure_logging=False,
+            # "local": a Ray of this machine alone, even where a `ray start` cluster runs here.
+            ray.init(address=self.address or "local", log_to_driver=False, configure_logging=False,
                      include_dashboard=False if self.address is None else None,
                      runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
                                   "env_vars": WORKER_ENV})
-        except (ConnectionError, RuntimeError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, exceptions.RayError) as exc:
             # Its port answers yet Ray cannot join it: most often Ray's token authentication, on
             # by default for a cluster started where ~/.ray/auth_token exists.
+            _shutdown(ray)
             raise PipelineError(f"the Ray cluster at {self.address or 'this machine'}: {exc} (with token "
                                 f"authentication on, set RAY_AUTH_MODE=token and the cluster's token: docs/team.md)"
                                 ) from None
@@ -119,16 +124,17 @@ class Ray:
         ray = self._connect()
         from ray import exceptions
 
+        done = 0
         try:
-            task = ray.remote(num_cpus=1, max_retries=3)(_cell_task)  # a worker's death: tried again
-            arrays = {dataset: ray.put(prepared) for dataset, (prepared, _) in data.items()}  # once, not per cell
+            task = ray.remote(num_cpus=1, max_retries=RETRIES)(_cell_task)  # a worker's death: tried again
+            # Each dataset's arrays once, not once per cell.
+            arrays = {dataset: ray.put(data[dataset][0]) for dataset in dict.fromkeys(d for d, _ in cells)}
             pending = {task.options(name=f"train {dataset} {name}").remote(
                 params, dataset, name, arrays[dataset], data[dataset][1]): (dataset, name) for dataset, name in cells}
-            done = 0
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if not ready:
-                    why = self._host_port and _reachable(self.address)
+                    why = self._host_port and reachable(self.address)
                     if why:
                         raise self._lost(done, len(cells), why)
                     continue
@@ -140,11 +146,18 @@ class Ray:
                     if isinstance(exc.cause, PipelineError):  # the cell's own one-line error
                         raise exc.cause from None
                     raise PipelineError(f"train {dataset} {name} on the Ray cluster: {exc.cause!r}") from None
-                except exceptions.RayError as exc:  # its retries spent, its node gone, ...
-                    raise self._lost(done, len(cells), f"{type(exc).__name__} in train {dataset} {name}") from None
+                except exceptions.RayError as exc:  # its node gone, or its retries spent on a live cluster
+                    why = self._host_port and reachable(self.address)
+                    if why:
+                        raise self._lost(done, len(cells), why) from None
+                    raise PipelineError(f"train {dataset} {name} on the Ray cluster at {self.address or 'this machine'}: "
+                                        f"{type(exc).__name__} after {RETRIES} retries ({str(exc).splitlines()[0]}); "
+                                        f"{done} of {len(cells)} cell(s) trained and written") from None
                 done += 1
                 self.nodes.add(node)
                 yield (dataset, name), outputs
+        except exceptions.RayError as exc:  # the cluster failing under ray.put, .remote or ray.wait
+            raise self._lost(done, len(cells), type(exc).__name__) from None
         finally:
             _shutdown(ray)
 

@@ -7,6 +7,7 @@ each variant's two figures (plots.py) as it trains it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -361,8 +362,10 @@ def _train(params: config.Params, plans: dict[str, Plan]) -> None:
     backend = backends.chosen(params)
     cells = [(dataset, name) for dataset, plan in plans.items() for name in plan.todo]
     data = {dataset: (plan.prepared, plan.meta) for dataset, plan in plans.items()}
-    for (dataset, name), outputs in backend.run(params, cells, data):
-        write_cell(dataset, name, outputs, plans[dataset].todo[name])
+    # closing: a write that fails stops the cluster's remaining tasks at once, not when collected.
+    with contextlib.closing(backend.run(params, cells, data)) as trained:
+        for (dataset, name), outputs in trained:
+            write_cell(dataset, name, outputs, plans[dataset].todo[name])
     for dataset, plan in plans.items():
         print(f"train@{dataset}: {len(plan.todo)} variant(s) trained, {len(plan.kept)} kept (inputs unchanged)"
               + (f", {len(plan.removed)} removed ({', '.join(plan.removed)})" if plan.removed else "")
