@@ -1,6 +1,6 @@
 """The Ray backend on a real cluster on 127.0.0.1: a head started with `ray start --head` and a
 second node joining it with `ray start --address` (its own raylet and worker processes, its own
-session folder), both outside the repository and stopped by process group at the end.
+session folder), both outside the repository and stopped by session (process ids) at the end.
 
 The same small study runs through `dvc repro` locally and on the cluster (the same bytes, the
 same dvc.lock), then on the cluster again with a worker killed mid-study (retried, the same
@@ -37,8 +37,8 @@ OUTPUTS = ("results", "metrics", "plots", "reports")
 
 
 def ray_start(log: Path, auth: dict, *args: str) -> subprocess.Popen:
-    """`ray start --block` in a session of its own: its process group holds every process it
-    starts (GCS, raylet, workers), so stopping the group stops them all."""
+    """`ray start --block` in a session of its own: the session holds every process it starts
+    (GCS, raylet, and the workers, each of which Ray puts in a process group of its own)."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
     env.pop("RAY_ADDRESS", None)
     with log.open("w") as out:
@@ -48,31 +48,33 @@ def ray_start(log: Path, auth: dict, *args: str) -> subprocess.Popen:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the group, then SIGKILL to what is left of it after 10 s."""
+    """SIGTERM to every process of its session, then SIGKILL to what is left after 10 s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
+        for pid in in_session(process.pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + 10
-        while _group_alive(process.pid) and time.monotonic() < deadline:
+        while in_session(process.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not _group_alive(process.pid):
+        if not in_session(process.pid):
             break
     process.wait(10)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live process (not a zombie waiting to be reaped) is in the group."""
+def in_session(sid: int) -> list[int]:
+    """The live processes (not zombies waiting to be reaped) of the session `sid` leads."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
-                return True
-    return False
+            if int(fields[3]) == sid and fields[0] != "Z":  # state, ppid, pgrp, session
+                found.append(int(entry.name))
+    return found
 
 
 def nodes(address: str, auth: dict) -> int:
@@ -115,15 +117,15 @@ class Cluster:
             self.stop()
             raise
 
-    def groups(self) -> set[int]:
-        return {process.pid for process in self.processes}  # each `ray start` leads its own group
+    def sessions(self) -> set[int]:
+        return {process.pid for process in self.processes}  # each `ray start` leads its own session
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             stop(process)
-        leftover = [p.pid for p in self.processes if _group_alive(p.pid)]
+        leftover = [pid for p in self.processes for pid in in_session(p.pid)]
         shutil.rmtree(self.temp, ignore_errors=True)
-        assert not leftover, f"process groups still running: {leftover}"
+        assert not leftover, f"processes still running: {leftover}"
 
 
 @pytest.fixture(scope="module")
@@ -180,14 +182,14 @@ def test_the_study_on_two_nodes_writes_the_local_bytes(studies):
     no_ray_files(ray)
 
 
-def ray_tasks(groups: set[int]) -> list[int]:
-    """Process ids of the Ray workers of these process groups training a cell now (a worker's
-    title names the task it runs, from the task's first line to its last)."""
+def ray_tasks(sessions: set[int]) -> list[int]:
+    """Process ids of the Ray workers of these sessions training a cell now (a worker's title
+    names the task it runs, from the task's first line to its last)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             if (entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::train ")
-                    and os.getpgid(int(entry.name)) in groups):
+                    and os.getsid(int(entry.name)) in sessions):
                 found.append(int(entry.name))
         except OSError:
             pass
@@ -207,8 +209,8 @@ def test_a_worker_killed_mid_study_is_retried_to_the_same_bytes(studies, cluster
                              stderr=subprocess.STDOUT, text=True)
     try:
         while True:  # a worker seen mid-task, and still in it when killed
-            victim = wait_for(lambda: ray_tasks(cluster.groups()), timeout=180, every=0.02)[0]
-            if victim in ray_tasks(cluster.groups()):
+            victim = wait_for(lambda: ray_tasks(cluster.sessions()), timeout=180, every=0.02)[0]
+            if victim in ray_tasks(cluster.sessions()):
                 os.kill(victim, signal.SIGKILL)
                 break
         out, _ = repro.communicate(timeout=900)
