@@ -28,6 +28,7 @@ import yaml
 PUBLISHER = r"""
 import atexit, contextlib, io, json, os, sys, time
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as publish.main does, before MLflow is imported
+import pipeline  # first, as `python -m pipeline` imports it: it pins the numerics before torch loads
 import requests.adapters
 import mlflow, mlflow.pytorch, torch  # the slow imports, before the barrier
 import pipeline.tracking.publish

@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 
+from . import numerics
 from .errors import PipelineError
 
 # command -> (module, or module:function when not its main; what it takes: None, "dataset", "cells"
@@ -25,6 +26,7 @@ COMMANDS = {
     "sweep-alpha": ("iris.sweep", None),
     "publish": ("tracking.publish", "names"),
     "experiments": ("study.experiments", None),
+    "back": ("back", None),
     "launch": ("tracking.launch", "argv"),
     "views": ("tracking.study_view", "url"),
     "plots-template": ("plots_template", None),
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     module_name, _, function = module_name.partition(":")
     try:
         entry = getattr(importlib.import_module(f"pipeline.{module_name}"), function or "main")
+        numerics.check()  # the stage's libraries loaded: each took the pinned code path
         if takes == "dataset":
             entry(args.dataset, params_path=args.params)
         elif takes == "cells":

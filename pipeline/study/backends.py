@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .. import config
+from .. import config, numerics
 from ..errors import PipelineError
 
 PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports the cell from
@@ -25,8 +25,6 @@ CONNECT_TIMEOUT_S = 5.0                           # to open the head's port befo
                                                   # would otherwise wait minutes on a dead address
 RETRIES = 3                                       # a task's tries after its worker dies
 POLL_S = 2.0                                      # how often a wait checks that the head still answers
-# One intra-op thread per task (train_cell sets torch's too): a task is one CPU of a node.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 Cell = tuple[str, str]  # (dataset, variant)
@@ -102,7 +100,7 @@ class Ray:
             ray.init(address=self.address or "local", log_to_driver=False, configure_logging=False,
                      include_dashboard=False if self.address is None else None,
                      runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
-                                  "env_vars": WORKER_ENV})
+                                  "env_vars": numerics.PINNED})
         except (ConnectionError, RuntimeError, ValueError, exceptions.RayError) as exc:
             # Its port answers yet Ray cannot join it: most often Ray's token authentication, on
             # by default for a cluster started where ~/.ray/auth_token exists.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import atomic, config
+from .. import atomic, config, numerics
 from ..catalog import DatasetFiles, VariantFiles
 from ..errors import PipelineError
 from . import backends, torch_patches
@@ -246,6 +246,7 @@ class CellOutputs:
 def train_cell(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict) -> CellOutputs:
     """Train one variant's replicas on the dataset: every output as bytes, nothing written.
     Reads no file, so that a Ray worker with its arguments computes what this process would."""
+    numerics.check()  # also in a Ray worker, whose process Ray started
     torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
     variant = params.variant(name)
     files = VariantFiles(name, dataset)
