@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 # This machine's pip lists a few local package folders it cannot find; hide those lines.
 QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install install-dev install-cluster plots-offline lock docs repro test experiments ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev install-cluster plots-offline lock docs repro test experiments back ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
@@ -66,6 +66,11 @@ test: install-dev
 # one column per experiment, and what each experiment changed (docs/pipeline.md).
 experiments: install
 	python -m pipeline experiments
+
+# From an experiment back to the commit (docs/mlflow.md): `dvc exp apply HEAD` where DVC's cache
+# holds every committed output, else git's files as committed and `dvc repro`; never deletes one.
+back: install
+	python -m pipeline back
 
 # What the README shows (its results table, docs/images/), from the last `make repro`; the
 # screenshot needs Debian's Chromium (apt-get install chromium).
