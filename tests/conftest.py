@@ -1,16 +1,24 @@
-"""Shared fixtures: a small project folder, a synthetic Titanic CSV, a loopback HTTP server."""
+"""Shared fixtures: a small project folder, a synthetic Titanic CSV, a loopback HTTP server, and the
+small study reproduced once per session, copied per test."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+# The pipeline first: it pins the numerics (pipeline/numerics.py) before numpy or torch loads, so
+# what a test computes in this process is what a stage computes.
+import pipeline  # noqa: F401  (isort: skip)
 import numpy as np
 import pytest
 import yaml
@@ -80,30 +88,31 @@ def project(tmp_path, monkeypatch):
     return Project()
 
 
+def file_handler(files: dict[str, bytes], lie_about_length: bool = False):
+    """An HTTP handler answering GET with these files' bytes (404 for any other path)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            # A download that stops halfway: the header promises more than is sent.
+            self.send_header("Content-Length", str(len(body) * (2 if lie_about_length else 1)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
 @pytest.fixture
 def serve():
     """serve({'/titanic.csv': bytes}) -> base URL of a loopback server; stopped after the test."""
     servers = []
-
-    def start(files: dict[str, bytes], lie_about_length: bool = False) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                body = files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                # A download that stops halfway: the header promises more than is sent.
-                self.send_header("Content-Length", str(len(body) * (2 if lie_about_length else 1)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        return loopback(Handler, servers)
-
-    yield start
+    yield lambda files, lie_about_length=False: loopback(file_handler(files, lie_about_length), servers)
     stop(servers)
 
 
@@ -135,10 +144,12 @@ def copy_pipeline(target: Path) -> None:
     shutil.copytree(ROOT / "data" / "shipped", target / "data" / "shipped")
 
 
-def sh(repo: Path, *command: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("DVC_ROOT", None)
+def sh(repo: Path, *command: str, env: dict | None = None) -> str:
+    """Run a command in `repo` with this venv first on PATH, the tracking store and DVC root the
+    tests may set left out unless `env` (added to this process's environment) gives them; its
+    output, or a failure naming it."""
+    inherited = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    env = {**inherited, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout + done.stderr
@@ -150,14 +161,105 @@ def store_runs(repo: Path, experiment: str = "titanic-loss-functions"):
     return client.search_runs([found.experiment_id])
 
 
-@pytest.fixture
-def repo(tmp_path, serve):
-    """A small copy of the project (3 variants, 2 epochs, 4 alphas) as a git + DVC repository."""
+@pytest.fixture(scope="session")
+def titanic_source():
+    """The synthetic Titanic file (200 rows) on a loopback server for the whole session: (url, sha256)."""
     body = titanic_csv(rows=200)
-    url = serve({"/titanic.csv": body}) + "/titanic.csv"
-    params = small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": hashlib.sha256(body).hexdigest(),
-                             "iris.alpha_count": 4, "iris.max_iter": 200})
-    return make_repo(tmp_path / "repo", params)
+    servers = []
+    yield loopback(file_handler({"/titanic.csv": body}), servers) + "/titanic.csv", hashlib.sha256(body).hexdigest()
+    stop(servers)
+
+
+def study_params(source: tuple[str, str]) -> dict:
+    """The small study of `repo`: Titanic from `source`, 3 variants, 2 epochs, 2 x 2 replicas, 4 alphas."""
+    url, sha256 = source
+    return small_params(**{"datasets.titanic.source.url": url, "datasets.titanic.source.sha256": sha256,
+                           "iris.alpha_count": 4, "iris.max_iter": 200})
+
+
+@pytest.fixture
+def repo(tmp_path, titanic_source):
+    """A small copy of the project (3 variants, 2 epochs, 4 alphas) as a git + DVC repository,
+    nothing reproduced yet (a test that starts with `dvc repro` takes `reproduced`)."""
+    return make_repo(tmp_path / "repo", study_params(titanic_source))
+
+
+# Loaded at start-up by every Python process of the template's `dvc repro` (PYTHONPATH): at exit,
+# a process that ran project code writes its command line and the project modules it loaded, for
+# tests/test_stage_deps.py (DVC's own processes load none and write nothing).
+TRACER = '''\
+import atexit
+import json
+import os
+import sys
+
+
+def _write_trace():
+    package = os.environ["STAGE_DEPS_PACKAGE"]
+    files = {os.path.realpath(module.__file__) for module in list(sys.modules.values())
+             if isinstance(getattr(module, "__file__", None), str)}
+    mine = sorted(f for f in files if f.startswith(package + os.sep))
+    if mine:
+        with open(os.path.join(os.environ["STAGE_DEPS_TRACE"], f"{os.getpid()}.json"), "w") as out:
+            json.dump({"argv": sys.orig_argv, "modules": mine}, out)
+
+
+if os.environ.get("STAGE_DEPS_TRACE"):
+    atexit.register(_write_trace)  # registered first, so it runs last of all exit hooks
+'''
+
+
+@dataclass
+class Template:
+    """The small study reproduced once per session: its repository (committed after `dvc repro`),
+    what that `dvc repro` printed, and each of its processes' trace (TRACER)."""
+    repo: Path
+    output: str
+    traces: list[dict]
+
+
+@pytest.fixture(scope="session")
+def study_template(tmp_path_factory, titanic_source) -> Template:
+    """`repo`'s study through a real `dvc repro`, once for the session; tests take copies
+    (`reproduced`), so each starts where a first repro ends without paying for one."""
+    base = tmp_path_factory.mktemp("study-template")
+    repo = make_repo(base / "repo", study_params(titanic_source))
+    hook, traces = base / "hook", base / "traces"
+    hook.mkdir()
+    traces.mkdir()
+    (hook / "sitecustomize.py").write_text(TRACER)
+    output = sh(repo, "dvc", "repro", env={
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])),
+        "STAGE_DEPS_TRACE": str(traces), "STAGE_DEPS_PACKAGE": os.path.realpath(repo / "pipeline")})
+    commit_all(repo, "repro")
+    return Template(repo, output, [json.loads(path.read_text()) for path in sorted(traces.glob("*.json"))])
+
+
+@pytest.fixture
+def reproduced(study_template, tmp_path) -> Path:
+    """A copy of the session's reproduced study (git, DVC's cache, the MLflow store), its own to change."""
+    return copy_study(study_template.repo, tmp_path / "repo")
+
+
+def copy_study(template: Path, target: Path) -> Path:
+    """`template` copied to `target` as if reproduced there: the MLflow store's absolute artifact
+    locations (experiments, runs, model versions) moved to the copy's own folder, and DVC's
+    machine-local state (.dvc/tmp: file hashes by inode, locks) left behind for DVC to rebuild."""
+    shutil.copytree(template, target, symlinks=True,
+                    ignore=lambda folder, names: ["tmp"] if Path(folder) == template / ".dvc" else [])
+    with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as db, db:
+        tables = [name for (name,) in db.execute("select name from sqlite_master where type = 'table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f"pragma table_info('{table}')")
+                           if any(kind in row[2].upper() for kind in ("CHAR", "TEXT"))]:
+                db.execute(f"update '{table}' set \"{column}\" = replace(\"{column}\", ?, ?) "
+                           f"where instr(\"{column}\", ?)", (str(template), str(target), str(template)))
+    return target
+
+
+def commit_all(repo: Path, message: str) -> None:
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "-c", "user.email=t@localhost", "-c", "user.name=t", "commit", "-qm", message)
 
 
 def make_repo(repo: Path, params: dict) -> Path:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import sh, store_runs
+from .conftest import make_repo, sh, store_runs
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +22,8 @@ def set_epochs(repo: Path, variant: str, epochs: int) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
-    first = sh(repo, "dvc", "repro")
+def test_repro_tracks_every_variant_once_and_reruns_nothing(study_template, reproduced):
+    repo, first = reproduced, study_template.output  # what the first `dvc repro` printed, and where it ended
     assert "publish: 6 run(s) logged" in first  # three variants, the report, the page across datasets, the sweep
     runs = store_runs(repo)
     assert sorted(run.info.run_name for run in runs) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
@@ -46,8 +46,8 @@ def test_repro_tracks_every_variant_once_and_reruns_nothing(repo):
     assert len(store_runs(repo)) == 6
 
 
-def test_a_run_cache_restore_still_ends_in_mlflow(repo):
-    sh(repo, "dvc", "repro")
+def test_a_run_cache_restore_still_ends_in_mlflow(reproduced):
+    repo = reproduced
     original = (repo / "params.yaml").read_text()
     set_epochs(repo, "mse", 3)
     sh(repo, "dvc", "repro")
@@ -76,9 +76,9 @@ def test_single_stage_by_name(repo):
     assert "Data and pipelines are up to date" in sh(repo, "dvc", "status", "train@titanic")
 
 
-def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo):
+def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(reproduced):
     """DVC outputs are a function of their inputs: no wall-clock time in what DVC hashes."""
-    sh(repo, "dvc", "repro")
+    repo = reproduced
     lock = (repo / "dvc.lock").read_text()
     # Forced, the stage keeps every variant (their inputs are unchanged); with one variant's
     # inputs record gone, it trains that variant again, to the same bytes.
@@ -95,8 +95,8 @@ def test_a_forced_rerun_writes_the_same_bytes_so_nothing_downstream_reruns(repo)
     assert (repo / "logs" / "run-times" / "titanic" / "mse.json").exists()
 
 
-def test_the_study_is_replicated_and_the_report_concludes(repo):
-    out = sh(repo, "dvc", "repro")
+def test_the_study_is_replicated_and_the_report_concludes(study_template, reproduced):
+    repo, out = reproduced, study_template.output
     assert "4 replica(s)" in out and "report titanic: 3 variants against nll_logsoftmax" in out
     summary = yaml.safe_load((repo / "reports/titanic/summary.json").read_text())
     assert summary["seeds"] == 2 and summary["splits"] == 2
@@ -108,26 +108,57 @@ def test_the_study_is_replicated_and_the_report_concludes(repo):
     assert "val_accuracy_mean" in metrics
 
 
+def outputs(repo: Path) -> dict[str, str]:
+    """Every file the pipeline writes under DVC (data, results, metrics, plots, reports) and
+    dvc.lock, each path -> its sha256."""
+    import hashlib
+
+    files = [path for folder in ("data", "results", "metrics", "plots", "reports") for path in (repo / folder).rglob("*")
+             if path.is_file()] + [repo / "dvc.lock"]
+    return {str(path.relative_to(repo)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+
+
+def test_another_cpu_s_dispatch_writes_the_same_bytes(study_template, tmp_path):
+    """The template's study reproduced again in a new repository, under an environment asking
+    every library for another CPU's code path (test_numerics.OTHER_CPU: torch's scalar kernels,
+    MKL's SSE4.2 branch, OpenBLAS's oldest kernels, numpy's AVX-512 loops, two threads): the
+    pinned numerics make every output and dvc.lock the same bytes. Unpinned, this machine's own
+    dispatch and that one differ in the last bits of every trained number."""
+    from .test_numerics import OTHER_CPU
+
+    params = yaml.safe_load((study_template.repo / "params.yaml").read_text())
+    other = make_repo(tmp_path / "other", params)
+    sh(other, "dvc", "repro", env=OTHER_CPU)
+    mine, theirs = outputs(study_template.repo), outputs(other)
+    assert len(mine) > 40 and sorted(theirs) == sorted(mine)
+    differ = sorted(path for path in mine if theirs[path] != mine[path])
+    assert not differ, f"{len(differ)} of {len(mine)} files differ under another dispatch: {differ[:8]}"
+
+
 def running(out: str, prefix: str = "train@") -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith(f"Running stage '{prefix}")}
 
 
-def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(repo):
+def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(reproduced):
     """Titanic and wine (3 classes), three variants, 2 x 2 replicas: every variant on every
     dataset, the page across them; one variant's edit re-runs its trainings alone, one
-    dataset's its own."""
+    dataset's its own. Wine joins a reproduced Titanic study: its own stages alone run."""
     import json
 
     from .conftest import ROOT
 
+    repo = reproduced
+    shutil.rmtree(repo / "mlartifacts")  # published anew below, both datasets at once
+    (repo / "mlflow.db").unlink()
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["datasets"]["wine"] = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]["wine"]
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     variants = sorted(params["variants"])
     first = sh(repo, "dvc", "repro", "report")
-    assert running(first) == {"train@titanic", "train@wine"}
-    assert trained(first) == {f"{d} {v}" for d in ("titanic", "wine") for v in variants}
+    assert running(first) == {"train@wine"}  # Titanic's inputs are unchanged: kept as reproduced
+    assert trained(first) == {f"wine {v}" for v in variants}
+    assert all((repo / f"results/{d}/{v}/record.json").exists() for d in ("titanic", "wine") for v in variants)
     summary = json.loads((repo / "reports/across/summary.json").read_text())
     assert list(summary["datasets"]) == ["titanic", "wine"] and summary["datasets"]["wine"]["classes"] == 3
     assert [v["variant"] for v in summary["variants"]] == list(params["variants"])

@@ -1,14 +1,13 @@
 """Every stage's `deps` list every project module its process imports, and no more.
 
-The modules come from the real processes: a `dvc repro` of a small copy of the project runs
-with a `sitecustomize.py` on PYTHONPATH (Python imports it at start-up, DVC passes the
+The modules come from the real processes: the session's template study (conftest.py) runs its
+`dvc repro` with a `sitecustomize.py` on PYTHONPATH (Python imports it at start-up, DVC passes the
 environment to each stage), whose exit hook writes the process's command line and the files of
 every module it loaded from the copy's `pipeline/` package. Each process is matched to its stage
 by its command; the deps are read as DVC reads them. A module imported but not listed means an
 edit to it re-runs nothing (stale results reported up to date); a `.py` listed but never
 imported re-runs a stage for nothing.
 """
-import json
 import os
 import shlex
 from pathlib import Path
@@ -16,44 +15,7 @@ from pathlib import Path
 import pytest
 from dvc.repo import Repo
 
-from .conftest import sh
-
 pytestmark = pytest.mark.slow
-
-# Written to a folder of its own on PYTHONPATH; runs in every Python process of the repro,
-# DVC's included (those load nothing of the package and are left out).
-SITECUSTOMIZE = '''\
-import atexit
-import json
-import os
-import sys
-
-
-def _write_trace():
-    package = os.environ["STAGE_DEPS_PACKAGE"]
-    files = {os.path.realpath(module.__file__) for module in list(sys.modules.values())
-             if isinstance(getattr(module, "__file__", None), str)}
-    mine = sorted(f for f in files if f.startswith(package + os.sep))
-    if mine:
-        with open(os.path.join(os.environ["STAGE_DEPS_TRACE"], f"{os.getpid()}.json"), "w") as out:
-            json.dump({"argv": sys.orig_argv, "modules": mine}, out)
-
-
-if os.environ.get("STAGE_DEPS_TRACE"):
-    atexit.register(_write_trace)  # registered first, so it runs last of all exit hooks
-'''
-
-
-def traced_repro(repo: Path, tmp_path: Path, monkeypatch) -> list[dict]:
-    hook, traces = tmp_path / "hook", tmp_path / "traces"
-    hook.mkdir()
-    traces.mkdir()
-    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("STAGE_DEPS_TRACE", str(traces))
-    monkeypatch.setenv("STAGE_DEPS_PACKAGE", os.path.realpath(repo / "pipeline"))
-    sh(repo, "dvc", "repro")
-    return [json.loads(path.read_text()) for path in sorted(traces.glob("*.json"))]
 
 
 def commands(stage) -> list[list[str]]:
@@ -109,8 +71,9 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def test_every_stage_depends_on_the_modules_it_imports_and_no_more(repo, tmp_path, monkeypatch):
-    traces = traced_repro(repo, tmp_path, monkeypatch)
+def test_every_stage_depends_on_the_modules_it_imports_and_no_more(study_template, monkeypatch):
+    """The session's template study ran its `dvc repro` with conftest's TRACER on PYTHONPATH."""
+    repo, traces = study_template.repo, study_template.traces
     root = Path(os.path.realpath(repo))
     monkeypatch.chdir(repo)  # stage names as DVC prints them: train@mse, not dvc.yaml:train@mse
     with Repo(str(repo)) as dvc:
