@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 # This machine's pip lists a few local package folders it cannot find; hide those lines.
 QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install install-dev install-cluster plots-offline lock docs repro test experiments back ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev install-cluster plots-offline lock docs repro test test-fast experiments back ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
@@ -59,8 +59,15 @@ repro: install
 	@# new store would stay empty; publish logs what the store lacks (nothing when it has it all).
 	python -m pipeline publish
 
+# The whole suite on two pytest-xdist workers (tests that share a server are grouped onto one):
+# docs/development.md says which tests are where and what each shares.
+PYTEST_WORKERS := -n 2 --dist loadgroup
 test: install-dev
-	pytest
+	pytest $(PYTEST_WORKERS)
+
+# The fast part (no `slow`, no `integration`: no `dvc repro`, no servers), under 3 minutes.
+test-fast: install-dev
+	pytest $(PYTEST_WORKERS) -m "not slow and not integration"
 
 # The study's headline per DVC experiment in 120 columns: val_accuracy_mean, one row per variant,
 # one column per experiment, and what each experiment changed (docs/pipeline.md).

@@ -26,7 +26,8 @@ from pipeline.catalog import VariantFiles
 
 from .conftest import ROOT, free_port, make_repo, small_params, store_runs
 
-pytestmark = pytest.mark.slow
+# On one pytest-xdist worker: its module's Ray clusters.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 RAY = Path(sys.executable).parent / "ray"
 # Long enough per cell (about a second) for a kill to land mid-task, short enough for CI.

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from benchmarks.publishers import Hogs, Publishers, copies, latency
 
-from .conftest import free_port, sh
+from .conftest import free_port
 from .test_team import TeamServer, study_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,9 +61,8 @@ def finished_runs(uri: str) -> int:
     return 0
 
 
-def test_eight_publishers_on_busy_cores_through_a_server_restart(cluster, repo, tmp_path):
-    sh(repo, "dvc", "repro", "report", "sweep_alpha")  # everything but publish
-    folders = copies(repo, tmp_path / "copies", PUBLISHERS, distinct=STUDIES)
+def test_eight_publishers_on_busy_cores_through_a_server_restart(cluster, reproduced, tmp_path):
+    folders = copies(reproduced, tmp_path / "copies", PUBLISHERS, distinct=STUDIES)
     wanted = set().union(*(expected_digests(f) for f in folders))  # runs the studies share count once
     team = TeamServer(tmp_path, MLFLOW_DB_PORT=str(cluster))
     team.script("start")

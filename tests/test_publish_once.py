@@ -240,3 +240,13 @@ def test_a_busy_server_that_recovers_is_used(answering, quick_http):
     assert publish.patiently(attempt, uri, publish.Patience()) == "published"
     pauses = [b - a for a, b in zip(calls, calls[1:])]
     assert len(calls) == 3 and all(p >= 1 for p in pauses)  # jittered, at least half of 2 s, then 4 s
+
+
+@pytest.mark.parametrize("given, waits", [("12.5", 12.5), ("0", 0.0), ("soon", None), ("-1", None)])
+def test_the_wait_for_a_restart_is_the_team_s_to_set(monkeypatch, given, waits):
+    monkeypatch.setenv("PIPELINE_PUBLISH_RESTART_S", given)
+    if waits is None:
+        with pytest.raises(PipelineError, match=f"PIPELINE_PUBLISH_RESTART_S='{given}': not a number of seconds"):
+            publish.Patience()
+    else:
+        assert publish.Patience().RESTART_S == waits

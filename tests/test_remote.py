@@ -162,8 +162,8 @@ def teammate(tmp: Path, ssh: SSHServer, origin: Path) -> Path:
     return clone
 
 
-def test_outputs_pushed_from_one_clone_are_pulled_by_the_other(ssh, repo, tmp_path):
-    run(repo, ssh, "dvc", "repro")
+def test_outputs_pushed_from_one_clone_are_pulled_by_the_other(ssh, reproduced, tmp_path):
+    repo = reproduced  # as a first `dvc repro` leaves it
     files_pushed = share(repo, ssh, tmp_path / "origin.git")
     assert files_pushed > 20
     assert "user" not in (repo / ".dvc/config").read_text() and "user = " in (repo / ".dvc/config.local").read_text()
@@ -190,9 +190,9 @@ def experiments(repo: Path, ssh: SSHServer) -> dict[str, dict]:
     return found
 
 
-def test_an_experiment_run_on_one_clone_reaches_the_other(ssh, repo, team, tmp_path):  # noqa: F811
-    tracking = {"MLFLOW_TRACKING_URI": team.uri}
-    run(repo, ssh, "dvc", "repro", env=tracking)
+def test_an_experiment_run_on_one_clone_reaches_the_other(ssh, reproduced, team, tmp_path):  # noqa: F811
+    repo, tracking = reproduced, {"MLFLOW_TRACKING_URI": team.uri}
+    run(repo, ssh, sys.executable, "-m", "pipeline", "publish", env=tracking)  # the reproduced study, on the server
     share(repo, ssh, tmp_path / "origin.git", env=tracking)
     for epochs in (3, 4):
         run(repo, ssh, "dvc", "exp", "run", "--queue", "-q", "--set-param", f"+variants.mse.epochs={epochs}")

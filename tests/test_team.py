@@ -107,8 +107,9 @@ def count_experiment_runs(runs) -> Counter:
     return Counter((role, exp) for role, exp, _ in logged)
 
 
-def test_four_queued_experiments_two_workers_against_the_server(team, repo):
-    sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "repro")
+def test_four_queued_experiments_two_workers_against_the_server(team, reproduced):
+    repo = reproduced  # the study as a first `dvc repro` leaves it, then published to the server
+    sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "python", "-m", "pipeline", "publish")
     before = len(team.runs())
     queue_four(repo)
     sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "exp", "run", "--run-all", "-j", "2")
@@ -124,8 +125,8 @@ def test_four_queued_experiments_two_workers_against_the_server(team, repo):
     assert {f"dvc.exp.{name}" for name in names} <= set(nll.data.tags)
 
 
-def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(repo):
-    sh(repo, "dvc", "repro")
+def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(reproduced):
+    repo = reproduced
     queue_four(repo)
     sh(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
@@ -135,9 +136,12 @@ def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(repo):
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
-def test_server_stopped_mid_publish_then_back(team, repo):
-    sh(repo, "dvc", "repro", "report", "sweep_alpha")  # everything but publish
-    env = {**os.environ, "MLFLOW_TRACKING_URI": team.uri, "PYTHONPATH": str(repo)}
+def test_server_stopped_mid_publish_then_back(team, reproduced):
+    repo = reproduced  # every output in place; publishing to the server is what is tested
+    # A shorter wait for the restart than the default 90 s: the bound is what is tested.
+    patience = 20
+    env = {**os.environ, "MLFLOW_TRACKING_URI": team.uri, "PYTHONPATH": str(repo),
+           "PIPELINE_PUBLISH_RESTART_S": str(patience)}
     publishing = subprocess.Popen([sys.executable, "-m", "pipeline", "publish"], cwd=repo, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -148,10 +152,9 @@ def test_server_stopped_mid_publish_then_back(team, repo):
     stopped = time.monotonic()
     out, err = publishing.communicate(timeout=300)
     assert publishing.returncode == 1, out + err
-    # Bounded: it answered before, so it is waited for as a restart (Patience.RESTART_S), no longer.
-    from pipeline.tracking.publish import Patience
+    # Bounded: it answered before, so it is waited for as a restart (PIPELINE_PUBLISH_RESTART_S), no longer.
     waited = time.monotonic() - stopped
-    assert waited < Patience.RESTART_S + 60
+    assert patience - 5 <= waited < patience + 60  # a pause of up to 3 s may end past it
     assert "stopped answering (restarting?); retrying in" in err
     print(f"the server stopped mid-publish: publish gave up {waited:.0f} s later, in one line")
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -215,15 +218,14 @@ def clear(uri: str) -> None:
 ROUNDS = 3
 
 
-def test_eight_publishers_of_one_study_at_the_same_moment(team, repo, tmp_path):
+def test_eight_publishers_of_one_study_at_the_same_moment(team, reproduced, tmp_path):
     """Teammates who pulled the same experiment publish it at once: eight copies of one finished
     study, each publisher starting within milliseconds of the others, in several rounds.
     Every one exits 0; each run is there once by its digest, none left RUNNING; the report
     and the one registered version point at the survivors."""
     from benchmarks.publishers import Publishers, copies
 
-    sh(repo, "dvc", "repro", "report", "sweep_alpha")  # everything but publish
-    folders = copies(repo, tmp_path / "copies", 8)
+    folders = copies(reproduced, tmp_path / "copies", 8)  # the study's outputs, none of its local store
     publishers = Publishers(folders, team.uri, tmp_path, rounds=ROUNDS)
     made = 0
     try:

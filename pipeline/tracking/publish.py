@@ -366,7 +366,18 @@ class Patience:
     LOCKED_S = (0.5, 1, 2, 4, 8, 15, 30)  # seconds: about a minute in all
     RACED_TRIES = 5  # MLflow get-or-creates another publisher won: trying again finds the row
 
+    # A team whose server restarts slower (or faster) sets its own wait, in seconds.
+    RESTART_ENV = "PIPELINE_PUBLISH_RESTART_S"
+
     def __init__(self):
+        given = os.environ.get(self.RESTART_ENV)
+        if given is not None:
+            try:
+                self.RESTART_S = float(given)
+            except ValueError:
+                raise PipelineError(f"{self.RESTART_ENV}={given!r}: not a number of seconds") from None
+            if not self.RESTART_S >= 0:
+                raise PipelineError(f"{self.RESTART_ENV}={given!r}: not a number of seconds")
         self.reached = False
         self.since: dict[str, float] = {}  # kind of failure -> when the present spell of it began
         self.tries: dict[str, int] = {}
