@@ -1,13 +1,13 @@
 """What pinned numerics cost: python -m benchmarks.numerics [--repeats N]
 
-After `make repro` (it reads the checkout's prepared data), every variant of params.yaml trained
-on Titanic and on digits (the smallest and the largest table, 100 replicas each, the default
-study) by the train stage's own loop (`pipeline.study.train.train`), in a fresh process per
-measurement: pinned (pipeline/numerics.py, what every stage runs) against the machine's own
-dispatch (torch, MKL, numpy and OpenBLAS each choosing for this CPU, as before the pin). The two
-alternate, `--repeats` times each (default 3), and the medians are compared, in one invocation, so
-a noisy machine moves both. Writes the table between the numerics markers of benchmarks/README.md
-and prints it.
+After `make repro` (it reads the checkout's prepared data), every variant of params.yaml on
+Titanic and two on digits (the smallest table and the one with the largest matmuls, 100
+replicas each, the default study) trained by the train stage's own loop
+(`pipeline.study.train.train`), in a fresh process per measurement: pinned (pipeline/numerics.py,
+what every stage runs) against the machine's own dispatch (torch, MKL, numpy and OpenBLAS each
+choosing for this CPU, as before the pin). The two alternate, `--repeats` times each (default 3),
+and the medians are compared, in one invocation, so a noisy machine moves both. Writes the table
+between the numerics markers of benchmarks/README.md and prints it.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from pipeline.numerics import PINNED
 from .run import ROOT, env
 
 MARKERS = ("<!-- numerics:begin -->", "<!-- numerics:end -->")
-DATASETS = ("titanic", "digits")
+# dataset -> its variants (None: every one of params.yaml)
+CELLS = {"titanic": None, "digits": ["cross_entropy", "square_loss"]}
 
 # A child process: "native" lets each library choose its code path for this CPU before the
 # pipeline's import can pin it (torch chooses at its first op, MKL at its first call, numpy and
@@ -43,12 +44,12 @@ import torch
 torch.set_num_threads(1)
 params = config.load()
 found = {"unpinned": numerics.unpinned(), "cpu": torch.backends.cpu.get_cpu_capability(), "seconds": {}}
-for dataset in sys.argv[2:]:
+for dataset, names in json.loads(sys.argv[2]).items():
     prepared = load_prepared(dataset)
     classes = len(json.loads(open(f"data/{dataset}/prepared.json").read())["classes"])
     study = params.study
     started = time.perf_counter()
-    for name in params.variants:
+    for name in names or params.variants:
         train(params.variant(name), replicas(params.seed, study.seeds, study.splits), prepared, False, classes)
     found["seconds"][dataset] = time.perf_counter() - started
 print(json.dumps(found))
@@ -58,8 +59,8 @@ print(json.dumps(found))
 def measure(mode: str) -> dict:
     # Not inherited: this process imported the pipeline, which pinned its own environment.
     unset = {key: value for key, value in env().items() if key not in PINNED}
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, *DATASETS], cwd=ROOT, env=unset, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", CHILD, mode, json.dumps(CELLS)], cwd=ROOT, env=unset,
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -80,15 +81,16 @@ def main() -> None:
             runs[mode].append(measure(mode))
     assert all(not r["unpinned"] for r in runs["pinned"]), runs["pinned"][0]["unpinned"]
     assert all(r["unpinned"] for r in runs["native"]), "the native runs were pinned: nothing to compare"
-    rows = [f"| dataset (14 variants x 100 replicas) | native dispatch ({runs['native'][0]['cpu']}, s) | "
+    rows = [f"| training (100 replicas each) | native dispatch ({runs['native'][0]['cpu']}, s) | "
             f"pinned (AVX2, MKL COMPATIBLE, s) | ratio |", "|---|---|---|---|"]
     totals = {mode: 0.0 for mode in runs}
-    for dataset in DATASETS:
+    for dataset, names in CELLS.items():
         median = {mode: statistics.median(r["seconds"][dataset] for r in found) for mode, found in runs.items()}
         totals = {mode: totals[mode] + median[mode] for mode in runs}
-        rows.append(f"| {dataset} | {median['native']:.1f} | {median['pinned']:.1f} | "
-                    f"{median['pinned'] / median['native']:.2f}x |")
-    rows.append(f"| both | {totals['native']:.1f} | {totals['pinned']:.1f} | {totals['pinned'] / totals['native']:.2f}x |")
+        rows.append(f"| {dataset}, {', '.join(names) if names else 'every variant'} | {median['native']:.1f} | "
+                    f"{median['pinned']:.1f} | {median['pinned'] / median['native']:.2f}x |")
+    rows.append(f"| all | {totals['native']:.1f} | {totals['pinned']:.1f} | "
+                f"{totals['pinned'] / totals['native']:.2f}x |")
     table = "\n".join(rows) + f"\n\nMedians of {args.repeats} runs each, alternating, on {cpu_model()}."
     print(table)
     readme = ROOT / "benchmarks" / "README.md"

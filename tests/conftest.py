@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 XDIST_GROUPS = {"team": "postgres"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups to schedule by
 def pytest_collection_modifyitems(items):
     for item in items:
         for fixture, group in XDIST_GROUPS.items():
