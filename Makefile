@@ -59,9 +59,9 @@ repro: install
 	@# new store would stay empty; publish logs what the store lacks (nothing when it has it all).
 	python -m pipeline publish
 
-# The whole suite on two pytest-xdist workers (tests that share a server are grouped onto one):
-# docs/development.md says which tests are where and what each shares.
-PYTEST_WORKERS := -n 2 --dist loadgroup
+# The whole suite on two pytest-xdist workers, a test module to a worker (its module fixtures built
+# once): docs/development.md says what each test shares.
+PYTEST_WORKERS := -n 2 --dist loadfile
 test: install-dev
 	pytest $(PYTEST_WORKERS)
 

@@ -26,19 +26,6 @@ from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# `make test` runs two pytest-xdist workers (-n 2 --dist loadgroup). A test taking one of these
-# fixtures joins the group named, which one worker runs: the team server's tests start PostgreSQL
-# (the machine's cluster, stopped after them where they started it) beside their own `mlflow server`.
-XDIST_GROUPS = {"team": "postgres"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups to schedule by
-def pytest_collection_modifyitems(items):
-    for item in items:
-        for fixture, group in XDIST_GROUPS.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
-
 
 def titanic_csv(rows: int = 240, seed: int = 0, lower_case: bool = False) -> bytes:
     """Seed-shaped Titanic rows where survival depends on sex and class, some ages missing."""

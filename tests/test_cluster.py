@@ -26,8 +26,7 @@ from pipeline.catalog import VariantFiles
 
 from .conftest import ROOT, free_port, make_repo, small_params, store_runs
 
-# On one pytest-xdist worker: its module's Ray clusters.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).parent / "ray"
 # Long enough per cell (about a second) for a kill to land mid-task, short enough for CI.

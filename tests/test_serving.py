@@ -276,7 +276,6 @@ def same_shape(live: dict, shown: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("serving")  # one worker builds the module's study
 def test_the_docs_commands_and_the_served_champions_answer_as_the_pipeline_does(study):
     port = str(free_port())
     servers = []
@@ -327,7 +326,6 @@ def test_the_docs_commands_and_the_served_champions_answer_as_the_pipeline_does(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("serving")  # one worker builds the module's study
 def test_a_queued_experiment_registers_a_version_but_moves_the_alias_only_once_applied_on_main(study):
     from mlflow import MlflowClient
 

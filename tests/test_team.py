@@ -29,6 +29,9 @@ class TeamServer:
         self.password = secrets.token_urlsafe(16)
         self.env = {**os.environ, "MLFLOW_DB_PASSWORD": self.password, "MLFLOW_TEAM_DIR": str(tmp / "team"),
                     "MLFLOW_TEAM_PORT": str(free_port()), "MLFLOW_DB_NAME": f"mlflow_test_{secrets.token_hex(4)}",
+                    # A role of its own: servers of tests running side by side (pytest-xdist) never
+                    # reset each other's password.
+                    "MLFLOW_DB_USER": f"mlflow_test_{secrets.token_hex(4)}",
                     "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow"), **env}
         self.uri = f"http://127.0.0.1:{self.env['MLFLOW_TEAM_PORT']}"
         self.artifacts = tmp / "team" / "artifacts"
@@ -61,9 +64,11 @@ def team(tmp_path):
         yield server
     finally:
         subprocess.run(["bash", str(ROOT / "team/server.sh"), "stop"], env=server.env, capture_output=True)
-        subprocess.run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", server.env["MLFLOW_DB_NAME"]],
-                       capture_output=True)
-        if not was_online:  # stop what this test started
+        for drop in (["dropdb", "--if-exists", server.env["MLFLOW_DB_NAME"]],
+                     ["dropuser", "--if-exists", server.env["MLFLOW_DB_USER"]]):
+            subprocess.run(["runuser", "-u", "postgres", "--", *drop], capture_output=True)
+        # Stop what this test started, unless a test on another pytest-xdist worker may use it.
+        if not was_online and not os.environ.get("PYTEST_XDIST_WORKER"):
             subprocess.run(["pg_ctlcluster", "15", "main", "stop"], capture_output=True)
 
 
