@@ -25,9 +25,12 @@ SHOTS = ROOT / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 
+# A browser and `mlflow server` per test: slow (not in `make test-fast`).
+pytestmark = [pytest.mark.slow]
 if not CHROMIUM.exists():
     # CI installs it (.ci/run); elsewhere say so rather than pass silently.
-    pytestmark = pytest.mark.skipif(not os.environ.get("CI"), reason="no /usr/bin/chromium: apt-get install chromium")
+    pytestmark.append(pytest.mark.skipif(not os.environ.get("CI"),
+                                         reason="no /usr/bin/chromium: apt-get install chromium"))
 
 
 @pytest.fixture
