@@ -3,7 +3,7 @@
 After `make repro` (it reads the checkout's prepared data), every variant of params.yaml on
 Titanic and two on digits (the smallest table and the one with the largest matmuls, 100
 replicas each, the default study) trained by the train stage's own loop
-(`pipeline.study.train.train`), in a fresh process per measurement: pinned (pipeline/numerics.py,
+(`pipeline.study.train.train`), in a fresh process per measurement: pinned (pipeline/core/numerics.py,
 what every stage runs) against the machine's own dispatch (torch, MKL, numpy and OpenBLAS each
 choosing for this CPU, as before the pin). The two alternate, `--repeats` times each (default 3),
 and the medians are compared, in one invocation, so a noisy machine moves both. Writes the table

@@ -10,65 +10,68 @@ import importlib
 import os
 import sys
 
-from . import numerics
-from .errors import PipelineError
-
-# command -> (module, or module:function when not its main; what it takes: None, "dataset", "cells"
-# (a dataset, then variants), "names", "argv" or "url")
-COMMANDS = {
-    "fetch": ("data.fetch", "dataset"),
-    "preprocess": ("data.preprocess", "dataset"),
-    "train": ("study.train", "cells"),
-    "train-study": ("study.train:main_study", None),
-    "report": ("study.report", None),
-    "fetch-iris": ("iris.fetch", None),
-    "preprocess-iris": ("iris.preprocess", None),
-    "sweep-alpha": ("iris.sweep", None),
-    "publish": ("tracking.publish", "names"),
-    "experiments": ("study.experiments", None),
-    "back": ("back", None),
-    "launch": ("tracking.launch", "argv"),
-    "views": ("tracking.study_view", "url"),
-    "plots-template": ("plots_template", None),
-}
+from .core import numerics
+from .core.errors import PipelineError
 
 
-def main(argv: list[str] | None = None) -> int:
+def _stage(module: str, function: str = "main"):
+    """The command's function, its module imported only now: a stage pays for its own libraries."""
+    found = getattr(importlib.import_module(f"pipeline.{module}"), function)
+    numerics.check()  # the stage's libraries loaded: each took the pinned code path
+    return found
+
+
+def _dataset(args) -> str:
+    # A name the shell split (a dataset named with a space) arrives whole, for params to refuse.
+    return " ".join(args.dataset)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, takes) in COMMANDS.items():
-        command = sub.add_parser(name)
-        if takes in ("dataset", "cells"):
-            command.add_argument("dataset")
-        if takes == "cells":
-            command.add_argument("variants", nargs="*",
-                                 help="train these (default: every variant whose inputs changed)")
-        elif takes == "names":
-            command.add_argument("names", nargs="*", help="variants, 'sweep', 'report' or 'across' (default: all)")
-        elif takes == "argv":
-            command.add_argument("argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
-        elif takes == "url":
-            command.add_argument("url", nargs="?", default="http://127.0.0.1:5000", help="the MLflow UI's address")
-    args = parser.parse_args(argv)
-    module_name, takes = COMMANDS[args.command]
-    module_name, _, function = module_name.partition(":")
+
+    def command(name: str, run, help: str):
+        found = sub.add_parser(name, help=help)
+        found.set_defaults(run=run)
+        return found
+
+    for name, module, what in (("fetch", "data.fetch", "fetch@<dataset>: the table as fetched"),
+                               ("preprocess", "data.preprocess", "preprocess@<dataset>: features and splits")):
+        command(name, lambda a, module=module: _stage(module)(_dataset(a), params_path=a.params), what
+                ).add_argument("dataset", nargs="+")
+    train = command("train", lambda a: _stage("study.train")(_dataset(a), *a.variants, params_path=a.params),
+                    "train@<dataset>: every variant whose inputs changed, or those named")
+    train.add_argument("dataset", nargs=1)
+    train.add_argument("variants", nargs="*", help="train these (default: every variant whose inputs changed)")
+    plain = {"train-study": ("study.train", "main_study", "what every train@<dataset> would train, at once"),
+             "report": ("reports.stage", "main", "the reports of every dataset and the page across them"),
+             "fetch-iris": ("iris.fetch", "main", "the Iris table"),
+             "preprocess-iris": ("iris.preprocess", "main", "the Iris split"),
+             "sweep-alpha": ("iris.sweep", "main", "the alpha sweep and its GIF"),
+             "experiments": ("study.experiments", "main", "`dvc exp show`, narrowed to what differs"),
+             "back": ("back", "main", "the workspace back to the last commit's params and outputs"),
+             "plots-template": ("plots_template", "main", "DVC's offline plots template")}
+    for name, (module, function, what) in plain.items():
+        command(name, lambda a, module=module, function=function: _stage(module, function)(params_path=a.params),
+                what)
+    command("publish", lambda a: _stage("tracking.publish")(params_path=a.params, only=a.names or None),
+            "log to MLflow whatever it lacks").add_argument(
+        "names", nargs="*", help="variants, 'sweep', 'report' or 'across' (default: all)")
+    command("launch", lambda a: _stage("tracking.launch")(a.argv, params_path=a.params),
+            "`mlflow run .`'s entry points").add_argument(
+        "argv", nargs=argparse.REMAINDER, help="main | train ... | sweep ...")
+    command("views", lambda a: _stage("tracking.study_view")(a.url, params_path=a.params),
+            "the MLflow UI's saved views").add_argument(
+        "url", nargs="?", default="http://127.0.0.1:5000", help="the MLflow UI's address")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        entry = getattr(importlib.import_module(f"pipeline.{module_name}"), function or "main")
-        numerics.check()  # the stage's libraries loaded: each took the pinned code path
-        if takes == "dataset":
-            entry(args.dataset, params_path=args.params)
-        elif takes == "cells":
-            entry(args.dataset, *args.variants, params_path=args.params)
-        elif takes == "names":
-            entry(params_path=args.params, only=args.names or None)
-        elif takes == "argv":
-            entry(args.argv, params_path=args.params)
-        elif takes == "url":
-            entry(args.url, params_path=args.params)
-        else:
-            entry(params_path=args.params)
+        args.run(args)
     except PipelineError as exc:
         if args.debug:
             raise

@@ -8,7 +8,7 @@ experiment), DVC's checkout removes the workspace's outputs first and then fails
 failed ... Is your cache up to date?"). So this looks first: with every committed output in the
 cache it applies HEAD as DVC would; otherwise it puts git's files back as committed (the
 workspace's edits kept in `git stash`, as DVC keeps them) and runs `dvc repro`, which re-computes
-what the cache lacks. The numerics are pinned (numerics.py), so that re-computation writes the
+what the cache lacks. The numerics are pinned (core/numerics.py), so that re-computation writes the
 committed bytes on any CPU and both ways end with `git status` and `dvc status` clean.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import PipelineError
+from .core.errors import PipelineError
 
 STASH_MESSAGE = "python -m pipeline back: the workspace it replaced"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import atomic, config
-from .errors import PipelineError
+from .core import atomic, config
+from .core.errors import PipelineError
 
 TEMPLATE = Path(".dvc/plots/offline.html")
 LIBRARIES = ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js")

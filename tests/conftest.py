@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-# The pipeline first: it pins the numerics (pipeline/numerics.py) before numpy or torch loads, so
+# The pipeline first: it pins the numerics (pipeline/core/numerics.py) before numpy or torch loads, so
 # what a test computes in this process is what a stage computes.
 import pipeline  # noqa: F401  (isort: skip)
 import numpy as np
@@ -280,7 +280,7 @@ def make_repo(repo: Path, params: dict) -> Path:
 @pytest.fixture
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
-    from pipeline.catalog import TITANIC
+    from pipeline.core.catalog import TITANIC
     from pipeline.data import preprocess as preprocess_titanic
 
     project.params()

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from pipeline.errors import PipelineError
-from pipeline.study import across
+from pipeline.core.errors import PipelineError
+from pipeline.reports import overview
+from pipeline.statistics import across
 
 from .conftest import ROOT
 
@@ -234,7 +235,8 @@ def test_a_critical_difference_diagram_of_14_variants(tmp_path):
     names = [f"variant_{i:02d}_long_name" for i in range(14)]
     means = pd.DataFrame(np.arange(14)[::-1] / 20 + rng.normal(0, 0.15, (5, 14)), columns=names)
     result = across.ranks(means)
-    path = across.cd_diagram(result, tmp_path / "cd" / "diagram.png")
+    path = tmp_path / "diagram.png"
+    path.write_bytes(overview.diagram_png(result))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width = image.imread(path).shape[:2]
     assert width > 1000 and height > 400  # room for 7 label lines a side
@@ -287,10 +289,11 @@ def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; import pandas as pd; from pipeline.study import across\n"
+    code = ("import sys; import pandas as pd; from pathlib import Path; from pipeline.statistics import across\n"
+            "from pipeline.reports import overview\n"
             "means = pd.DataFrame({v: [0.9 - 0.01 * i * (d + 1) % 0.07 for d in range(5)] for i, v in "
             "enumerate(['square_loss', 'bce_with_logits', 'cross_entropy', 'mse', 'l1', 'nll_relu', 'kldiv_relu'])})\n"
-            "across.cd_diagram(across.ranks(means), sys.argv[1])\n")
+            "Path(sys.argv[1]).write_bytes(overview.diagram_png(across.ranks(means)))\n")
     shots = []
     for seed in ("1", "2", "3"):
         target = tmp_path / f"cd{seed}.png"

@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from pipeline import plots_template
-from pipeline.study import report, train
+from pipeline.reports import dataset as report
+from pipeline.reports import stage as report_stage
+from pipeline.study import train
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 
@@ -72,7 +74,7 @@ def fill_store(names) -> None:
     """Train, plot, report and publish these variants (and the report) as the pipeline does."""
     for name in names:
         train.main("titanic", name)
-    report.main()
+    report_stage.main()
     publish.main(only=[*names, "report"])
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pipeline import __main__ as cli
-from pipeline.catalog import VariantFiles
+from pipeline.core.catalog import VariantFiles
 
 from .conftest import ROOT, free_port, make_repo, small_params, store_runs
 

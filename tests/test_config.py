@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from pipeline import config
-from pipeline.errors import PipelineError
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
 
 from .conftest import ROOT
 

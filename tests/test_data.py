@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.errors import PipelineError
-from pipeline.catalog import TITANIC
+from pipeline.core.errors import PipelineError
+from pipeline.core.catalog import TITANIC
 from pipeline.data import fetch as fetch_titanic
 from pipeline.data import preprocess as preprocess_titanic
-from pipeline.study.splits import split_arrays
+from pipeline.data.splits import split_arrays
 
 from .conftest import ROOT, titanic_csv
 
@@ -94,7 +94,7 @@ def test_no_silent_substitute_when_params_ask_for_another_file(project, serve, c
 
 
 def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
-    from pipeline.catalog import VariantFiles
+    from pipeline.core.catalog import VariantFiles
     from pipeline.study import train
 
     files = {"/titanic.csv": NOTEBOOK_CSV.read_bytes()}

@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline import config
-from pipeline.catalog import DatasetFiles
+from pipeline.core import config
+from pipeline.core.catalog import DatasetFiles
 from pipeline.data import fetch, preprocess
-from pipeline.errors import PipelineError
-from pipeline.study.splits import split_arrays
+from pipeline.core.errors import PipelineError
+from pipeline.data.splits import split_arrays
 
 from .conftest import ROOT
 

@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from pipeline import config
+from pipeline.core import config
 from pipeline.tracking import launch
 
 from .conftest import ROOT, sh, store_runs

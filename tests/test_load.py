@@ -45,7 +45,7 @@ def cluster():
 
 def expected_digests(folder: Path) -> set[str]:
     """The digests of the Titanic runs this copy's publish stands for (its variants and report)."""
-    from pipeline.study.record import TrainingRecord
+    from pipeline.core.record import TrainingRecord
     from pipeline.tracking import report_runs
     from pipeline.tracking.variant_runs import run_digest
 

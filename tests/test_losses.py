@@ -5,10 +5,8 @@ import pytest
 import torch
 
 from pipeline.study.diagnosis import diagnose
+from pipeline.core.vocabulary import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 from pipeline.study.losses import (
-    LAST_ACTIVATIONS,
-    LOSSES,
-    TARGET_ENCODINGS,
     Head,
     encode_targets,
     head,
@@ -115,9 +113,9 @@ def test_on_k_classes_a_variant_takes_k_outputs_and_a_float_target_becomes_one_h
 
 
 def test_a_loss_that_cannot_take_k_classes_says_why(monkeypatch):
-    from pipeline.study import losses
+    from pipeline.core import vocabulary
 
-    monkeypatch.setitem(losses.LOSSES, "FloatOnly", losses.LossSpec("float_only", ("float",), "any"))
+    monkeypatch.setitem(vocabulary.LOSSES, "FloatOnly", vocabulary.LossSpec("float_only", ("float",), "any"))
     assert head("FloatOnly", "float", "Sigmoid", 3) == ("FloatOnly takes one 0/1 float output, which cannot tell "
                                                          "3 classes apart, and no one-hot targets")
     assert head("FloatOnly", "float", "Sigmoid", 2) == Head("float", 1, "Sigmoid")

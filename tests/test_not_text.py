@@ -9,7 +9,7 @@ from io import BytesIO
 
 import pytest
 
-from pipeline.text import looks_like
+from pipeline.core.text import looks_like
 from pipeline.data.fetch import count_rows
 
 from .conftest import ROOT, titanic_csv

@@ -1,4 +1,4 @@
-"""Pinned numerics (pipeline/numerics.py): a process that imports the pipeline computes with the
+"""Pinned numerics (pipeline/core/numerics.py): a process that imports the pipeline computes with the
 pinned code paths whatever its environment asked for, and says so when it was pinned too late.
 The byte-for-byte study under another CPU's dispatch is test_pipeline_e2e.py's."""
 import json
@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from pipeline import numerics
+from pipeline.core import numerics
 
 from .conftest import ROOT
 
@@ -21,7 +21,7 @@ import json
 {first}
 import numpy, scipy.linalg, torch
 {then}
-from pipeline import numerics
+from pipeline.core import numerics
 torch.ones(2).exp()  # torch chooses its kernels at the first op
 print(json.dumps({{"unpinned": numerics.unpinned(), "torch": torch.backends.cpu.get_cpu_capability()}}))
 """

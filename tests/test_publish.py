@@ -8,11 +8,13 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline.catalog import STUDY_REPORT, VariantFiles
-from pipeline.study import report, train
+from pipeline.core.catalog import STUDY_REPORT, VariantFiles
+from pipeline.reports import dataset as report
+from pipeline.reports import stage as report_stage
+from pipeline.study import train
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.record import TrainingRecord
-from pipeline.study.splits import split_arrays
+from pipeline.core.record import TrainingRecord
+from pipeline.data.splits import split_arrays
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 from pipeline.tracking import variant_runs as variant_run
@@ -24,7 +26,7 @@ VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 def trained(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
-    report.main()
+    report_stage.main()
     return prepared
 
 
@@ -99,7 +101,7 @@ def test_the_logged_model_takes_the_files_rows_and_answers_as_the_study_counted(
     network inside, each row's label the class the study counted for it."""
     import pandas as pd
 
-    from pipeline import config
+    from pipeline.core import config
     from pipeline.study.losses import predict
     from pipeline.tracking.served_spec import Table
 
@@ -235,7 +237,7 @@ def test_runs_of_dvc_experiments_carry_their_name_and_only_mains_latest_study_is
         trained.params(**{"train.lr": lr})
         for name in VARIANTS:
             train.main("titanic", name)
-        report.main()
+        report_stage.main()
         monkeypatch.setenv("DVC_EXP_NAME", f"exp-{n}")
         publish.main(only=names)
         monkeypatch.delenv("DVC_EXP_NAME")

@@ -13,7 +13,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.tracking import publish, report_runs, store
 
 from .conftest import free_port, loopback, stop

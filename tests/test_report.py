@@ -8,10 +8,12 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline import config
-from pipeline.catalog import STUDY_REPORT
-from pipeline.study.record import TrainingRecord
-from pipeline.study import report, train
+from pipeline.core import config
+from pipeline.core.catalog import STUDY_REPORT
+from pipeline.core.record import TrainingRecord
+from pipeline.reports import dataset as report
+from pipeline.reports import stage as report_stage
+from pipeline.study import train
 from pipeline.tracking import publish
 from pipeline.tracking import report_runs as report_run
 from pipeline.tracking import variant_runs
@@ -27,7 +29,7 @@ def test_report_table_figures_and_champion(prepared):
     prepared.params(report={"compare": ["mse", "nll_logsoftmax"]})
     for name in VARIANTS:
         train.main("titanic", name)
-    report.main()
+    report_stage.main()
     rows = list(csv.DictReader(open(STUDY_REPORT.folder / "comparison.csv")))
     assert [r["variant"] for r in rows] == list(VARIANTS)
     assert list(rows[0]) == list(report.COLUMNS)
@@ -125,7 +127,7 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
     prepared.params(variants=names)
     for name in names:
         train.main("titanic", name)
-    report.main()
+    report_stage.main()
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     assert summary["reference"] == "cross_entropy"
     assert summary["identical"] == {"nll_logsoftmax": "cross_entropy", "kldiv_logsoftmax": "cross_entropy",
@@ -138,7 +140,7 @@ def test_variants_equal_by_construction_are_one_hypothesis(prepared):
 def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_changes(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
-    report.main()
+    report_stage.main()
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())

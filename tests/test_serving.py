@@ -15,8 +15,8 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from pipeline import config
-from pipeline.study.splits import scaler, split_arrays
+from pipeline.core import config
+from pipeline.data.splits import scaler, split_arrays
 from pipeline.tracking import evaluation, served_model, served_spec
 
 from .conftest import ROOT, free_port, make_repo, sh, small_params
@@ -238,10 +238,10 @@ class Server:
 def pipeline_answers(repo: Path, dataset: str, champion: str):
     """What the pipeline itself predicts for split 0's validation rows, and those rows as the
     file has them."""
-    from pipeline.catalog import DatasetFiles
+    from pipeline.core.catalog import DatasetFiles
     from pipeline.data.preprocess import load_prepared
     from pipeline.study.losses import predict
-    from pipeline.study.record import TrainingRecord
+    from pipeline.core.record import TrainingRecord
     from pipeline.tracking.variant_runs import load_model
 
     cwd = Path.cwd()

@@ -2,7 +2,7 @@
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pipeline.study.splits import Replica, make_splits, replicas, split_arrays
+from pipeline.data.splits import Replica, make_splits, replicas, split_arrays
 
 
 def rows(n=200, seed=0):

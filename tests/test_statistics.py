@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from pipeline.study import statistics
+from pipeline.statistics import per_dataset as statistics
 
 T4_975 = 2.7764451051977987  # t table, 4 degrees of freedom
 

@@ -7,11 +7,11 @@ import yaml
 from mlflow import MlflowClient
 from PIL import Image
 
-from pipeline import config
-from pipeline.errors import PipelineError
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
 from pipeline.iris import sweep as sweep_alpha
 from pipeline.iris.preprocess import load_prepared
-from pipeline.catalog import SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from pipeline.core.catalog import SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
 from pipeline.tracking import iris_runs as iris_run
 from pipeline.tracking import publish
 

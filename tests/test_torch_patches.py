@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import torch
 
-from pipeline import config
+from pipeline.core import config
 from pipeline.study import torch_patches, train
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas
+from pipeline.data.splits import replicas
 
 from .conftest import ROOT
 

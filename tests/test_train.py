@@ -9,15 +9,15 @@ import pytest
 import torch
 import yaml
 
-from pipeline import config
-from pipeline.errors import PipelineError
-from pipeline.catalog import VariantFiles
+from pipeline.core import config
+from pipeline.core.errors import PipelineError
+from pipeline.core.catalog import VariantFiles
 from pipeline.study import train
 from pipeline.study.losses import encode_targets, head, make_loss, predict
 from pipeline.study.model import build_mlp, weight_penalty
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.record import TrainingRecord
-from pipeline.study.splits import replicas, scaler, split_arrays
+from pipeline.core.record import TrainingRecord
+from pipeline.data.splits import replicas, scaler, split_arrays
 
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):

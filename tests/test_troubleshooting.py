@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.catalog import TITANIC, VariantFiles
+from pipeline.core.catalog import TITANIC, VariantFiles
 
 from .conftest import ROOT, small_params, titanic_csv
 

@@ -17,10 +17,10 @@ import sys
 import urllib.error
 import urllib.request
 
-from .. import atomic, config
-from ..catalog import DatasetFiles
-from ..errors import PipelineError
-from ..text import require_text
+from ..core import atomic, config
+from ..core.catalog import DatasetFiles
+from ..core.errors import PipelineError
+from ..core.text import require_text
 
 
 def download(url: str, timeout: float) -> bytes:

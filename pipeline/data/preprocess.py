@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import atomic, config
-from ..catalog import DatasetFiles
-from ..errors import PipelineError
-from ..study.splits import make_splits
-from ..text import require_text
+from ..core import atomic, config
+from ..core.catalog import DatasetFiles
+from ..core.errors import PipelineError
+from .splits import make_splits
+from ..core.text import require_text
 
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 LOADER_TARGET = "target"  # the column fetch@<dataset> gives a scikit-learn loader's labels
@@ -201,7 +201,7 @@ def encode(table, columns: Columns, dataset: config.Dataset) -> tuple[np.ndarray
 
 def prepare(dataset: config.Dataset, x: np.ndarray, y: np.ndarray, onehot: np.ndarray, seed: int,
             count: int, where: Path) -> dict[str, np.ndarray]:
-    """The clean rows, unscaled, and the row indices of each split (splits.py)."""
+    """The clean rows, unscaled, and the row indices of each split (data/splits.py)."""
     try:
         train_index, val_index = make_splits(len(y), dataset.validation_share, seed, count)
     except ValueError as exc:  # too few rows for this share

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .. import atomic, config
-from ..catalog import IRIS_RAW, IRIS_SOURCE
+from ..core import atomic, config
+from ..core.catalog import IRIS_RAW, IRIS_SOURCE
 
 COLUMNS = ("sepal_length", "sepal_width", "petal_length", "petal_width", "species")
 

@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 
+from ..core.figures import png, pyplot
+
 CLASS_COLOURS = ("#1f77b4", "#d62728")  # setosa, versicolor
 GRID_STEPS = 200
 
@@ -23,10 +25,7 @@ def grid(data: dict) -> tuple[np.ndarray, np.ndarray]:
 
 class Frames:
     def __init__(self, data: dict, xx: np.ndarray, yy: np.ndarray, model_name: str):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         from matplotlib.colors import ListedColormap
         from matplotlib.lines import Line2D
 
@@ -79,9 +78,7 @@ class Frames:
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
-        import matplotlib.pyplot as plt
-
-        plt.close(self.fig)
+        pyplot().close(self.fig)
 
 
 def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
@@ -99,9 +96,7 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
 
 
 def summary_png(rows: list[dict], model_name: str) -> bytes:
-    import io
-
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     alphas = [r["alpha"] for r in rows]
     fig, left = plt.subplots(figsize=(7, 4), dpi=90)
@@ -115,7 +110,4 @@ def summary_png(rows: list[dict], model_name: str) -> bytes:
     handles = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     left.legend(handles=handles, loc="lower left", fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png(fig)

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
-from .. import atomic, config
-from ..errors import PipelineError
-from ..catalog import IRIS_META, IRIS_PREPARED, IRIS_RAW, IRIS_SOURCE
+from ..core import atomic, config
+from ..core.errors import PipelineError
+from ..core.catalog import IRIS_META, IRIS_PREPARED, IRIS_RAW, IRIS_SOURCE
 
 FEATURES = ("sepal_length", "petal_length")
 CLASSES = (0, 1)  # setosa, versicolor

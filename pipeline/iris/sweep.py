@@ -15,9 +15,10 @@ import warnings
 
 import numpy as np
 
-from .. import atomic, config
-from ..catalog import IRIS_META, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_TIMES
-from ..progress import progress
+from ..core import atomic, config
+from ..core.catalog import IRIS_META, SWEEP_GIF, SWEEP_METRICS, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE, SWEEP_TIMES
+from ..core.figures import pyplot
+from ..core.progress import progress
 from .frames import Frames, gif_bytes, grid, summary_png
 from .preprocess import load_prepared
 
@@ -84,7 +85,7 @@ def sweep(data: dict, settings: config.IrisSweep, seed: int, draw: bool = False)
         results = list(progress(map(_work, alphas), "sweep_alpha: fits", total=len(alphas)))
     else:
         if draw:
-            import matplotlib.pyplot  # noqa: F401  likewise inherited
+            pyplot()  # likewise inherited, on its file backend
         context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
         with context.Pool(workers, initializer=_init, initargs=(data, settings, seed, draw)) as pool:
             results = list(progress(pool.imap(_work, alphas, chunksize=1), "sweep_alpha: fits", total=len(alphas)))

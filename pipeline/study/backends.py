@@ -14,10 +14,10 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from .. import config, numerics
-from ..errors import PipelineError
+from ..core import config, numerics
+from ..core.errors import PipelineError
 
 PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports the cell from
 INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
@@ -28,6 +28,8 @@ POLL_S = 2.0                                      # how often a wait checks that
 
 
 Cell = tuple[str, str]  # (dataset, variant)
+# What trains one cell: train.train_cell, handed in (it imports this module, never the reverse).
+CellTrainer = Callable[[config.Params, str, str, dict, dict], object]
 
 
 @dataclass
@@ -35,19 +37,17 @@ class Local:
     """Every cell in this process, in order."""
     where: str = ""
 
-    def run(self, params: config.Params, cells: list[Cell], data: dict[str, tuple[dict, dict]]
-            ) -> Iterator[tuple[Cell, object]]:
-        from .train import train_cell
-
+    def run(self, train_cell: CellTrainer, params: config.Params, cells: list[Cell],
+            data: dict[str, tuple[dict, dict]]) -> Iterator[tuple[Cell, object]]:
         for dataset, name in cells:
             yield (dataset, name), train_cell(params, dataset, name, *data[dataset])
 
 
-def _cell_task(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict):
-    """On a worker, from the package Ray shipped to it: the node it ran on, and the cell's outputs."""
+def _cell_task(train_cell: CellTrainer, params: config.Params, dataset: str, name: str, prepared: dict,
+               meta: dict):
+    """On a worker, from the package Ray shipped to it (Ray pickles train_cell by its module and
+    name): the node it ran on, and the cell's outputs."""
     import ray
-
-    from .train import train_cell
 
     return ray.get_runtime_context().get_node_id(), train_cell(params, dataset, name, prepared, meta)
 
@@ -115,8 +115,8 @@ class Ray:
                              f"{done} of {total} cell(s) trained and written, none half-written; "
                              f"re-run to train the rest")
 
-    def run(self, params: config.Params, cells: list[Cell], data: dict[str, tuple[dict, dict]]
-            ) -> Iterator[tuple[Cell, object]]:
+    def run(self, train_cell: CellTrainer, params: config.Params, cells: list[Cell],
+            data: dict[str, tuple[dict, dict]]) -> Iterator[tuple[Cell, object]]:
         if not cells:
             return
         ray = self._connect()
@@ -128,7 +128,7 @@ class Ray:
             # Each dataset's arrays once, not once per cell.
             arrays = {dataset: ray.put(data[dataset][0]) for dataset in dict.fromkeys(d for d, _ in cells)}
             pending = {task.options(name=f"train {dataset} {name}").remote(
-                params, dataset, name, arrays[dataset], data[dataset][1]): (dataset, name) for dataset, name in cells}
+                train_cell, params, dataset, name, arrays[dataset], data[dataset][1]): (dataset, name) for dataset, name in cells}
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if not ready:

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import textwrap
 
-from .. import config
-from ..catalog import VariantFiles
-from ..errors import PipelineError
+from ..core import config
+from ..core.catalog import VariantFiles
+from ..core.errors import PipelineError
 
 WIDTH = 120
 METRIC = "val_accuracy_mean"

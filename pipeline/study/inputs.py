@@ -19,8 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from .. import config
-from ..catalog import DatasetFiles, VariantFiles
+from ..core import config
+from ..core.catalog import DatasetFiles, VariantFiles
 
 PACKAGE = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "numpy", "matplotlib")  # what trains, and what draws the figures

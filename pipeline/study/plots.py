@@ -5,13 +5,14 @@ imported only then (about 0.5 s).
 """
 from __future__ import annotations
 
-from ..catalog import VariantFiles
+from ..core.catalog import VariantFiles
+from ..core.figures import png, pyplot
 from .diagnosis import describe
-from .record import TrainingRecord
+from ..core.record import TrainingRecord
 
 
 def loss_figure(record: TrainingRecord):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     history = record.history
     epochs = [h.epoch for h in history]
@@ -41,7 +42,7 @@ def loss_figure(record: TrainingRecord):
 
 
 def confusion_figure(record: TrainingRecord):
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     matrix = record.confusion_matrix
     classes = range(len(matrix))
@@ -64,19 +65,6 @@ def confusion_figure(record: TrainingRecord):
 
 def draw(record: TrainingRecord) -> dict[str, bytes]:
     """Its two figures as PNG bytes, by file name (VariantFiles.loss_curve, .confusion_matrix)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     files = VariantFiles(record.variant, record.dataset)
-    out = {}
-    for path, figure in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure)):
-        fig = figure(record)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        plt.close(fig)
-        out[path.name] = buffer.getvalue()
-    return out
+    return {path.name: png(figure(record), 90)
+            for path, figure in ((files.loss_curve, loss_figure), (files.confusion_matrix, confusion_figure))}

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .. import atomic, config, numerics
-from ..catalog import DatasetFiles, VariantFiles
-from ..errors import PipelineError
+from ..core import atomic, config, numerics
+from ..core.catalog import DatasetFiles, VariantFiles
+from ..core.errors import PipelineError
 from . import backends, torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .inputs import changed, stage_files
@@ -32,10 +32,10 @@ from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, repli
 from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
-from .record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
+from ..core.record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
                      TrainingRecord, replicas_csv)
-from .record import Head as RecordedHead
-from .splits import Replica, replicas, scaler, split_arrays
+from ..core.record import Head as RecordedHead
+from ..data.splits import Replica, replicas, scaler, split_arrays
 
 
 def _optimizer(name: str, parameters, lr: float):
@@ -364,7 +364,7 @@ def _train(params: config.Params, plans: dict[str, Plan]) -> None:
     cells = [(dataset, name) for dataset, plan in plans.items() for name in plan.todo]
     data = {dataset: (plan.prepared, plan.meta) for dataset, plan in plans.items()}
     # closing: a write that fails stops the cluster's remaining tasks at once, not when collected.
-    with contextlib.closing(backend.run(params, cells, data)) as trained:
+    with contextlib.closing(backend.run(train_cell, params, cells, data)) as trained:
         for (dataset, name), outputs in trained:
             write_cell(dataset, name, outputs, plans[dataset].todo[name])
     for dataset, plan in plans.items():

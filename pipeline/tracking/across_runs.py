@@ -3,7 +3,7 @@ each variant's figures across datasets as metrics, its verdict counts as tags, a
 each dataset's report run and champion run."""
 from __future__ import annotations
 
-from ..catalog import ACROSS, ACROSS_MD
+from ..core.catalog import ACROSS, ACROSS_MD
 from .report_runs import folder_digest
 from .store import DIGEST_TAG, closing_run
 

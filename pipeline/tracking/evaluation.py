@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.figures import png, pyplot
+
 BINS = 10
 # The run's metrics are validation.<name>: after study.*, train/ and val/ in name order, so the
 # compare view's first rows (about 17 drawn, sorted by name) stay the study's summary.
@@ -61,11 +63,7 @@ def confusion(predicted: np.ndarray, y: np.ndarray, classes: list[str]) -> dict:
 def reliability_png(p: np.ndarray, y: np.ndarray, title: str) -> bytes:
     """The reliability diagram: accuracy against confidence per bin, the diagonal a calibrated
     model would follow, and how many rows each bin holds."""
-    import io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     found = [b for b in calibration_bins(p, y) if b["rows"]]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True, height_ratios=[3, 1])
@@ -81,7 +79,4 @@ def reliability_png(p: np.ndarray, y: np.ndarray, title: str) -> bytes:
                color="#bbbbbb", edgecolor="#666666")
     bottom.set(xlabel="confidence of the predicted class", ylabel="rows")
     fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=100)
-    plt.close(fig)
-    return out.getvalue()
+    return png(fig, 100)

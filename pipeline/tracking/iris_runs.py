@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
-from ..catalog import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
-from ..progress import progress
+from ..core.catalog import SWEEP_GIF, SWEEP_RECORD, SWEEP_SUMMARY, SWEEP_TABLE
+from ..core.progress import progress
 from .store import DIGEST_TAG, closing_run
 
 EXPERIMENT = "iris-alpha-sweep"

@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 
-from .. import config
-from ..errors import PipelineError
+from ..core import config
+from ..core.errors import PipelineError
 
 TRAIN_KEYS = ("epochs", "lr", "hidden_size", "hidden_layers")
 SWEEP_KEYS = ("alpha_min", "alpha_max", "alpha_count", "model", "neurons", "max_iter", "frame_ms")

@@ -26,14 +26,14 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from .. import config
-from ..errors import PipelineError
-from ..catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
-from ..progress import progress
-from ..records import read_across_summary, read_report_summary, read_run_times, read_sweep
+from ..core import config
+from ..core.errors import PipelineError
+from ..core.catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
+from ..core.progress import progress
+from ..core.summaries import read_across_summary, read_report_summary, read_run_times, read_sweep
 from ..data.preprocess import load_prepared
-from ..study.record import TrainingRecord
-from ..study.splits import split_arrays
+from ..core.record import TrainingRecord
+from ..data.splits import split_arrays
 from . import across_runs, iris_runs, report_runs, served_spec, store, study_view
 from .variant_runs import VariantRun, datasets, log_run
 

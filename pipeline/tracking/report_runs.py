@@ -12,8 +12,8 @@ import json
 
 from pathlib import Path
 
-from ..catalog import ReportFiles
-from ..study.record import TrainingRecord
+from ..core.catalog import ReportFiles
+from ..core.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 from .evaluation import METRIC_PREFIX
 from .variant_runs import MODEL_CODE

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import config
-from ..catalog import DatasetFiles
+from ..core import config
+from ..core.catalog import DatasetFiles
 from ..data import preprocess
-from ..study.record import TrainingRecord
+from ..core.record import TrainingRecord
 
 # pandas' dtype kind of a column as the file was read -> MLflow's column type
 COLUMN_TYPES = {"i": "long", "u": "long", "f": "double", "b": "boolean", "O": "string"}

@@ -125,7 +125,7 @@ def main(url: str, params_path: str) -> None:
     prints before it starts the UI); a dataset not yet published says so."""
     from mlflow import MlflowClient
 
-    from .. import config
+    from ..core import config
     from . import store
 
     base = url.rstrip("/")

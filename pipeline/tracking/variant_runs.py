@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from ..catalog import DatasetFiles, VariantFiles
-from ..errors import PipelineError
-from ..study.record import TrainingRecord
+from ..core.catalog import DatasetFiles, VariantFiles
+from ..core.errors import PipelineError
+from ..core.record import TrainingRecord
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
 

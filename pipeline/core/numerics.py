@@ -8,7 +8,7 @@ Intel), numpy's own SIMD loops (its AVX-512 exp and log differ from the AVX2 one
 bit) and OpenBLAS, numpy's and scipy's BLAS (a kernel per core type). Sums are then taken in
 another order and the last bits move. Every one of them reads an environment variable when it
 loads or first computes, so the pin is a set of variables, set here before any of them loads:
-`pipeline/__init__.py` calls `pin()` first thing, so every `python -m pipeline` stage gets it, its
+`pipeline/core/__init__.py` calls `pin()` first thing, so every `python -m pipeline` stage gets it, its
 child processes inherit it, and the Ray backend passes it to every worker (backends.py).
 """
 from __future__ import annotations
@@ -38,10 +38,6 @@ PINNED = {
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
-
-# The libraries that read PINNED when they load: pinned too late if one of them already has.
-READ_AT_LOAD = ("numpy", "torch", "scipy", "sklearn")
-
 
 def pin() -> None:
     """Set PINNED in this process's environment (and so every child's). A library loaded before

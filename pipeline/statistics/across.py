@@ -1,7 +1,7 @@
 """Statistics across datasets: how each variant does over all of them, and what they can tell apart.
 
 Every variant is trained on J train/validation splits of each dataset (titanic, penguins,
-breast_cancer, wine, digits), and each split's seeds are averaged first (`statistics.py`): this
+breast_cancer, wine, digits), and each split's seeds are averaged first (`per_dataset.py`): this
 module takes those split means, one row per (dataset, variant, split), and never sees a replica.
 
 - Accuracy is not comparable between datasets (always guessing the majority class scores 0.62 on
@@ -15,7 +15,7 @@ module takes those split means, one row per (dataset, variant, split), and never
   indices for every variant of that dataset (paired, as the splits are), and recomputes the
   statistic. The datasets themselves are not resampled: the interval is about these datasets'
   splits, not about datasets in general (five are too few to resample).
-- Verdict counts: each variant's per-dataset verdicts from `statistics.py`, counted.
+- Verdict counts: each variant's per-dataset verdicts from `per_dataset.py`, counted.
 - Ranks: per dataset the variants ranked by mean normalised accuracy (1 = best, ties averaged),
   the mean rank per variant, Friedman's test and the Nemenyi critical difference, after Demšar
   ("Statistical Comparisons of Classifiers over Multiple Data Sets", JMLR 7, 2006), and the
@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 COLUMNS = ("dataset", "variant", "split", "accuracy")
 # statistics.py's verdict words, in the order the counts list them when tied; "identical to X"
@@ -145,7 +144,7 @@ def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resample
     their mean before resampling. Splits of one dataset share most of their training rows, so
     their means are correlated and a bootstrap that treats them as independent is too narrow,
     as an uncorrected t interval is; stretching by sqrt(1 + J * n_val / n_train) gives each
-    dataset's resampled mean the Nadeau-Bengio corrected variance (statistics.py does the same
+    dataset's resampled mean the Nadeau-Bengio corrected variance (statistics/per_dataset.py does the same
     for its tests). The observed means are unchanged."""
     from scipy import stats
 
@@ -336,42 +335,3 @@ def ranks(means: pd.DataFrame, alpha: float = 0.05) -> Ranks:
     return Ranks(mean_ranks={str(name): float(r) for name, r in mean_ranks.items()}, chi2=chi2, f=f, p=p,
                  datasets=n, variants=k, alpha=alpha, q_alpha=q, cd=cd, excluded=tuple(map(str, excluded)),
                  pvalues=pvalues)
-
-
-def cd_diagram(result: Ranks, path: str | Path) -> Path:
-    """The critical difference diagram (scikit-posthocs) as a PNG at `path`: mean ranks on the
-    axis, 1 = best on the left, a bar joining variants Nemenyi cannot tell apart, the CD drawn
-    above; the title names N, k and the CD."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import scikit_posthocs
-
-    path = Path(path)
-    k = result.variants
-    # One text line per variant, half on each side, plus one per crossbar level.
-    fig, ax = plt.subplots(figsize=(10, 1.6 + 0.3 * k))
-    drawn = scikit_posthocs.critical_difference_diagram(
-        pd.Series(result.mean_ranks), result.pvalues, alpha=result.alpha, ax=ax,
-        label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
-        label_props={"fontsize": 9})
-    # The library draws each crossbar through a set of variants in the set's order, which string
-    # hashing makes differ from one process to the next: the same line, other PNG bytes, and DVC
-    # would see a new output every run. Drawn left to right, the file is a function of the ranks.
-    for lines in drawn["crossbars"]:
-        for line in lines:
-            x, y = line.get_data()
-            line.set_data(sorted(x), y)
-    # The CD bar drawn here, not by the library: its label sits on the axis' tick labels.
-    best = min(result.mean_ranks.values())
-    ax.plot([best, best + result.cd], [1.2, 1.2], color="k", linewidth=2)
-    ax.plot([best, best], [1.05, 1.35], color="k", linewidth=2)
-    ax.plot([best + result.cd] * 2, [1.05, 1.35], color="k", linewidth=2)
-    ax.text(best + result.cd / 2, 1.45, f"CD = {result.cd:.2f}", ha="center", va="bottom", fontsize=9)
-    ax.set_title(f"Mean rank over N = {result.datasets} datasets, k = {k} variants (1 = best); "
-                 f"CD = {result.cd:.2f} at alpha {result.alpha:g} (Nemenyi)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path

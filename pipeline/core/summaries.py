@@ -1,5 +1,5 @@
 """Reading what the sweep and report stages wrote, with one clear line when it is missing (the
-training record has its own typed reader: study/record.py)."""
+training record has its own typed reader: core/record.py)."""
 from __future__ import annotations
 
 import json

@@ -13,9 +13,9 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from ..catalog import STUDY_DATASET, VariantFiles
-from ..config import Variant
-from ..errors import PipelineError
+from .catalog import STUDY_DATASET, VariantFiles
+from .config import Variant
+from .errors import PipelineError
 
 MODEL = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="constants")
 HISTORY_KEYS = ("train_loss", "train_penalty", "val_loss", "val_accuracy")

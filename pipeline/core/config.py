@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from .catalog import STUDY_DATASET
 from .errors import PipelineError
-from .study.losses import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
+from .vocabulary import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
 
 PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")
@@ -230,7 +230,7 @@ class Dataset:
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Study:
     """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
-    seeds: Count = 5            # replicas per split, each with its own seed (splits.py)
+    seeds: Count = 5            # replicas per split, each with its own seed (data/splits.py)
     splits: Count = 20          # train/validation splits; split k uses random_state seed + k
     reference: VariantName = "cross_entropy"
     confidence: Share = 0.95    # of every interval; 1 - confidence is the tests' level

@@ -85,7 +85,7 @@ class VariantFiles:
         return self.results / "model.pt"
 
     @property
-    def record(self) -> Path:              # the typed training record (study/record.py)
+    def record(self) -> Path:              # the typed training record (core/record.py)
         return self.results / "record.json"
 
     @property

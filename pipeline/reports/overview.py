@@ -15,11 +15,12 @@ import math
 
 import numpy as np
 
-from .. import atomic, config
-from ..catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
-from . import across
-from .record import TrainingRecord
-from .report import png
+from ..core import atomic, config
+from ..core.catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
+from ..statistics import across
+from ..core.record import TrainingRecord
+from ..core.figures import png, pyplot
+from .dataset import DPI
 
 # Hui & Belkin (ICLR 2021): is the square loss as good as cross-entropy?
 SQUARE, CROSS_ENTROPY = "square_loss", "cross_entropy"
@@ -131,7 +132,7 @@ def markdown(summary: dict) -> str:
 
 def normalised_figure(summary: dict):
     """Each variant's normalised accuracy on every dataset (a dot each) and across them (mean, interval)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = [v["variant"] for v in summary["variants"]]
     datasets = list(summary["normalised"])
@@ -156,6 +157,43 @@ def normalised_figure(summary: dict):
     return fig
 
 
+def cd_diagram(result: across.Ranks):
+    """The critical difference diagram (scikit-posthocs): mean ranks on the
+    axis, 1 = best on the left, a bar joining variants Nemenyi cannot tell apart, the CD drawn
+    above; the title names N, k and the CD."""
+    import pandas as pd
+    import scikit_posthocs
+
+    plt = pyplot()
+    k = result.variants
+    # One text line per variant, half on each side, plus one per crossbar level.
+    fig, ax = plt.subplots(figsize=(10, 1.6 + 0.3 * k))
+    drawn = scikit_posthocs.critical_difference_diagram(
+        pd.Series(result.mean_ranks), result.pvalues, alpha=result.alpha, ax=ax,
+        label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
+        label_props={"fontsize": 9})
+    # The library draws each crossbar through a set of variants in the set's order, which string
+    # hashing makes differ from one process to the next: the same line, other PNG bytes, and DVC
+    # would see a new output every run. Drawn left to right, the file is a function of the ranks.
+    for lines in drawn["crossbars"]:
+        for line in lines:
+            x, y = line.get_data()
+            line.set_data(sorted(x), y)
+    # The CD bar drawn here, not by the library: its label sits on the axis' tick labels.
+    best = min(result.mean_ranks.values())
+    ax.plot([best, best + result.cd], [1.2, 1.2], color="k", linewidth=2)
+    ax.plot([best, best], [1.05, 1.35], color="k", linewidth=2)
+    ax.plot([best + result.cd] * 2, [1.05, 1.35], color="k", linewidth=2)
+    ax.text(best + result.cd / 2, 1.45, f"CD = {result.cd:.2f}", ha="center", va="bottom", fontsize=9)
+    ax.set_title(f"Mean rank over N = {result.datasets} datasets, k = {k} variants (1 = best); "
+                 f"CD = {result.cd:.2f} at alpha {result.alpha:g} (Nemenyi)", fontsize=10)
+    return fig
+
+
+def diagram_png(result: across.Ranks) -> bytes:
+    return png(cd_diagram(result), 120, bbox_inches="tight")
+
+
 def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict) -> None:
     """reports/across/, from each dataset's records and report (dataset -> its rows and conclusion)."""
     summary, ranked = study(params, {d: {r.variant: r for r in rs} for d, rs in records.items()}, per_dataset)
@@ -168,9 +206,9 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(summary["variants"])
-        there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary)))
+        there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary), DPI))
         if ranked:
-            across.cd_diagram(ranked, there(ACROSS_RANKS))
+            there(ACROSS_RANKS).write_bytes(diagram_png(ranked))
         atomic.write_json(there(ACROSS_SUMMARY), summary)
     print(f"report across: {len(summary['variants'])} variants on {len(summary['datasets'])} datasets; "
           f"{summary['ranks']['sentence']}")

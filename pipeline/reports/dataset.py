@@ -4,7 +4,7 @@ the page across datasets, overview.py).
 Per variant, over its replicas: the mean final validation accuracy with its interval; against
 the reference, paired by replica, the mean difference with its interval, the probability of
 improvement with its interval, Holm-corrected p-values of a difference and of equivalence
-within the margin, and a verdict (statistics.py, where the methods are cited). The champion
+within the margin, and a verdict (statistics/per_dataset.py, where the methods are cited). The champion
 follows a rule fixed in advance (statistics.CHAMPION_RULE). Written as a table (Markdown and
 CSV), figures (each contrast pair with every replica's curves, the variants of
 `report.compare` with their bands, every variant's interval) and summary.json, which
@@ -13,16 +13,18 @@ publishing turns into MLflow runs and the registered champion.
 from __future__ import annotations
 
 import csv
-import io
 import math
 
 import numpy as np
 
-from .. import atomic, config
-from ..catalog import ReportFiles
-from . import statistics
-from .diagnosis import describe
-from .record import TrainingRecord, dataset_records, read_replicas
+from ..core import atomic, config
+from ..core.catalog import ReportFiles
+from ..core.figures import png, pyplot
+from ..statistics import per_dataset as statistics
+from ..study.diagnosis import describe
+from ..core.record import TrainingRecord, read_replicas
+
+DPI = 80  # every report figure's
 
 COLUMNS = ("variant", "loss", "last_activation", "replicas", "splits", "val_accuracy_mean", "val_accuracy_sd",
            "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",
@@ -156,7 +158,7 @@ def _replica_panel(ax, epochs, values, colour, label):
 
 def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
     """Loss (top) and validation accuracy (bottom), one column per variant, every replica drawn."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(2, len(records), figsize=(4.6 * len(records), 6.8), squeeze=False)
     for column, record in enumerate(records):
@@ -184,7 +186,7 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
 def compare_figure(records: list[dict]):
     """Mean validation accuracy and training loss per epoch over the replicas, each with a band of
     one standard error of that mean (the min-max spread of 25 replicas would bury the means)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.6))
     for record in records:
@@ -215,7 +217,7 @@ def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion:
     """Every variant's replicas (dots), mean and interval (bar); right: its difference to the
     reference against the equivalence margin (shaded), on a scale where the margin shows: a
     difference beyond it is an arrow at the edge with its numbers written out."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Patch
 
     level = round(100 * conclusion["confidence"])
@@ -267,15 +269,6 @@ def _json_safe(row: dict) -> dict:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
-def png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
-    return buffer.getvalue()
-
-
 def write(dataset: str, params: config.Params, records: list[TrainingRecord]) -> tuple[list[dict], dict]:
     """reports/<dataset>/: its table, figures and summary.json; returns its rows and conclusion."""
     files = ReportFiles(dataset)
@@ -296,11 +289,11 @@ def write(dataset: str, params: config.Params, records: list[TrainingRecord]) ->
             writer.writerows(rows)
         for name, group in pairs.items():
             replicas = {r.variant: read_replicas(r.variant, dataset) for r in group}
-            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}")))
+            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}"), DPI))
         if params.report.compare:
-            there(files.compare).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare])))
+            there(files.compare).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare]), DPI))
         grids = {r.variant: r.accuracy_grid() for r in records}
-        there(files.intervals).write_bytes(png(intervals_figure(rows, grids, conclusion)))
+        there(files.intervals).write_bytes(png(intervals_figure(rows, grids, conclusion), DPI))
         atomic.write_json(there(files.summary), {
             **conclusion, "variants": {row["variant"]: _json_safe(row) for row in rows},
             "digests": {r.variant: r.digest for r in records}, "contrasts": sorted(pairs)})
@@ -310,16 +303,3 @@ def write(dataset: str, params: config.Params, records: list[TrainingRecord]) ->
     print(f"report {dataset}: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
           f"hypotheses: {verdicts}; champion {conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean)")
     return rows, conclusion
-
-
-def main(params_path: str = config.PARAMS_FILE) -> None:
-    """Stage report: every dataset's report, then the page across them (overview.py), in one
-    process: its libraries are imported once, each dataset's verdicts computed once."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from . import overview
-
-    params = config.load(params_path)
-    records = {d: dataset_records(params, d) for d in params.datasets}
-    overview.write(params, records, {d: write(d, params, r) for d, r in records.items()})

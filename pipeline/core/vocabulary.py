@@ -1,0 +1,36 @@
+"""The vocabulary: the losses, last activations and target encodings a variant can name (torch's
+class names, as the seed notebook uses them) and what each loss takes. Plain data, so that params
+validate without importing torch; what each does lives in study/losses.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# How the class labels are handed to the loss, and the outputs that takes on two classes (a
+# variant is written for two, the notebook's Titanic; `head` says what it becomes on K).
+TARGET_ENCODINGS = {
+    "float": 1,   # a float column of 0.0/1.0, shape (n, 1): the regression losses
+    "index": 2,   # class indices, shape (n,): NLLLoss, CrossEntropyLoss
+    "onehot": 2,  # one row per class, shape (n, K): KLDivLoss, CosineEmbeddingLoss
+}
+
+LAST_ACTIVATIONS = ("none", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    family: str                  # short name for MLflow tags: nll, kldiv, ...
+    encodings: tuple[str, ...]   # target encodings the loss accepts
+    wants: str                   # what the loss expects as input: any, log_probabilities, logits
+    lower_bound: float = 0.0     # the least value the loss can take on valid input
+
+
+LOSSES = {
+    "L1Loss": LossSpec("l1", ("float", "onehot"), "any"),
+    "MSELoss": LossSpec("mse", ("float", "onehot"), "any"),
+    "NLLLoss": LossSpec("nll", ("index",), "log_probabilities"),
+    "CrossEntropyLoss": LossSpec("cross_entropy", ("index", "onehot"), "logits"),
+    "KLDivLoss": LossSpec("kldiv", ("onehot",), "log_probabilities"),
+    "BCEWithLogitsLoss": LossSpec("bce", ("float", "onehot"), "logits"),
+    "CosineEmbeddingLoss": LossSpec("cosine_embedding", ("onehot",), "any"),
+}
