@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.catalog import TITANIC
+from pipeline.core.catalog import DatasetFiles
+
+TITANIC = DatasetFiles("titanic")
 from pipeline.data import fetch as fetch_titanic
 from pipeline.data import preprocess as preprocess_titanic
 from pipeline.data.splits import split_arrays
@@ -109,7 +111,7 @@ def test_online_and_offline_give_the_same_numbers_bit_for_bit(project, serve):
         assert json.loads(TITANIC.source.read_text())["source"] == ("url" if mode == "online" else "shipped")
         preprocess_titanic.main("titanic")
         train.main("titanic", "mse")
-        mse = VariantFiles("mse")
+        mse = VariantFiles("mse", "titanic")
         outputs[mode] = [path.read_bytes() for path in (TITANIC.raw, TITANIC.prepared, TITANIC.meta,
                                                         mse.record, mse.model, mse.replicas)]
     assert outputs["online"] == outputs["offline"]
@@ -125,7 +127,7 @@ def prepare(project, body: bytes, **params):
 def test_preprocess_keeps_the_seed_features_and_fits_the_scaler_on_train_only(project, lower_case):
     prepare(project, titanic_csv(rows=300, lower_case=lower_case))
     preprocess_titanic.main("titanic")
-    data = split_arrays(preprocess_titanic.load_prepared(), 0)
+    data = split_arrays(preprocess_titanic.load_prepared("titanic"), 0)
     meta = json.loads(TITANIC.meta.read_text())
     assert meta["features"] == ["Pclass", "Sex", "Age", "Fare"]
     dropped = len(range(4, 300, 9))
@@ -203,11 +205,11 @@ def test_files_as_people_have_them_give_the_same_table(project, how):
     body = titanic_csv(rows=120)
     prepare(project, body)
     preprocess_titanic.main("titanic")
-    expected = preprocess_titanic.load_prepared()
+    expected = preprocess_titanic.load_prepared("titanic")
     assert json.loads(TITANIC.meta.read_text())["encoding"] == "utf-8"
     TITANIC.raw.write_bytes(as_people_have_it(body, how))
     preprocess_titanic.main("titanic")
-    got = preprocess_titanic.load_prepared()
+    got = preprocess_titanic.load_prepared("titanic")
     assert all(np.array_equal(got[key], expected[key]) for key in expected)
     meta = json.loads(TITANIC.meta.read_text())
     assert meta["encoding"] == ENCODINGS[how]

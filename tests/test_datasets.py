@@ -107,6 +107,10 @@ def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project
     ({"datasets.penguins.categorical": {"sex": ["male"]}},
      "datasets.penguins.categorical.sex: must be auto or a list of two or more distinct categories"),
     ({"datasets.penguins.features": ["species", "island"]}, "datasets.penguins: the target species is among the features"),
+    ({"datasets.penguins.features": ["island", "sex", "island"]},
+     "datasets.penguins: feature(s) island listed more than once"),
+    ({"datasets": {"red wine": {"source": {"sklearn": "wine"}}}},
+     "datasets.'red wine': a dataset's name must start with a letter and hold only letters, digits"),
     ({"datasets.penguins.missing": "impute"}, "datasets.penguins.missing: unknown value 'impute' (choose from drop)"),
     ({"datasets.penguins.validation_share": 1.5}, "datasets.penguins.validation_share: must be < 1"),
     ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, class_names, features, "
@@ -129,13 +133,13 @@ def test_a_bad_dataset_entry_is_one_line_naming_its_key(change, expected):
     assert expected in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_the_loss_study_s_dataset_cannot_be_left_out():
+def test_no_dataset_is_required_by_name():
+    """Titanic is the notebook's table, not the code's: a study without it is a study."""
     import yaml
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     del raw["datasets"]["titanic"]
-    with pytest.raises(PipelineError, match="datasets: titanic: missing"):
-        config.parse(raw)
+    assert "titanic" not in config.parse(raw).datasets
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -162,3 +166,43 @@ def test_a_shipped_copy_that_is_not_the_asked_for_sha256_is_refused(project):
     assert ("the shipped copy data/shipped/penguins.csv (of no address, sha256 f204db2c" in str(caught.value)
             and "datasets.penguins.source.sha256 " + "0" * 64 in str(caught.value))
     assert not files.raw.exists() and not files.source.exists()
+
+
+def own_table(project, rows: list[str], **entry) -> None:
+    """A user's own CSV as a shipped file (by its sha256), the study's only dataset."""
+    body = ("\n".join(rows) + "\n").encode()
+    shipped = project.path / "data" / "shipped"
+    shipped.mkdir(parents=True, exist_ok=True)
+    (shipped / "mine.csv").write_bytes(body)
+    (shipped / "mine.json").write_text(json.dumps({"origin": "a test", "sha256": hashlib.sha256(body).hexdigest(),
+                                                   "rows": len(rows) - 1, "what": "a user's own table"}))
+    project.params(**{"datasets": [], "datasets.mine": {
+        "source": {"sha256": hashlib.sha256(body).hexdigest()}, "target": "label", "features": ["a", "b"], **entry}})
+
+
+@pytest.mark.parametrize("rows, expected", [
+    # A measurement, not a class: 120 distinct values in 120 rows.
+    (["a,b,label"] + [f"{i},{i % 7},{i * 1.5 + 0.25}" for i in range(120)],
+     "column label holds non-integer numbers (0.25): not class labels"),
+    (["a,b,label"] + [f"{i},{i % 7},{1000 + i}" for i in range(120)],
+     "column label holds 120 distinct values in 120 rows: not class labels"),
+    # Six rows: one validation row per split cannot judge a margin of 0.01.
+    (["a,b,label"] + [f"{i},{i % 3},{i % 2}" for i in range(6)],
+     "datasets.mine: 2 validation row(s) per split (6 clean rows x validation_share 0.2): the mean of 2 split(s) "
+     "moves in steps of 0.25, coarser than study.margin 0.01; the study needs at least 50 validation rows per "
+     "split (about 250 clean rows at this share), or more splits"),
+])
+def test_a_table_the_study_cannot_judge_is_refused_before_training(project, rows, expected):
+    own_table(project, rows)
+    fetch.main("mine")
+    with pytest.raises(PipelineError) as caught:
+        preprocess.main("mine")
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+    assert not DatasetFiles("mine").prepared.exists() and not DatasetFiles("mine").meta.exists()
+
+
+def test_a_table_with_enough_rows_passes_the_check(project):
+    own_table(project, ["a,b,label"] + [f"{i},{i % 3},{i % 2}" for i in range(300)])
+    fetch.main("mine")
+    preprocess.main("mine")
+    assert json.loads(DatasetFiles("mine").meta.read_text())["val_rows"] == 60

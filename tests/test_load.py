@@ -51,7 +51,7 @@ def expected_digests(folder: Path) -> set[str]:
 
     with contextlib.chdir(folder):
         summary = json.loads(Path("reports/titanic/summary.json").read_text())
-        return {report_runs.digest("titanic"), *(run_digest(TrainingRecord.load(name), summary["variants"][name], summary)
+        return {report_runs.digest("titanic"), *(run_digest(TrainingRecord.load(name, "titanic"), summary["variants"][name], summary)
                                          for name in summary["variants"])}
 
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipeline.core.catalog import STUDY_REPORT, VariantFiles
+from pipeline.core.catalog import ReportFiles, VariantFiles
+
+STUDY_REPORT = ReportFiles("titanic")
 from pipeline.reports import dataset as report
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
@@ -44,7 +46,7 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert sorted(by_name) == sorted(VARIANTS)
     run = by_name["nll_relu"]
     record = TrainingRecord.load("nll_relu")
-    times = json.loads(VariantFiles("nll_relu").run_times.read_text())
+    times = json.loads(VariantFiles("nll_relu", "titanic").run_times.read_text())
     stats = json.loads(STUDY_REPORT.summary.read_text())["variants"]["nll_relu"]
     assert run.info.status == "FINISHED"
     assert run.data.tags["pipeline.trained_ms"] == f"{times['started_ms']}-{times['ended_ms']}"
@@ -85,7 +87,7 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert metrics["study.p_improvement_ci_high"] == pytest.approx(stats["p_improvement_ci_high"])
     # Each artifact is the file on disk, under the catalog's name, byte for byte.
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    files = VariantFiles("nll_relu")
+    files = VariantFiles("nll_relu", "titanic")
     assert {path.name for path in files.artifacts()} <= artifacts
     local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="history.csv",
                                                 tracking_uri=uri)
@@ -120,7 +122,7 @@ def test_the_logged_model_takes_the_files_rows_and_answers_as_the_study_counted(
     network = served.unwrap_python_model().network
     assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), original.state_dict().values()))
     # Every column of the file, as it has them (Name, Embarked, ...: ignored).
-    prepared = load_prepared()
+    prepared = load_prepared("titanic")
     rows = Table.read(config.load().dataset("titanic")).validation_rows(prepared)
     assert isinstance(rows, pd.DataFrame) and "Embarked" in rows.columns
     answer = served.predict(rows)
@@ -192,7 +194,7 @@ def test_an_unreachable_server_fails_in_one_line_and_keeps_training_results(trai
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     with pytest.raises(publish.PipelineError, match="publishing to MLflow at http://127.0.0.1:9 failed"):
         publish.main(only=list(VARIANTS))
-    assert all(VariantFiles(name).model.exists() for name in VARIANTS)
+    assert all(VariantFiles(name, "titanic").model.exists() for name in VARIANTS)
 
 
 def test_a_relative_sqlite_uri_means_the_project_root(tmp_path, monkeypatch):

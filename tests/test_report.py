@@ -9,7 +9,9 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline.core import config
-from pipeline.core.catalog import STUDY_REPORT
+from pipeline.core.catalog import ReportFiles
+
+STUDY_REPORT = ReportFiles("titanic")
 from pipeline.core.record import TrainingRecord
 from pipeline.reports import dataset as report
 from pipeline.reports import stage as report_stage
@@ -93,7 +95,7 @@ def test_report_table_figures_and_champion(prepared):
 def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies(prepared):
     for name in VARIANTS:
         train.main("titanic", name)
-    records = {name: TrainingRecord.load(name) for name in VARIANTS}
+    records = {name: TrainingRecord.load(name, "titanic") for name in VARIANTS}
     # Made-up accuracies (replicas: split 0, split 1, split 0, split 1): mse 3 points above the
     # reference on every replica; mse byte-identical to nll_relu, the one params list first.
     made_up = {"nll_logsoftmax": [0.80, 0.82, 0.81, 0.79], "mse": [0.83, 0.85, 0.84, 0.82]}
@@ -152,7 +154,7 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs(
         [client.get_experiment_by_name("titanic-loss-functions").experiment_id])}
     other = next(name for name in VARIANTS if name != summary["champion"])
-    moved = report_run.register_champion(client, runs[other], TrainingRecord.load(other),
+    moved = report_run.register_champion(client, runs[other], TrainingRecord.load(other, "titanic"),
                                          {**summary, "champion": other})
     assert moved != first.version
     assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).tags["variant"] == other

@@ -38,7 +38,7 @@ def test_a_training_process_does_not_import_dynamo(prepared):
 
 def test_the_plain_step_gives_the_same_numbers_as_optimizer_step(prepared, monkeypatch):
     variant = config.load().variant("nll_logsoftmax")
-    data = load_prepared()
+    data = load_prepared("titanic")
     plain = train.train(variant, replicas(42, 2, 2), data, progress=False)
     monkeypatch.setattr(torch_patches, "plain_step", lambda optimizer: optimizer.step)
     wrapped = train.train(variant, replicas(42, 2, 2), data, progress=False)

@@ -22,7 +22,7 @@ from pipeline.data.splits import replicas, scaler, split_arrays
 
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
     train.main("titanic", "nll_logsoftmax")
-    files = VariantFiles("nll_logsoftmax")
+    files = VariantFiles("nll_logsoftmax", "titanic")
     record = TrainingRecord.load("nll_logsoftmax")
     assert files.model.stat().st_size > 1000
     assert [h.epoch for h in record.history] == [1, 2]
@@ -42,7 +42,7 @@ def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, 
     assert record.curves["val_accuracy"].max[-1] == max(accuracies)
     assert record.accuracy_grid().tolist() == [accuracies[:2], accuracies[2:]]
     # The scaler the canonical model expects, recorded once (publishing applies it, not re-derives it).
-    assert record.scaler.model_dump() == scaler(load_prepared(), 0)
+    assert record.scaler.model_dump() == scaler(load_prepared("titanic"), 0)
     columns = np.array([float(row["val_accuracy"]) for row in csv.DictReader(open(files.replicas))]).reshape(4, 2)
     assert record.predictions_sha256 == hashlib.sha256(columns.tobytes()).hexdigest()
     rows = list(csv.DictReader(open(files.replicas)))
@@ -143,7 +143,7 @@ def case_variant(name: str, epochs: int = 4) -> config.Variant:
 @pytest.mark.parametrize("name", CASES)
 def test_a_replica_in_the_batch_trains_as_it_would_alone(prepared, name):
     variant = case_variant(name)
-    data = load_prepared()
+    data = load_prepared("titanic")
     layout = replicas(42, 2, 2)
     trained = train.train(variant, layout, data, progress=False)
     # The canonical replica, and one with another seed on another split. (Replica 3, seed 45, of
@@ -160,7 +160,7 @@ def test_a_replica_in_the_batch_trains_as_it_would_alone(prepared, name):
 def test_one_seed_and_one_split_is_the_single_run(prepared):
     """`study: {seeds: 1, splits: 1}` trains the canonical run alone, as the project did before."""
     variant = case_variant("cross_entropy", epochs=3)
-    data = load_prepared()
+    data = load_prepared("titanic")
     single = train.train(variant, replicas(42, 1, 1), data, progress=False)
     study = train.train(variant, replicas(42, 2, 2), data, progress=False)
     assert single.train_loss.shape == (1, 3)
@@ -174,7 +174,7 @@ def test_one_seed_and_one_split_is_the_single_run(prepared):
 
 def test_same_params_give_the_same_numbers_to_the_last_digit(prepared):
     variant = config.load().variant("mse")
-    data = load_prepared()
+    data = load_prepared("titanic")
     first = train.train(variant, replicas(42, 2, 2), data, progress=False)
     second = train.train(variant, replicas(42, 2, 2), data, progress=False)
     assert np.array_equal(first.train_loss, second.train_loss)
@@ -197,7 +197,7 @@ def test_nll_on_relu_runs_below_its_bound_in_some_replicas(prepared):
     assert "diverging" in record.diagnoses
     assert all(status in ("diverging", "below_lower_bound", "stalled") for status in statuses)
     most = max(record.diagnoses, key=record.diagnoses.get)
-    assert json.loads(VariantFiles("nll_relu").metrics.read_text())["diagnoses"].startswith(most)
+    assert json.loads(VariantFiles("nll_relu", "titanic").metrics.read_text())["diagnoses"].startswith(most)
 
 
 def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
@@ -207,7 +207,7 @@ def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
     variant = dataclasses.replace(variant, training=dataclasses.replace(
         variant.training, optimizer="sgd", lr=1.0, epochs=3))
     layout = replicas(42, 4, 2)
-    trained = train.train(variant, layout, load_prepared(), progress=False)
+    trained = train.train(variant, layout, load_prepared("titanic"), progress=False)
     broken = trained.non_finite_epoch > 0
     assert 0 < broken.sum() < len(layout)
     assert np.isnan(trained.val_accuracy[broken, -1]).all() and np.isfinite(trained.val_accuracy[~broken]).all()
@@ -221,7 +221,7 @@ def test_a_replica_that_turns_non_finite_is_named_and_the_rest_go_on(prepared):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf, on purpose
 def test_when_every_replica_turns_non_finite_the_variant_fails_in_one_line(prepared):
-    data = load_prepared()
+    data = load_prepared("titanic")
     data["x"] = data["x"].copy()
     data["x"][data["train_index"][0][3], 2] = np.inf
     data["x"][data["train_index"][1][3], 2] = np.inf
@@ -234,14 +234,14 @@ def test_when_every_replica_turns_non_finite_the_variant_fails_in_one_line(prepa
 
 def test_regularized_variant_records_its_penalty(prepared):
     variant = case_variant("penalty_l2", epochs=2)
-    trained = train.train(variant, replicas(42, 2, 2), load_prepared(), progress=False)
+    trained = train.train(variant, replicas(42, 2, 2), load_prepared("titanic"), progress=False)
     assert (trained.train_penalty > 0).all()
 
 
 def test_a_changed_setting_changes_only_its_variant(prepared):
     variant = config.load().variant("mse")
     longer = dataclasses.replace(variant, training=dataclasses.replace(variant.training, epochs=3))
-    data = load_prepared()
+    data = load_prepared("titanic")
     assert train.train(longer, replicas(42, 1, 1), data, progress=False).train_loss.shape == (1, 3)
 
 
@@ -284,7 +284,7 @@ def test_a_variant_written_for_two_classes_records_what_it_became_on_three(wine)
     assert record.dataset == "wine" and len(record.confusion_matrix) == 3
     assert VariantFiles("mse", "wine").results.as_posix() == "results/wine/mse"
     # Titanic's own is untouched by it.
-    assert not VariantFiles("mse").results.exists()
+    assert not VariantFiles("mse", "titanic").results.exists()
 
 
 def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(prepared, capsys):
@@ -299,7 +299,7 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     first = stage()
     assert "train@titanic: 3 variant(s) trained, 0 kept" in first
     assert "train titanic mse: training (results/titanic/mse/model.pt is missing)" in first
-    mse = VariantFiles("mse")
+    mse = VariantFiles("mse", "titanic")
     before = {path: path.read_bytes() for path in mse.outputs()}
     saved = json.loads(mse.inputs.read_text())
     inputs = saved["inputs"]

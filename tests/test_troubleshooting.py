@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.core.catalog import TITANIC, VariantFiles
+from pipeline.core.catalog import DatasetFiles, VariantFiles
+
+TITANIC = DatasetFiles("titanic")
 
 from .conftest import ROOT, small_params, titanic_csv
 
-MSE = VariantFiles("mse")
+MSE = VariantFiles("mse", "titanic")
 
 GOOD = titanic_csv(rows=120)
 

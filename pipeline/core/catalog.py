@@ -8,9 +8,6 @@ its libraries (the plot stage must not pay for torch).
 from dataclasses import dataclass
 from pathlib import Path
 
-# The dataset whose study is published to MLflow (its experiment, runs and registered champion).
-STUDY_DATASET = "titanic"
-
 SHIPPED = Path("data/shipped")   # each file dataset's copy, for machines that cannot reach its address
 
 
@@ -44,8 +41,6 @@ class DatasetFiles:
         return Path("data") / self.name / "prepared.json"
 
 
-TITANIC = DatasetFiles("titanic")
-
 RESULTS = Path("results")                  # <dataset>/<variant>/ (VariantFiles)
 METRICS = Path("metrics")
 PLOTS = Path("plots")
@@ -70,7 +65,7 @@ SWEEP_TIMES = RUN_TIMES / "sweep.json"
 class VariantFiles:
     """What train@<dataset> writes for one variant."""
     name: str
-    dataset: str = STUDY_DATASET
+    dataset: str
 
     @property
     def stage(self) -> str:
@@ -137,7 +132,7 @@ def figures(dataset: str) -> Path:
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What report@<dataset> writes."""
+    """What the report stage writes for one dataset."""
     dataset: str
 
     @property
@@ -168,7 +163,6 @@ class ReportFiles:
         return self.folder / f"contrast_{contrast}.png"
 
 
-STUDY_REPORT = ReportFiles(STUDY_DATASET)
 
 # The study across datasets (stage across).
 ACROSS = Path("reports/across")

@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from .catalog import STUDY_DATASET, VariantFiles
+from .catalog import VariantFiles
 from .config import Variant
 from .errors import PipelineError
 
@@ -164,7 +164,7 @@ class TrainingRecord(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def load(cls, name: str, dataset: str = STUDY_DATASET) -> "TrainingRecord":
+    def load(cls, name: str, dataset: str) -> "TrainingRecord":
         files = VariantFiles(name, dataset)
         try:
             return cls.model_validate_json(files.record.read_bytes())
@@ -193,7 +193,7 @@ def replicas_csv(replicas: list, histories: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_replicas(name: str, dataset: str = STUDY_DATASET) -> dict:
+def read_replicas(name: str, dataset: str) -> dict:
     """A variant's replicas.csv as arrays shaped (replicas, epochs), plus each replica's seed and split."""
     import numpy as np
 

@@ -1,31 +1,180 @@
-"""Reading what the sweep and report stages wrote, with one clear line when it is missing (the
-training record has its own typed reader: core/record.py)."""
+"""The report stage's summaries, typed: each dataset's (reports/<dataset>/summary.json) and the one
+across datasets (reports/across/summary.json), written by reports/ and read by tracking/ through
+these models only, so that a renamed or missing key fails where it is read, in one line, and not
+mid-publish. Also the sweep's record and the run times, read with one clear line when missing
+(the training record has its own model: core/record.py).
+"""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Optional, Union
 
-from .errors import PipelineError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import atomic
 from .catalog import ACROSS_SUMMARY, SWEEP_RECORD, ReportFiles
+from .errors import PipelineError
+
+MODEL = ConfigDict(extra="forbid", frozen=True)
+
+# A statistic that could not be computed (no test for the reference, say) is null: the files stay
+# standard JSON.
+Number = Optional[float]
 
 
-def _read_summary(path: Path, stage: str) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: not found; run `dvc repro {stage}` first") from None
+def _missing_as_none(row: dict) -> dict:
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+class Summary(BaseModel):
+    """Saved as JSON (the key order as declared), loaded with one line naming the file."""
+    model_config = MODEL
+
+    def save(self, path: Path) -> None:
+        atomic.write_json(path, self.model_dump())
+
+    @classmethod
+    def read(cls, path: Path, stage: str = "report"):
+        try:
+            return cls.model_validate(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise PipelineError(f"{path}: not found; run `dvc repro {stage}` first") from None
+        except (ValueError, ValidationError) as exc:
+            problem = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+            where = ".".join(map(str, problem["loc"]))
+            raise PipelineError(f"{path}: {where + ': ' if where else ''}{problem['msg']} (written by another "
+                                f"version of the pipeline? run `dvc repro {stage}`)") from None
+
+
+class VariantRow(Summary):
+    """One variant of a dataset's report against the reference (a row of comparison.csv)."""
+    variant: str
+    loss: str
+    last_activation: str
+    replicas: int
+    splits: int
+    val_accuracy_mean: Number
+    val_accuracy_sd: Number
+    val_accuracy_ci_low: Number
+    val_accuracy_ci_high: Number
+    canonical_val_accuracy: Number
+    diff_vs_reference: Number
+    diff_ci_low: Number
+    diff_ci_high: Number
+    p_improvement: Number
+    p_improvement_ci_low: Number
+    p_improvement_ci_high: Number
+    p_value: Number
+    p_holm: Number
+    p_equivalence: Number
+    p_equivalence_holm: Number
+    verdict: str
+    identical_to: str
+    diagnoses: str
+
+    @classmethod
+    def of(cls, row: dict) -> VariantRow:
+        return cls(**_missing_as_none(row))
+
+
+COLUMNS = tuple(VariantRow.model_fields)  # comparison.csv's
+
+
+class ReportSummary(Summary):
+    """What a dataset's report concludes, and every variant's row."""
+    reference: str
+    champion: str
+    champion_rule: str
+    champion_val_accuracy_mean: float
+    margin: float
+    hypotheses: int
+    identical: dict[str, str]
+    confidence: float
+    seeds: int
+    splits: int
+    test: str
+    val_rows: int
+    train_rows: int
+    dataset: str
+    classes: int
+    variants: dict[str, VariantRow]
+    digests: dict[str, str]       # each variant's training record digest, as reported
+    contrasts: list[str]
+
+    @classmethod
+    def load(cls, dataset: str) -> ReportSummary:
+        return cls.read(ReportFiles(dataset).summary)
+
+
+class AcrossDataset(Summary):
+    majority_share: float
+    classes: int
+    val_rows: int
+    champion: str
+
+
+class AcrossVariant(Summary):
+    """One variant across datasets (a row of across.csv)."""
+    variant: str
+    datasets: int
+    mean: Number
+    mean_low: Number
+    mean_high: Number
+    iqm: Number
+    iqm_low: Number
+    iqm_high: Number
+    diff: Number
+    diff_low: Number
+    diff_high: Number
+    mean_rank: Number
+    verdicts: str
+
+
+ACROSS_COLUMNS = tuple(AcrossVariant.model_fields)  # across.csv's
+
+
+class RankTests(Summary):
+    """Friedman's test and the Nemenyi critical difference over the datasets (statistics/across.py)."""
+    mean_ranks: dict[str, float]
+    chi2: float
+    f: float
+    p: float
+    datasets: int
+    variants: int
+    alpha: float
+    cd: float
+    separated: list[tuple[str, str]]
+    sentence: str
+
+
+class NoRanks(Summary):
+    """Too few datasets or variants for Friedman's test: only why."""
+    sentence: str
+
+
+class AcrossSummary(Summary):
+    datasets: dict[str, AcrossDataset]
+    reference: str
+    confidence: float
+    method: str
+    variants: list[AcrossVariant]
+    normalised: dict[str, dict[str, float]]
+    verdicts: dict[str, dict[str, str]]
+    ranks: Union[RankTests, NoRanks]
+    square_loss: str
+
+    @classmethod
+    def load(cls) -> AcrossSummary:
+        return cls.read(ACROSS_SUMMARY)
 
 
 def read_sweep() -> dict:
-    return _read_summary(SWEEP_RECORD, "sweep_alpha")
-
-
-def read_report_summary(dataset: str) -> dict:
-    return _read_summary(ReportFiles(dataset).summary, "report")
-
-
-def read_across_summary() -> dict:
-    return _read_summary(ACROSS_SUMMARY, "report")
+    try:
+        return json.loads(SWEEP_RECORD.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{SWEEP_RECORD}: not found; run `dvc repro sweep_alpha` first") from None
 
 
 def read_run_times(path: Path) -> dict | None:

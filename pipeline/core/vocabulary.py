@@ -34,3 +34,23 @@ LOSSES = {
     "BCEWithLogitsLoss": LossSpec("bce", ("float", "onehot"), "logits"),
     "CosineEmbeddingLoss": LossSpec("cosine_embedding", ("onehot",), "any"),
 }
+
+
+# The verdicts: of a variant against the reference on one dataset (statistics/per_dataset.py),
+# counted across datasets (statistics/across.py), coloured in the reports, tagged in MLflow.
+BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
+REFERENCE, UNTESTED, NOT_APPLICABLE = "reference", "untested", "n/a"
+# A variant whose replicas are byte-identical to an earlier one's: "identical to <twin>" in its
+# dataset's report (not tested again), counted as "identical" across datasets.
+IDENTICAL = "identical"
+# In the order the counts list them when tied.
+VERDICTS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL, REFERENCE, UNTESTED, NOT_APPLICABLE)
+
+
+def identical_to(twin: str) -> str:
+    return f"{IDENTICAL} to {twin}"
+
+
+def kind(verdict: str) -> str:
+    """The verdict's word among VERDICTS: 'identical to mse' is IDENTICAL; any other text itself."""
+    return IDENTICAL if verdict.startswith(identical_to("")) else verdict

@@ -18,6 +18,7 @@ import codecs
 import hashlib
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,19 @@ def class_labels(target, path: Path, key: str, names: list[str] | None = None) -
     import pandas as pd
 
     numeric = pd.to_numeric(target, errors="coerce")
-    values = numeric if not numeric.isna().any() else target.astype(str).str.strip()
+    is_numeric = not numeric.isna().any()
+    values = numeric if is_numeric else target.astype(str).str.strip()
+    if is_numeric and not (numeric == numeric.round()).all():
+        odd = float(numeric[numeric != numeric.round()].iloc[0])
+        raise PipelineError(f"{path}: column {target.name} holds non-integer numbers ({odd:g}): not class labels "
+                            f"(a measurement to regress?); {key}.target must name a column of classes")
     classes = sorted(set(values))
+    # A class needs rows to train on and rows to be judged on in every split: more classes than
+    # half the rows is a column of values (an id, a measurement), not of labels.
+    if len(classes) > len(values) / 2:
+        raise PipelineError(f"{path}: column {target.name} holds {len(classes)} distinct values in {len(values)} "
+                            f"rows: not class labels (an id or a measurement?); {key}.target must name a column "
+                            f"of classes")
     if len(classes) < 2:
         raise PipelineError(f"{path}: column {target.name} holds one class after cleaning ({classes[0]!r}); "
                             f"a study needs two or more ({key}.target)")
@@ -210,6 +222,20 @@ def prepare(dataset: config.Dataset, x: np.ndarray, y: np.ndarray, onehot: np.nd
     return {"x": x, "y": y, "onehot": onehot, "train_index": train_index, "val_index": val_index}
 
 
+def judged(dataset: config.Dataset, val_rows: int, rows: int, study: config.Study) -> None:
+    """Refuse a table whose splits cannot judge a difference of the margin: one split's accuracy
+    moves in steps of 1/val_rows, the J splits' mean in steps of 1/(val_rows J), and a step
+    coarser than study.margin cannot tell a difference within it from one beyond it."""
+    needed = math.ceil(1 / (study.margin * study.splits) - 1e-9)
+    if val_rows < needed:
+        raise PipelineError(
+            f"datasets.{dataset.name}: {val_rows} validation row(s) per split ({rows} clean rows x validation_share "
+            f"{dataset.validation_share:g}): the mean of {study.splits} split(s) moves in steps of "
+            f"{1 / (val_rows * study.splits):.3g}, coarser than study.margin {study.margin:g}; the study needs at "
+            f"least {needed} validation rows per split (about {math.ceil(needed / dataset.validation_share)} clean rows "
+            f"at this share), or more splits")
+
+
 def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     params = config.load(params_path)
     dataset = params.dataset(name)
@@ -226,6 +252,7 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
         classes = list(dataset.class_names)
     x, names, onehot, categories = encode(table, columns, dataset)
     arrays = prepare(dataset, x, y, onehot, params.seed, params.study.splits, files.raw)
+    judged(dataset, arrays["val_index"].shape[1], len(y), params.study)
     meta = {
         "dataset": name,
         "features": names,
@@ -255,5 +282,5 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
           f"{meta['train_rows']} train, {meta['val_rows']} validation")
 
 
-def load_prepared(name: str = config.STUDY_DATASET) -> dict:
+def load_prepared(name: str) -> dict:
     return atomic.read_npz(DatasetFiles(name).prepared, f"preprocess@{name}")

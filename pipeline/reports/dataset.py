@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -23,16 +24,13 @@ from ..core.figures import png, pyplot
 from ..statistics import per_dataset as statistics
 from ..study.diagnosis import describe
 from ..core.record import TrainingRecord, read_replicas
+from ..core.summaries import COLUMNS, ReportSummary, VariantRow
+from ..core.vocabulary import (BETTER, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE, UNTESTED, WORSE,
+                               kind)
 
 DPI = 80  # every report figure's
 
-COLUMNS = ("variant", "loss", "last_activation", "replicas", "splits", "val_accuracy_mean", "val_accuracy_sd",
-           "val_accuracy_ci_low", "val_accuracy_ci_high", "canonical_val_accuracy", "diff_vs_reference",
-           "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low", "p_improvement_ci_high",
-           "p_value", "p_holm", "p_equivalence", "p_equivalence_holm", "verdict", "identical_to", "diagnoses")
-
-
-def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[list[dict], dict]:
+def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSummary:
     """One row per variant (COLUMNS) and what the report concludes: reference, champion and its rule."""
     study = params.study
     grids = {r.variant: r.accuracy_grid() for r in records}
@@ -65,7 +63,9 @@ def study_rows(records: list[TrainingRecord], params: config.Params) -> tuple[li
                   "confidence": study.confidence, "seeds": study.seeds, "splits": study.splits,
                   "test": statistics.METHOD, "val_rows": data.val_rows, "train_rows": data.train_rows,
                   "dataset": records[0].dataset, "classes": len(records[0].classes)}
-    return rows, conclusion
+    return ReportSummary(**conclusion, variants={row["variant"]: VariantRow.of(row) for row in rows},
+                         digests={r.variant: r.digest for r in records},
+                         contrasts=sorted({r.config.contrast for r in records if r.config.contrast}))
 
 
 def _number(value, digits: int = 3) -> str:
@@ -86,63 +86,64 @@ def _with_interval(value: str, low: str, high: str) -> str:
     return value if value == "n/a" or low == high == value else f"{value} [{low}, {high}]"
 
 
-def markdown(rows: list[dict], conclusion: dict) -> str:
-    level = round(100 * conclusion["confidence"])
-    margin = conclusion["margin"]
+def markdown(summary: ReportSummary) -> str:
+    level = round(100 * summary.confidence)
+    margin = summary.margin
     head = ["variant", "mean val acc", f"{level}% CI", "sd", "canonical", f"diff vs reference [{level}% CI]",
             f"P(better) [{level}% CI]", "p diff (Holm)", "p equiv (Holm)", "verdict", "diagnoses"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = list(summary.variants.values())
     for row in rows:
-        name = row["variant"]
-        if name == conclusion["champion"]:
+        name = row.variant
+        if name == summary.champion:
             name = f"**{name}**"
         lines.append("| " + " | ".join([
-            name, _number(row["val_accuracy_mean"]),
-            f"[{_number(row['val_accuracy_ci_low'])}, {_number(row['val_accuracy_ci_high'])}]",
-            _number(row["val_accuracy_sd"]), _number(row["canonical_val_accuracy"]),
-            _with_interval(_signed(row["diff_vs_reference"]), _signed(row["diff_ci_low"]), _signed(row["diff_ci_high"])),
-            _with_interval(_number(row["p_improvement"], 2), _number(row["p_improvement_ci_low"], 2),
-                           _number(row["p_improvement_ci_high"], 2)),
-            _p(row["p_holm"]), _p(row["p_equivalence_holm"]), row["verdict"], row["diagnoses"]]) + " |")
-    champion = next(r for r in rows if r["variant"] == conclusion["champion"])
+            name, _number(row.val_accuracy_mean),
+            f"[{_number(row.val_accuracy_ci_low)}, {_number(row.val_accuracy_ci_high)}]",
+            _number(row.val_accuracy_sd), _number(row.canonical_val_accuracy),
+            _with_interval(_signed(row.diff_vs_reference), _signed(row.diff_ci_low), _signed(row.diff_ci_high)),
+            _with_interval(_number(row.p_improvement, 2), _number(row.p_improvement_ci_low, 2),
+                           _number(row.p_improvement_ci_high, 2)),
+            _p(row.p_holm), _p(row.p_equivalence_holm), row.verdict, row.diagnoses]) + " |")
+    champion = next(r for r in rows if r.variant == summary.champion)
     return "\n".join([
-        f"# Loss study on {conclusion['dataset']} ({conclusion['classes']} classes)", "",
-        f"{conclusion['seeds']} seeds x {conclusion['splits']} splits per variant, every replica its own seed "
-        f"({conclusion['train_rows']} training, {conclusion['val_rows']} validation rows each); final "
-        f"validation accuracy; reference **{conclusion['reference']}**; intervals at {level}% from the split "
-        f"means ({conclusion['test']}). Verdicts against the reference at level {1 - conclusion['confidence']:.2g}, "
-        f"Holm-corrected over {conclusion['hypotheses']} distinct hypotheses: **better** or **worse** when the "
+        f"# Loss study on {summary.dataset} ({summary.classes} classes)", "",
+        f"{summary.seeds} seeds x {summary.splits} splits per variant, every replica its own seed "
+        f"({summary.train_rows} training, {summary.val_rows} validation rows each); final "
+        f"validation accuracy; reference **{summary.reference}**; intervals at {level}% from the split "
+        f"means ({summary.test}). Verdicts against the reference at level {1 - summary.confidence:.2g}, "
+        f"Holm-corrected over {summary.hypotheses} distinct hypotheses: **better** or **worse** when the "
         f"difference test rejects; **equivalent** when the two one-sided tests put the difference within "
         f"+-{margin:g} (the margin, fixed before the study); **inconclusive** when neither does (no evidence "
-        f"either way, which is not equivalence).", "", *lines, "", *verdict_lines(rows, conclusion), "",
-        f"Champion: **{conclusion['champion']}**, {_number(champion['val_accuracy_mean'])} "
-        f"[{_number(champion['val_accuracy_ci_low'])}, {_number(champion['val_accuracy_ci_high'])}], by the rule "
-        f"fixed before the study: {conclusion['champion_rule']}.", ""])
+        f"either way, which is not equivalence).", "", *lines, "", *verdict_lines(summary), "",
+        f"Champion: **{summary.champion}**, {_number(champion.val_accuracy_mean)} "
+        f"[{_number(champion.val_accuracy_ci_low)}, {_number(champion.val_accuracy_ci_high)}], by the rule "
+        f"fixed before the study: {summary.champion_rule}.", ""])
 
 
-def verdict_lines(rows: list[dict], conclusion: dict) -> list[str]:
+def verdict_lines(summary: ReportSummary) -> list[str]:
     """What the verdicts say, one line per verdict, every variant named with its difference: the
     README and docs quote these lines, so no sentence claims more than the table."""
-    margin, level = conclusion["margin"], round(100 * conclusion["confidence"])
+    margin, level = summary.margin, round(100 * summary.confidence)
     said = {
-        statistics.BETTER: "**better** than the reference",
-        statistics.WORSE: "**worse** than the reference",
-        statistics.EQUIVALENT: f"**equivalent** to the reference (within +-{margin:g})",
-        statistics.INCONCLUSIVE: "**inconclusive** (neither a difference nor equivalence shown; more splits "
+        BETTER: "**better** than the reference",
+        WORSE: "**worse** than the reference",
+        EQUIVALENT: f"**equivalent** to the reference (within +-{margin:g})",
+        INCONCLUSIVE: "**inconclusive** (neither a difference nor equivalence shown; more splits "
                                  "could tell)",
     }
     lines = []
     for verdict, what in said.items():
-        named = [row for row in rows if row["verdict"] == verdict]
+        named = [row for row in summary.variants.values() if row.verdict == verdict]
         if named:
             lines.append(f"- {what}: " + ", ".join(
-                f"{row['variant']} {_signed(row['diff_vs_reference'])} [{_signed(row['diff_ci_low'])}, "
-                f"{_signed(row['diff_ci_high'])}]" for row in named))
-    twins = conclusion["identical"]
+                f"{row.variant} {_signed(row.diff_vs_reference)} [{_signed(row.diff_ci_low)}, "
+                f"{_signed(row.diff_ci_high)}]" for row in named))
+    twins = summary.identical
     if twins:
         lines.append("- **identical** by construction (the same predictions in every replica at every epoch; not "
                      "tested again): " + ", ".join(f"{name} = {twin}" for name, twin in twins.items()))
-    return [f"Differences in accuracy against {conclusion['reference']}, with their {level}% intervals:", "",
+    return [f"Differences in accuracy against {summary.reference}, with their {level}% intervals:", "",
             *lines]
 
 
@@ -205,37 +206,42 @@ def compare_figure(records: list[dict]):
     return fig
 
 
-VERDICT_COLOURS = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue",
-                   "inconclusive": "tab:orange", "identical": "tab:grey", "reference": "black", "untested": "tab:purple"}
+VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange",
+                   IDENTICAL: "tab:grey", REFERENCE: "black", UNTESTED: "tab:purple"}
 
 
 def _colour(verdict: str) -> str:
-    return VERDICT_COLOURS.get(verdict.split(" ")[0], "black")
+    return VERDICT_COLOURS.get(kind(verdict), "black")
 
 
-def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion: dict):
+def _nan(value: float | None) -> float:
+    """A statistic the summary holds as null, as matplotlib skips it."""
+    return math.nan if value is None else value
+
+
+def intervals_figure(summary: ReportSummary, grids: dict[str, np.ndarray]):
     """Every variant's replicas (dots), mean and interval (bar); right: its difference to the
     reference against the equivalence margin (shaded), on a scale where the margin shows: a
     difference beyond it is an arrow at the edge with its numbers written out."""
     plt = pyplot()
     from matplotlib.patches import Patch
 
-    level = round(100 * conclusion["confidence"])
-    margin = conclusion["margin"]
+    level = round(100 * summary.confidence)
+    margin = summary.margin
     reach = 4 * margin
+    rows = list(summary.variants.values())
     fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 0.42 * len(rows) + 1.8), sharey=True)
     jitter = np.random.default_rng(0)
     for i, row in enumerate(rows):
         y = len(rows) - 1 - i
-        colour = _colour(row["verdict"])
-        values = grids[row["variant"]].ravel()
+        colour = _colour(row.verdict)
+        values = grids[row.variant].ravel()
         left.scatter(values, y + jitter.uniform(-0.18, 0.18, len(values)), s=8, color=colour, alpha=0.35, lw=0)
-        left.errorbar(row["val_accuracy_mean"], y, xerr=[[row["val_accuracy_mean"] - row["val_accuracy_ci_low"]],
-                                                         [row["val_accuracy_ci_high"] - row["val_accuracy_mean"]]],
-                      fmt="o", color=colour, capsize=3, lw=2)
-        diff, low, high = row["diff_vs_reference"], row["diff_ci_low"], row["diff_ci_high"]
-        if row["identical_to"]:
-            right.text(-reach, y, f" identical to {row['identical_to']} ({diff:+.3f})", color=colour, va="center",
+        mean, low, high = (_nan(x) for x in (row.val_accuracy_mean, row.val_accuracy_ci_low, row.val_accuracy_ci_high))
+        left.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="o", color=colour, capsize=3, lw=2)
+        diff, low, high = (_nan(x) for x in (row.diff_vs_reference, row.diff_ci_low, row.diff_ci_high))
+        if row.identical_to:
+            right.text(-reach, y, f" identical to {row.identical_to} ({diff:+.3f})", color=colour, va="center",
                        fontsize=8)
         elif not math.isfinite(low):
             continue
@@ -247,59 +253,52 @@ def intervals_figure(rows: list[dict], grids: dict[str, np.ndarray], conclusion:
                        ha="left" if diff < 0 else "right")
         else:
             right.errorbar(diff, y, xerr=[[diff - low], [high - diff]], fmt="o", color=colour, capsize=3, lw=2)
-    left.set_yticks(range(len(rows)), [r["variant"] for r in reversed(rows)])
+    left.set_yticks(range(len(rows)), [r.variant for r in reversed(rows)])
     left.set(xlabel="final validation accuracy", title=f"replicas, mean and {level}% interval (from the split means)")
     right.axvspan(-margin, margin, color="tab:blue", alpha=0.12, lw=0)
     right.axvline(0, color="black", lw=0.8)
     right.set_xlim(-reach * 1.05, reach * 1.05)
-    right.set(xlabel=f"difference in accuracy to {conclusion['reference']} (paired by replica)",
+    right.set(xlabel=f"difference in accuracy to {summary.reference} (paired by replica)",
               title=f"mean difference, {level}% interval (Nadeau-Bengio corrected t)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()
-               if any(r["verdict"].split(" ")[0] == v for r in rows)]
+               if any(kind(r.verdict) == v for r in rows)]
     handles.append(Patch(color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}"))
     right.legend(handles=handles, fontsize=8, loc="lower right")
-    fig.suptitle(f"{conclusion['dataset']} ({conclusion['classes']} classes): {conclusion['seeds']} seeds x "
-                 f"{conclusion['splits']} splits per variant", fontsize=11)
+    fig.suptitle(f"{summary.dataset} ({summary.classes} classes): {summary.seeds} seeds x "
+                 f"{summary.splits} splits per variant", fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def _json_safe(row: dict) -> dict:
-    """NaN (no test for the reference, say) as null: summary.json stays standard JSON."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
-
-
-def write(dataset: str, params: config.Params, records: list[TrainingRecord]) -> tuple[list[dict], dict]:
-    """reports/<dataset>/: its table, figures and summary.json; returns its rows and conclusion."""
+def write(dataset: str, params: config.Params, records: list[TrainingRecord]) -> ReportSummary:
+    """reports/<dataset>/: its table, figures and summary.json."""
     files = ReportFiles(dataset)
-    rows, conclusion = study_rows(records, params)
-    pairs: dict[str, list[TrainingRecord]] = {}
-    for record in records:
-        if record.config.contrast:
-            pairs.setdefault(record.config.contrast, []).append(record)
+    summary = summarise(records, params)
+    rows = list(summary.variants.values())
     by_name = {r.variant: r for r in records}
     with atomic.directory(files.folder) as tmp:
         def there(path):
             return tmp / path.relative_to(files.folder)
 
-        there(files.comparison_md).write_text(markdown(rows, conclusion))
+        there(files.comparison_md).write_text(markdown(summary))
         with open(there(files.comparison_csv), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows(rows)
-        for name, group in pairs.items():
+            # A statistic not computed is NaN in the table (null in summary.json).
+            writer.writerows({k: math.nan if v is None else v for k, v in row.model_dump().items()} for row in rows)
+        for name in summary.contrasts:
+            group = [r for r in records if r.config.contrast == name]
             replicas = {r.variant: read_replicas(r.variant, dataset) for r in group}
-            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}"), DPI))
+            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}"),
+                                                        DPI))
         if params.report.compare:
             there(files.compare).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare]), DPI))
         grids = {r.variant: r.accuracy_grid() for r in records}
-        there(files.intervals).write_bytes(png(intervals_figure(rows, grids, conclusion), DPI))
-        atomic.write_json(there(files.summary), {
-            **conclusion, "variants": {row["variant"]: _json_safe(row) for row in rows},
-            "digests": {r.variant: r.digest for r in records}, "contrasts": sorted(pairs)})
-    champion = next(r for r in rows if r["variant"] == conclusion["champion"])
-    verdicts = describe({v: sum(r["verdict"].split(" ")[0] == v for r in rows) for v in VERDICT_COLOURS
-                         if any(r["verdict"].split(" ")[0] == v for r in rows)})
-    print(f"report {dataset}: {len(rows)} variants against {conclusion['reference']}, {conclusion['hypotheses']} "
-          f"hypotheses: {verdicts}; champion {conclusion['champion']} ({champion['val_accuracy_mean']:.2%} mean)")
-    return rows, conclusion
+        there(files.intervals).write_bytes(png(intervals_figure(summary, grids), DPI))
+        summary.save(there(files.summary))
+    champion = summary.variants[summary.champion]
+    counts = Counter(kind(row.verdict) for row in rows)
+    verdicts = describe({v: counts[v] for v in VERDICT_COLOURS if counts[v]})
+    print(f"report {dataset}: {len(rows)} variants against {summary.reference}, {summary.hypotheses} "
+          f"hypotheses: {verdicts}; champion {summary.champion} ({champion.val_accuracy_mean:.2%} mean)")
+    return summary

@@ -2,7 +2,7 @@
 loss study finds over every dataset of params.yaml.
 
 Reads every variant's training record on every dataset and each dataset's verdicts as its
-report computed them (report.study_rows). Per variant: the mean and interquartile
+report computed them (dataset.summarise). Per variant: the mean and interquartile
 mean of normalised accuracy across datasets with intervals from the stratified bootstrap over
 splits, its paired difference to the reference, its verdicts counted over the datasets, and the
 mean ranks with Friedman's test and the Nemenyi critical difference (across.py, where each method
@@ -19,13 +19,13 @@ from ..core import atomic, config
 from ..core.catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
 from ..statistics import across
 from ..core.record import TrainingRecord
+from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, AcrossVariant, NoRanks,
+                              RankTests, ReportSummary)
+from ..core.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, WORSE
 from ..core.figures import png, pyplot
 from .dataset import DPI
 
-# Hui & Belkin (ICLR 2021): is the square loss as good as cross-entropy?
-SQUARE, CROSS_ENTROPY = "square_loss", "cross_entropy"
-COLUMNS = ("variant", "datasets", "mean", "mean_low", "mean_high", "iqm", "iqm_low", "iqm_high", "diff",
-           "diff_low", "diff_high", "mean_rank", "verdicts")
+COLUMNS = ACROSS_COLUMNS
 
 
 def split_means(records: dict[str, dict[str, TrainingRecord]]):
@@ -41,16 +41,18 @@ def split_means(records: dict[str, dict[str, TrainingRecord]]):
     return pd.DataFrame(rows, columns=list(across.COLUMNS))
 
 
-def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]], per_dataset: dict) -> dict:
-    """Everything the page says, as plain data (summary.json), from every dataset's records and
-    its report's rows and conclusion (report.study_rows)."""
-    majority = {d: next(iter(r.values())).data.majority_share for d, r in records.items()}
-    verdicts = {d: {row["variant"]: row["verdict"] for row in rows} for d, (rows, _) in per_dataset.items()}
+def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
+          per_dataset: dict[str, ReportSummary]) -> tuple[AcrossSummary, across.Ranks | None]:
+    """Everything the page says (summary.json), from every dataset's records and its report's
+    summary (dataset.summarise); and the ranks, for their diagram."""
+    first = {d: next(iter(r.values())) for d, r in records.items()}
+    majority = {d: r0.data.majority_share for d, r0 in first.items()}
+    verdicts = {d: {name: row.verdict for name, row in summary.variants.items()} for d, summary in per_dataset.items()}
     table = split_means(records)
     reference = params.study.reference
-    # The bootstrap's intervals widened as statistics.py's tests are (Nadeau-Bengio): splits overlap.
+    # The bootstrap's intervals widened as per_dataset.py's tests are (Nadeau-Bengio): splits overlap.
     inflation = {d: math.sqrt(1 + params.study.splits * r0.data.val_rows / r0.data.train_rows)
-                 for d, r0 in ((d, next(iter(r.values()))) for d, r in records.items())}
+                 for d, r0 in first.items()}
     aggregated = across.aggregate(table, majority, confidence=params.study.confidence, seed=params.seed,
                                   reference=reference, inflation=inflation)
     means = across.dataset_means(table, majority)
@@ -58,25 +60,26 @@ def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]], 
     ranked = (across.ranks(means, alpha=1 - params.study.confidence)
               if len(records) >= 2 and means.notna().all().sum() >= 3 else None)
     counts = across.verdict_counts(verdicts)
-    variants = []
-    for name, row in aggregated.iterrows():
-        variants.append({"variant": name, **{k: _plain(row[k]) for k in COLUMNS[1:11]},
-                         "mean_rank": ranked.mean_ranks.get(name) if ranked else None, "verdicts": counts[name]})
-    return {
-        "datasets": {d: {"majority_share": majority[d], "classes": len(next(iter(r.values())).classes),
-                         "val_rows": next(iter(r.values())).data.val_rows,
-                         "champion": per_dataset[d][1]["champion"]} for d, r in records.items()},
-        "reference": reference, "confidence": params.study.confidence, "method": across.METHOD,
-        "variants": variants,
-        "normalised": {d: {v: float(means.loc[d, v]) for v in means.columns} for d in means.index},
-        "verdicts": verdicts,
-        "ranks": {"mean_ranks": ranked.mean_ranks, "chi2": ranked.chi2, "f": ranked.f, "p": ranked.p,
-                  "datasets": ranked.datasets, "variants": ranked.variants, "alpha": ranked.alpha,
-                  "cd": ranked.cd, "separated": ranked.separated(), "sentence": ranked.sentence()} if ranked else
-                 {"sentence": f"No ranks: Friedman's test needs 2 or more datasets and 3 or more variants "
-                              f"(this study has {len(records)} and {len(params.variants)})."},
-        "square_loss": square_loss_answer(verdicts, aggregated, reference),
-    }, ranked
+    variants = [AcrossVariant(variant=name, **{k: _plain(row[k]) for k in COLUMNS[1:11]},
+                              mean_rank=ranked.mean_ranks.get(name) if ranked else None, verdicts=counts[name])
+                for name, row in aggregated.iterrows()]
+    return AcrossSummary(
+        datasets={d: AcrossDataset(majority_share=majority[d], classes=len(r0.classes), val_rows=r0.data.val_rows,
+                                   champion=per_dataset[d].champion) for d, r0 in first.items()},
+        reference=reference, confidence=params.study.confidence, method=across.METHOD, variants=variants,
+        normalised={d: {v: float(means.loc[d, v]) for v in means.columns} for d in means.index},
+        verdicts=verdicts, ranks=_ranks(ranked, len(records), len(params.variants)),
+        square_loss=square_loss_answer(params, first, verdicts, aggregated),
+    ), ranked
+
+
+def _ranks(ranked: across.Ranks | None, datasets: int, variants: int) -> RankTests | NoRanks:
+    if ranked is None:
+        return NoRanks(sentence=f"No ranks: Friedman's test needs 2 or more datasets and 3 or more variants "
+                                f"(this study has {datasets} and {variants}).")
+    return RankTests(mean_ranks=ranked.mean_ranks, chi2=ranked.chi2, f=ranked.f, p=ranked.p, datasets=ranked.datasets,
+                     variants=ranked.variants, alpha=ranked.alpha, cd=ranked.cd, separated=ranked.separated(),
+                     sentence=ranked.sentence())
 
 
 def _plain(value):
@@ -87,15 +90,19 @@ def _plain(value):
     return value
 
 
-def square_loss_answer(verdicts: dict[str, dict[str, str]], aggregated, reference: str) -> str:
-    """Hui & Belkin's question on these datasets, in one paragraph with its numbers."""
-    if SQUARE not in aggregated.index or reference != CROSS_ENTROPY:
-        return (f"Not asked: the study needs a {SQUARE} variant and {CROSS_ENTROPY} as its reference "
-                f"(study.reference is {reference}).")
-    row = aggregated.loc[SQUARE]
-    said = "; ".join(f"{d} {v[SQUARE]}" for d, v in verdicts.items())
-    shown = [kind for kind in ("better", "worse", "equivalent", "inconclusive")
-             if any(v[SQUARE].startswith(kind) for v in verdicts.values())]
+def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
+                       verdicts: dict[str, dict[str, str]], aggregated) -> str:
+    """Hui & Belkin's question (ICLR 2021: is the square loss as good as cross-entropy?) on these
+    datasets, in one paragraph with its numbers: report.square_loss names the variant that asks
+    it, against the reference when that trains with CrossEntropyLoss."""
+    square, reference = params.report.square_loss, params.study.reference
+    if square is None or square not in aggregated.index or params.variant(reference).loss != "CrossEntropyLoss":
+        return (f"Not asked: the study needs a square-loss variant (report.square_loss: {square}) and a "
+                f"CrossEntropyLoss variant as its reference (study.reference is {reference}).")
+    row = aggregated.loc[square]
+    said = "; ".join(f"{d} {v[square]}" for d, v in verdicts.items())
+    shown = [kind for kind in (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
+             if any(v[square].startswith(kind) for v in verdicts.values())]
     if row["diff_low"] > 0:
         across_them = "higher than cross-entropy's across these datasets"
     elif row["diff_high"] < 0:
@@ -109,45 +116,45 @@ def square_loss_answer(verdicts: dict[str, dict[str, str]], aggregated, referenc
             f"{across_them} (verdicts seen: {', '.join(shown)}).")
 
 
-def markdown(summary: dict) -> str:
-    level = round(100 * summary["confidence"])
+def markdown(summary: AcrossSummary) -> str:
+    level = round(100 * summary.confidence)
     head = ["variant", "datasets", f"mean normalised [{level}% CI]", f"IQM [{level}% CI]",
-            f"diff vs {summary['reference']} [{level}% CI]", "mean rank", "verdicts"]
+            f"diff vs {summary.reference} [{level}% CI]", "mean rank", "verdicts"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for v in summary["variants"]:
+    for v in summary.variants:
         lines.append("| " + " | ".join([
-            v["variant"], str(v["datasets"]), f"{v['mean']:.3f} [{v['mean_low']:.3f}, {v['mean_high']:.3f}]",
-            f"{v['iqm']:.3f} [{v['iqm_low']:.3f}, {v['iqm_high']:.3f}]",
-            f"{v['diff']:+.3f} [{v['diff_low']:+.3f}, {v['diff_high']:+.3f}]",
-            "n/a" if v["mean_rank"] is None else f"{v['mean_rank']:.2f}", v["verdicts"]]) + " |")
-    datasets = ", ".join(f"{d} ({info['classes']} classes, majority {info['majority_share']:.3f}, champion "
-                         f"{info['champion']})" for d, info in summary["datasets"].items())
+            v.variant, str(v.datasets), f"{v.mean:.3f} [{v.mean_low:.3f}, {v.mean_high:.3f}]",
+            f"{v.iqm:.3f} [{v.iqm_low:.3f}, {v.iqm_high:.3f}]",
+            f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]",
+            "n/a" if v.mean_rank is None else f"{v.mean_rank:.2f}", v.verdicts]) + " |")
+    datasets = ", ".join(f"{d} ({info.classes} classes, majority {info.majority_share:.3f}, champion "
+                         f"{info.champion})" for d, info in summary.datasets.items())
     return "\n".join([
         "# The loss study across datasets", "",
         f"Datasets: {datasets}. Accuracy is normalised per dataset, (acc - majority share) / (1 - majority "
-        f"share): 0 is always guessing the commonest class, 1 a perfect score. Intervals: {summary['method']}. "
-        f"Verdicts per dataset against {summary['reference']} as in each dataset's report (corrected paired "
-        f"tests, Holm), counted.", "", *lines, "", summary["ranks"]["sentence"], "", summary["square_loss"], ""])
+        f"share): 0 is always guessing the commonest class, 1 a perfect score. Intervals: {summary.method}. "
+        f"Verdicts per dataset against {summary.reference} as in each dataset's report (corrected paired "
+        f"tests, Holm), counted.", "", *lines, "", summary.ranks.sentence, "", summary.square_loss, ""])
 
 
-def normalised_figure(summary: dict):
+def normalised_figure(summary: AcrossSummary):
     """Each variant's normalised accuracy on every dataset (a dot each) and across them (mean, interval)."""
     plt = pyplot()
 
-    variants = [v["variant"] for v in summary["variants"]]
-    datasets = list(summary["normalised"])
+    variants = [v.variant for v in summary.variants]
+    datasets = list(summary.normalised)
     fig, ax = plt.subplots(figsize=(10, 0.42 * len(variants) + 1.6))
     markers = "osD^v<>p*h"
     for i, dataset in enumerate(datasets):
-        values = summary["normalised"][dataset]
+        values = summary.normalised[dataset]
         ys = [len(variants) - 1 - j + (i - (len(datasets) - 1) / 2) * 0.1 for j in range(len(variants))]
         ax.scatter([values[v] for v in variants], ys, marker=markers[i % len(markers)], s=22, alpha=0.75,
                    label=dataset, zorder=3)
-    for j, v in enumerate(summary["variants"]):
+    for j, v in enumerate(summary.variants):
         y = len(variants) - 1 - j
-        ax.errorbar(v["mean"], y, xerr=[[v["mean"] - v["mean_low"]], [v["mean_high"] - v["mean"]]], fmt="|",
+        ax.errorbar(v.mean, y, xerr=[[v.mean - v.mean_low], [v.mean_high - v.mean]], fmt="|",
                     color="black", ms=16, capsize=4, lw=1.6, zorder=4)
-    ax.plot([], [], "|", color="black", ms=12, label=f"mean, {round(100 * summary['confidence'])}% interval")
+    ax.plot([], [], "|", color="black", ms=12, label=f"mean, {round(100 * summary.confidence)}% interval")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(variants)), list(reversed(variants)))
     ax.set(xlabel="normalised accuracy: (acc - majority share) / (1 - majority share)",
@@ -194,8 +201,9 @@ def diagram_png(result: across.Ranks) -> bytes:
     return png(cd_diagram(result), 120, bbox_inches="tight")
 
 
-def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict) -> None:
-    """reports/across/, from each dataset's records and report (dataset -> its rows and conclusion)."""
+def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict[str, ReportSummary]
+          ) -> None:
+    """reports/across/, from each dataset's records and report summary."""
     summary, ranked = study(params, {d: {r.variant: r for r in rs} for d, rs in records.items()}, per_dataset)
     with atomic.directory(ACROSS) as tmp:
         def there(path):
@@ -205,10 +213,10 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
         with open(there(ACROSS_CSV), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
-            writer.writerows(summary["variants"])
+            writer.writerows(v.model_dump() for v in summary.variants)
         there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary), DPI))
         if ranked:
             there(ACROSS_RANKS).write_bytes(diagram_png(ranked))
-        atomic.write_json(there(ACROSS_SUMMARY), summary)
-    print(f"report across: {len(summary['variants'])} variants on {len(summary['datasets'])} datasets; "
-          f"{summary['ranks']['sentence']}")
+        summary.save(there(ACROSS_SUMMARY))
+    print(f"report across: {len(summary.variants)} variants on {len(summary.datasets)} datasets; "
+          f"{summary.ranks.sentence}")

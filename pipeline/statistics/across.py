@@ -35,14 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.core.errors import PipelineError
+from ..core.errors import PipelineError
+from ..core.vocabulary import NOT_APPLICABLE, VERDICTS, kind as verdict_kind
 
 COLUMNS = ("dataset", "variant", "split", "accuracy")
-# statistics.py's verdict words, in the order the counts list them when tied; "identical to X"
-# counts as IDENTICAL whatever X is (the twin is named in that dataset's own report), and a
-# variant a dataset's verdicts do not mention counts as NOT_APPLICABLE there.
-IDENTICAL, NOT_APPLICABLE = "identical", "n/a"
-KINDS = ("better", "worse", "equivalent", "inconclusive", IDENTICAL, "reference", "untested", NOT_APPLICABLE)
+# The verdict words are the vocabulary's: "identical to X" counts as IDENTICAL whatever X is (the
+# twin is named in that dataset's own report), and a variant a dataset's verdicts do not mention
+# counts as NOT_APPLICABLE there.
 IQM_TRIM = 0.25  # trimmed from each end: with 5 datasets, the best and the worst one
 METHOD = ("percentile bootstrap stratified by dataset, resampling splits (paired across a "
           "dataset's variants; their spread widened to the Nadeau-Bengio corrected variance), datasets fixed")
@@ -210,20 +209,20 @@ def verdict_counts(verdicts: dict[str, dict[str, str]]) -> dict[str, str]:
 
     The denominator is the number of datasets; a variant a dataset does not list counts as "n/a"
     there, and "identical to X" as "identical" (whatever X). Kinds are listed most frequent first,
-    ties in KINDS' order, then any other verdict text alphabetically, counted under its own words."""
+    ties in VERDICTS' order, then any other verdict text alphabetically, counted under its own words."""
     if not verdicts:
         raise PipelineError("no verdicts to count: the mapping of datasets to verdicts is empty")
     total = len(verdicts)
     variants = list(dict.fromkeys(v for per_dataset in verdicts.values() for v in per_dataset))
-    order = {kind: i for i, kind in enumerate(KINDS)}
+    order = {kind: i for i, kind in enumerate(VERDICTS)}
     out = {}
     for variant in variants:
         counts: dict[str, int] = {}
         for per_dataset in verdicts.values():
             verdict = per_dataset.get(variant, NOT_APPLICABLE)
-            kind = IDENTICAL if verdict.startswith("identical to") else verdict
+            kind = verdict_kind(verdict)
             counts[kind] = counts.get(kind, 0) + 1
-        ranked = sorted(counts, key=lambda kind: (-counts[kind], order.get(kind, len(KINDS)), kind))
+        ranked = sorted(counts, key=lambda kind: (-counts[kind], order.get(kind, len(VERDICTS)), kind))
         out[variant] = ", ".join(f"{kind} {counts[kind]}/{total}" for kind in ranked)
     return out
 

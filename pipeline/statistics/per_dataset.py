@@ -33,8 +33,8 @@ import warnings
 
 import numpy as np
 
-BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
-REFERENCE, UNTESTED, IDENTICAL = "reference", "untested", "identical to"
+from ..core.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, REFERENCE, UNTESTED, WORSE, identical_to
+
 METHOD = "corrected resampled t (Nadeau-Bengio), J - 1 degrees of freedom"
 CHAMPION_RULE = ("the reference stays the champion unless a variant is verdict better than it; "
                  "among several better ones, the best mean")
@@ -181,7 +181,7 @@ def compare(grids: dict[str, np.ndarray], reference: str, test_share: float, con
                          "p_improvement_low": 0.5, "p_improvement_high": 0.5, "splits": base.shape[1]}
     rows[reference] = {**same_as_reference, "verdict": REFERENCE, "identical_to": None}
     for name, twin in identical.items():  # the twin's numbers, not a test of its own
-        rows[name] = {**rows[twin], "verdict": f"{IDENTICAL} {twin}", "identical_to": twin}
+        rows[name] = {**rows[twin], "verdict": identical_to(twin), "identical_to": twin}
         if twin == reference:
             rows[name]["p_holm"] = rows[name]["p_equivalence_holm"] = math.nan
     return {name: rows[name] for name in grids}

@@ -81,8 +81,14 @@ def variants_of(data: dict, params_path: str) -> list[str]:
     return list(variants) if isinstance(variants, dict) else []
 
 
-def headline(data: dict, variant: str) -> str:
-    value = ((data.get("metrics") or {}).get(str(VariantFiles(variant).metrics)) or {}).get("data", {}).get(METRIC)
+def datasets_of(data: dict, params_path: str) -> list[str]:
+    content = ((data.get("params") or {}).get(params_path) or {}).get("data") or {}
+    datasets = content.get("datasets")
+    return list(datasets) if isinstance(datasets, dict) else []
+
+
+def headline(data: dict, variant: str, dataset: str) -> str:
+    value = ((data.get("metrics") or {}).get(str(VariantFiles(variant, dataset).metrics)) or {}).get("data", {}).get(METRIC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:.3f}"
     return "-" if value is None else str(value)
@@ -113,13 +119,16 @@ def render(shown: list[dict], params_path: str = config.PARAMS_FILE, width: int 
     # Names wider than a column can hold are cut (DVC's names are short; `-n` may not be).
     most = width - max(len("variant"), 12) - len(GAP)
     names = [name if len(name) <= most else name[:most - 1] + "…" for name, _ in found]
-    variants = []
+    variants, datasets = [], []
     for _, data in found:
         variants += [v for v in variants_of(data, params_path) if v not in variants]
-    rows = {variant: [headline(data, variant) for _, data in found] for variant in variants}
+        datasets += [d for d in datasets_of(data, params_path) if d not in datasets]
+    # The headline is the first dataset's, as params.yaml lists them (docs/pipeline.md).
+    dataset = datasets[0] if datasets else "<dataset>"
+    rows = {variant: [headline(data, variant, dataset) for _, data in found] for variant in variants}
     if not any(cell != "-" for cells in rows.values() for cell in cells):
         raise PipelineError(f"nothing to show: no experiment has a {METRIC} in "
-                            f"{VariantFiles('<variant>').metrics}; run `dvc repro` or `dvc exp run` first")
+                            f"{VariantFiles('<variant>', dataset).metrics}; run `dvc repro` or `dvc exp run` first")
     baseline_index = next((i for i, (name, _) in enumerate(found) if name != "workspace"), 0)
     baseline = params_of(found[baseline_index][1])
     said = []

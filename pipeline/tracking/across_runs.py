@@ -4,6 +4,7 @@ each dataset's report run and champion run."""
 from __future__ import annotations
 
 from ..core.catalog import ACROSS, ACROSS_MD
+from ..core.summaries import AcrossSummary
 from .report_runs import folder_digest
 from .store import DIGEST_TAG, closing_run
 
@@ -24,31 +25,31 @@ def references(report_ids: dict[str, str], champion_ids: dict[str, str]) -> dict
             **{f"champion.{dataset}.run_id": run_id for dataset, run_id in champion_ids.items()}}
 
 
-def log_across(client, experiment_id: str, summary: dict, report_ids: dict[str, str], champion_ids: dict[str, str],
-               extra_tags: dict) -> str:
+def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: dict[str, str],
+               champion_ids: dict[str, str], extra_tags: dict) -> str:
     from mlflow.entities import Metric, Param
 
-    ranks = summary["ranks"]
+    ranks = summary.ranks
     tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             **references(report_ids, champion_ids),
-            **{f"verdicts.{row['variant']}": row["verdicts"] for row in summary["variants"]},
-            **{f"champion.{dataset}": row["champion"] for dataset, row in summary["datasets"].items()},
-            "square_loss": summary["square_loss"], "ranks": ranks["sentence"],
+            **{f"verdicts.{row.variant}": row.verdicts for row in summary.variants},
+            **{f"champion.{dataset}": row.champion for dataset, row in summary.datasets.items()},
+            "square_loss": summary.square_loss, "ranks": ranks.sentence,
             "mlflow.note.content": ACROSS_MD.read_text(), **extra_tags}
     run = client.create_run(experiment_id, run_name=RUN_NAME, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
-        params = {"datasets": ",".join(summary["datasets"]), "variants": len(summary["variants"]),
-                  "reference": summary["reference"], "confidence": summary["confidence"], "method": summary["method"],
-                  **{f"data.{dataset}.classes": row["classes"] for dataset, row in summary["datasets"].items()},
-                  **{f"data.{dataset}.majority_share": row["majority_share"]
-                     for dataset, row in summary["datasets"].items()}}
+        params = {"datasets": ",".join(summary.datasets), "variants": len(summary.variants),
+                  "reference": summary.reference, "confidence": summary.confidence, "method": summary.method,
+                  **{f"data.{dataset}.classes": row.classes for dataset, row in summary.datasets.items()},
+                  **{f"data.{dataset}.majority_share": row.majority_share
+                     for dataset, row in summary.datasets.items()}}
         stamp = run.info.start_time
-        metrics = [Metric(f"across.{key}/{row['variant']}", float(row[key]), stamp, 0)
-                   for row in summary["variants"] for key in VARIANT_METRICS if row.get(key) is not None]
+        metrics = [Metric(f"across.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+                   for row in summary.variants for key in VARIANT_METRICS if getattr(row, key) is not None]
         # Without ranks (one dataset, or under three variants) the page says why, and so does the run.
-        metrics += [Metric(f"friedman.{key}", float(ranks[key]), stamp, 0) for key in ("chi2", "f", "p", "cd")
-                    if ranks.get(key) is not None]
+        metrics += [Metric(f"friedman.{key}", float(getattr(ranks, key)), stamp, 0) for key in ("chi2", "f", "p", "cd")
+                    if getattr(ranks, key, None) is not None]
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], metrics=metrics)
         client.log_artifacts(run_id, str(ACROSS))
         closing.finish()

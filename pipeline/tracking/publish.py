@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -216,63 +217,85 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
     import mlflow
     from mlflow import MlflowClient
 
-    patience = patience or Patience()
-    logged = {} if logged is None else logged
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     launch = Launch(client, launch_run if launch_run is not None else os.environ.get("MLFLOW_RUN_ID"),
                     dvc_exp if dvc_exp is not None else os.environ.get("DVC_EXP_NAME"))
-    where = store.artifact_location(uri)
-    exp_ids = {study.dataset: experiment_id(client, store.experiment(study.dataset), where) for study in studies}
-    for study in studies:
-        study_view.describe(client, exp_ids[study.dataset], study.dataset, study.summary)
-    patience.answered()
-    sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
-    across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
-    planned = {study.dataset: study.runs() for study in studies}
+    publishing = Publishing(client, launch, store.artifact_location(uri), studies, report, across, sweep,
+                            patience or Patience(), {} if logged is None else logged)
     for _ in range(3):  # a run found, then deleted by hand meanwhile, is logged again
-        outcome: dict[str, tuple[str, str]] = {}
-        targets: list[Target] = []
-
-        def look_up(target: Target) -> bool:
-            """Already there (FINISHED, by its digest): noted in the outcome."""
-            targets.append(target)
-            found = target.resolve(client, launch.me)
-            state = "logged" if found and logged.get(target.name) == found.info.run_id else "present"
-            outcome[target.name] = (state, found.info.run_id) if found else ("missing", "")
-            return found is not None
-
-        def logs(name: str, run_id: str) -> None:
-            outcome[name] = ("logged", run_id)
-            logged[name] = run_id
-            patience.progressed()
-
-        for study in studies:
-            exp_id = exp_ids[study.dataset]
-            missing = [run for run in planned[study.dataset]
-                       if not look_up(Target(study.key(run.record.variant), exp_id, run.digest))]
-            inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
-            for run in progress(missing, f"publish: {study.dataset}'s variant runs"):
-                standardize = run.record.config.training.standardize
-                if standardize not in inputs:
-                    inputs[standardize] = datasets(run.split, run.source, study.dataset)
-                logs(study.key(run.record.variant), log_run(client, exp_id, run, inputs[standardize],
-                                                            launch.tags(exp_id), launch.named(run.record.variant)))
-            if report and not look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
-                logs(study.key(REPORT_NAME), report_runs.log_report(
-                    client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(outcome)),
-                    launch.tags(exp_id), launch.named(study_view.REPORT_ROLE)))
-        if across is not None and not look_up(Target(ACROSS_NAME, across_exp, across_runs.digest())):
-            logs(ACROSS_NAME, across_runs.log_across(client, across_exp, across,
-                                                     *named_by_across(studies, run_ids(outcome)),
-                                                     launch.tags(across_exp)))
-        if sweep is not None and not look_up(Target(SWEEP, sweep_exp, sweep["digest"], iris_runs.PARENT_DIGEST_TAG)):
-            logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, sweep, read_run_times(SWEEP_TIMES), launch.tags(sweep_exp)))
+        publishing.log_missing()
         try:
-            return settle(client, launch, targets, outcome, studies, report, across is not None)
+            return settle(client, launch, publishing.targets, publishing.outcome, studies, report, across is not None)
         except Vanished:
             continue
     raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
+
+
+class Publishing:
+    """One publish's pass over what it stands for: each run looked up by its digest, logged if
+    missing; what it found and logged (the outcome) and the runs it must settle (the targets)."""
+
+    def __init__(self, client, launch: Launch, where: str | None, studies: list[DatasetStudy], report: bool,
+                 across: dict | None, sweep: dict | None, patience: Patience, logged: dict[str, str]):
+        self.client, self.launch, self.studies, self.report, self.across, self.sweep = (client, launch, studies,
+                                                                                      report, across, sweep)
+        self.patience, self.logged = patience, logged
+        self.exp_ids = {s.dataset: experiment_id(client, store.experiment(s.dataset), where) for s in studies}
+        for study in studies:
+            study_view.describe(client, self.exp_ids[study.dataset], study.dataset, study.summary)
+        patience.answered()
+        self.sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
+        self.across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
+        self.planned = {study.dataset: study.runs() for study in studies}
+        self.outcome: dict[str, tuple[str, str]] = {}
+        self.targets: list[Target] = []
+
+    def log_missing(self) -> None:
+        """Each study's variant runs and report run, the run across datasets and the sweep: each
+        looked up, and logged unless it is there."""
+        self.outcome, self.targets = {}, []
+        for study in self.studies:
+            self.log_study(study)
+        client, across_exp, sweep_exp = self.client, self.across_exp, self.sweep_exp
+        if self.across is not None and not self.look_up(Target(ACROSS_NAME, across_exp, across_runs.digest())):
+            self.logs(ACROSS_NAME, across_runs.log_across(client, across_exp, self.across,
+                                                          *named_by_across(self.studies, run_ids(self.outcome)),
+                                                          self.launch.tags(across_exp)))
+        if self.sweep is not None and not self.look_up(Target(SWEEP, sweep_exp, self.sweep["digest"],
+                                                              iris_runs.PARENT_DIGEST_TAG)):
+            self.logs(SWEEP, iris_runs.log_sweep(client, sweep_exp, self.sweep, read_run_times(SWEEP_TIMES),
+                                                 self.launch.tags(sweep_exp)))
+
+    def log_study(self, study: DatasetStudy) -> None:
+        """A study's variant runs that MLflow lacks, then (with `report`) its report run."""
+        exp_id, launch = self.exp_ids[study.dataset], self.launch
+        missing = [run for run in self.planned[study.dataset]
+                   if not self.look_up(Target(study.key(run.record.variant), exp_id, run.digest))]
+        inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
+        for run in progress(missing, f"publish: {study.dataset}'s variant runs"):
+            standardize = run.record.config.training.standardize
+            if standardize not in inputs:
+                inputs[standardize] = datasets(run.split, run.source, study.dataset)
+            self.logs(study.key(run.record.variant), log_run(self.client, exp_id, run, inputs[standardize],
+                                                             launch.tags(exp_id), launch.named(run.record.variant)))
+        if self.report and not self.look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
+            self.logs(study.key(REPORT_NAME), report_runs.log_report(
+                self.client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(self.outcome)),
+                launch.tags(exp_id), launch.named(study_view.REPORT_ROLE)))
+
+    def look_up(self, target: Target) -> bool:
+        """Already there (FINISHED, by its digest): noted in the outcome."""
+        self.targets.append(target)
+        found = target.resolve(self.client, self.launch.me)
+        state = "logged" if found and self.logged.get(target.name) == found.info.run_id else "present"
+        self.outcome[target.name] = (state, found.info.run_id) if found else ("missing", "")
+        return found is not None
+
+    def logs(self, name: str, run_id: str) -> None:
+        self.outcome[name] = ("logged", run_id)
+        self.logged[name] = run_id
+        self.patience.progressed()
 
 
 def run_ids(outcome: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -414,50 +437,71 @@ class Patience:
     def waited(self, kind: str) -> float:
         return time.monotonic() - self.since.get(kind, time.monotonic())
 
+    def next_pause(self, state) -> float:
+        """tenacity's wait: the pause after the failed attempt, or infinity when none helps."""
+        pause = self.pause(store.failure(state.outcome.exception()))
+        return math.inf if pause is None else pause
 
-def busy_reason(exc: Exception) -> str:
-    text = " ".join(str(e) for e in store._causes(exc))
+
+# What the line before each pause says the server did, by store.failure's kind.
+WAITING_FOR = {"locked": "is locked by another writer",
+               "raced": "refused a row another publisher had just written",
+               "down": "stopped answering (restarting?)",
+               "busy": "is busy ({reason})"}
+
+
+def busy_reason(exc: BaseException) -> str:
+    import requests
+    import urllib3
+
+    causes = store._causes(exc)
     for code, meaning in (("503", "503 Service Unavailable"), ("429", "429 Too Many Requests"),
                           ("502", "502 Bad Gateway"), ("504", "504 Gateway Timeout")):
-        if f"too many {code} error" in text:
+        # The status of answers MLflow's client gave up retrying is in urllib3's text only.
+        if any(isinstance(e, urllib3.exceptions.ResponseError) and f"too many {code} error" in str(e) for e in causes):
             return meaning
-    if "TEMPORARILY_UNAVAILABLE" in text:
+    codes = {getattr(e, "error_code", None) for e in causes}
+    if "TEMPORARILY_UNAVAILABLE" in codes:
         return "503 Service Unavailable"
-    if "timed out" in text.lower():
+    if "REQUEST_LIMIT_EXCEEDED" in codes:
+        return "429 Too Many Requests"
+    if any(isinstance(e, (urllib3.exceptions.TimeoutError, requests.exceptions.Timeout, TimeoutError)) for e in causes):
         return "no answer within MLFLOW_HTTP_REQUEST_TIMEOUT"
+    # A server worker's pool of database connections, all in use (store.failure): its text only, over REST.
+    if "QueuePool limit" in " ".join(str(e) for e in causes):
+        return "every database connection of the server in use"
     return "connections dropped mid-request"
 
 
 def patiently(attempt, uri: str, patience: Patience):
     """attempt(), again while Patience says waiting helps; else one line that says what failed."""
+    from tenacity import Retrying, retry_if_exception
+
     where = store.redact(uri)
-    while True:
-        try:
-            return attempt()
-        except PipelineError:
-            raise
-        except Exception as exc:  # the store or server failed: wait if that helps, else say where
-            kind = store.failure(exc)
-            pause = patience.pause(kind)
-            if pause is not None:
-                print(f"publish: {where} " + {
-                    "locked": "is locked by another writer",
-                    "raced": "refused a row another publisher had just written",
-                    "down": "stopped answering (restarting?)",
-                    "busy": f"is busy ({busy_reason(exc)})"}[kind] + f"; retrying in {pause:.1f} s",
-                      file=sys.stderr, flush=True)
-                time.sleep(pause)
-                continue
-            if kind == "busy":
-                raise PipelineError(f"publishing to MLflow at {where} failed: the server was overloaded "
-                                    f"({busy_reason(exc)}) for {patience.waited('busy'):.0f} s; nothing was lost "
-                                    f"(training results are kept, and runs are known by their digests): "
-                                    f"run `dvc repro publish` again when it is less busy") from exc
-            hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
-                    if kind == "locked" else "")
-            raise PipelineError(f"publishing to MLflow at {where} failed: "
-                                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                                f"(training results are kept; run `dvc repro publish` again{hint})") from exc
+
+    def announce(state) -> None:
+        exc = state.outcome.exception()
+        said = WAITING_FOR[store.failure(exc)].format(reason=busy_reason(exc) if store.failure(exc) == "busy" else "")
+        print(f"publish: {where} {said}; retrying in {state.upcoming_sleep:.1f} s", file=sys.stderr, flush=True)
+
+    def give_up(state):
+        exc = state.outcome.exception()
+        if store.failure(exc) == "busy":
+            raise PipelineError(f"publishing to MLflow at {where} failed: the server was overloaded "
+                                f"({busy_reason(exc)}) for {patience.waited('busy'):.0f} s; nothing was lost "
+                                f"(training results are kept, and runs are known by their digests): "
+                                f"run `dvc repro publish` again when it is less busy") from exc
+        hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
+                if store.failure(exc) == "locked" else "")
+        raise PipelineError(f"publishing to MLflow at {where} failed: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                            f"(training results are kept; run `dvc repro publish` again{hint})") from exc
+
+    # The store or server failed (a PipelineError is the pipeline's own word, and an interrupt
+    # the user's): wait if that helps, else say where.
+    return Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and not isinstance(exc, PipelineError)),
+                    wait=patience.next_pause, stop=lambda state: state.upcoming_sleep == math.inf,
+                    before_sleep=announce, retry_error_callback=give_up, sleep=time.sleep)(attempt)
 
 
 def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:

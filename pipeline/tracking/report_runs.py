@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.catalog import ReportFiles
 from ..core.record import TrainingRecord
+from ..core.summaries import ReportSummary
 from .store import DIGEST_TAG, again_if_raced, closing_run
 from .evaluation import METRIC_PREFIX
 from .variant_runs import MODEL_CODE
@@ -39,34 +40,34 @@ def digest(dataset: str) -> str:
     return folder_digest(ReportFiles(dataset).folder)
 
 
-def references(summary: dict, run_ids: dict[str, str]) -> dict[str, str]:
+def references(summary: ReportSummary, run_ids: dict[str, str]) -> dict[str, str]:
     """The report run's tags that name other runs: the runs it summarizes and the champion's."""
-    return {"champion.run_id": run_ids[summary["champion"]],
+    return {"champion.run_id": run_ids[summary.champion],
             **{f"summarizes.{name}": run_id for name, run_id in run_ids.items()}}
 
 
-def log_report(client, experiment_id: str, dataset: str, summary: dict, run_ids: dict[str, str],
+def log_report(client, experiment_id: str, dataset: str, summary: ReportSummary, run_ids: dict[str, str],
                extra_tags: dict, run_name: str = "comparison-report") -> str:
     from mlflow.entities import Metric, Param
 
     files = ReportFiles(dataset)
     tags = {DIGEST_TAG: digest(dataset), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             "dataset": dataset,
-            "champion": summary["champion"], **references(summary, run_ids),
-            "champion_rule": summary["champion_rule"], "hypotheses": str(summary["hypotheses"]),
-            **{f"verdict.{name}": row["verdict"] for name, row in summary["variants"].items()},
+            "champion": summary.champion, **references(summary, run_ids),
+            "champion_rule": summary.champion_rule, "hypotheses": str(summary.hypotheses),
+            **{f"verdict.{name}": row.verdict for name, row in summary.variants.items()},
             "mlflow.note.content": files.comparison_md.read_text(),
             "mlflow.runColor": REPORT_COLOR, **extra_tags}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
-        params = {"variants": len(run_ids), "champion": summary["champion"], "reference": summary["reference"],
-                  "study.seeds": summary["seeds"], "study.splits": summary["splits"],
-                  "study.confidence": summary["confidence"], "study.margin": summary["margin"],
-                  "hypotheses": summary["hypotheses"], "champion_rule": summary["champion_rule"],
-                  "test": summary["test"]}
+        params = {"variants": len(run_ids), "champion": summary.champion, "reference": summary.reference,
+                  "study.seeds": summary.seeds, "study.splits": summary.splits,
+                  "study.confidence": summary.confidence, "study.margin": summary.margin,
+                  "hypotheses": summary.hypotheses, "champion_rule": summary.champion_rule,
+                  "test": summary.test}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                         metrics=[Metric("champion_val_accuracy_mean", summary["champion_val_accuracy_mean"],
+                         metrics=[Metric("champion_val_accuracy_mean", summary.champion_val_accuracy_mean,
                                          run.info.start_time, 0)])
         client.log_artifacts(run_id, str(files.folder))
         closing.finish()
@@ -92,26 +93,26 @@ def identity(record: TrainingRecord) -> dict[str, str]:
     return {"variant": record.variant, "record_digest": record.digest, "model_code": MODEL_CODE}
 
 
-def version_tags(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> dict[str, str]:
+def version_tags(record: TrainingRecord, summary: ReportSummary, evaluated: dict[str, float]) -> dict[str, str]:
     """What a version says about itself: the model's identity (how a version is found again),
     its dataset, verdict and data, its evaluation."""
     return {**identity(record), "dataset": record.dataset,
-            "verdict": summary["variants"][record.variant]["verdict"], "data.sha256": record.data.sha256,
+            "verdict": summary.variants[record.variant].verdict, "data.sha256": record.data.sha256,
             **{f"evaluation.{key}": f"{value:.4f}" for key, value in sorted(evaluated.items())},
             # rows: the actual class, columns: the predicted one (the run's evaluation/confusion_matrix.json)
             "evaluation.confusion_matrix": json.dumps(record.confusion_matrix)}
 
 
-def version_description(record: TrainingRecord, summary: dict, evaluated: dict[str, float]) -> str:
-    row = summary["variants"][record.variant]
+def version_description(record: TrainingRecord, summary: ReportSummary, evaluated: dict[str, float]) -> str:
+    row = summary.variants[record.variant]
     shown = ", ".join(f"{METRIC_NAMES.get(key, key)} {value:.3f}" for key, value in sorted(evaluated.items()))
     return (f"{record.dataset}: {record.variant} ({record.config.loss} on {record.head.last_activation} outputs), "
-            f"the canonical replica (seed {record.seed}, split 0). Verdict against {summary['reference']}: "
-            f"{row['verdict']}; the champion by the rule: {summary['champion_rule'].rstrip('.')}. Validation rows of split 0: "
+            f"the canonical replica (seed {record.seed}, split 0). Verdict against {summary.reference}: "
+            f"{row.verdict}; the champion by the rule: {summary.champion_rule.rstrip('.')}. Validation rows of split 0: "
             f"{shown}. Data sha256 {record.data.sha256}. Takes the file's raw rows (docs/serving.md).")
 
 
-def champion_version(client, champion_run_id: str, record: TrainingRecord, summary: dict,
+def champion_version(client, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
                      stays: str | None = None, origin: dict[str, str] | None = None) -> tuple[str, bool]:
     """One step towards the registry's rule: each model (variant and record digest) registered
     once, from a run that exists, and the alias on the champion's unless `stays` says why it
@@ -168,7 +169,7 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
     return keep.version, changed
 
 
-def register_champion(client, champion_run_id: str, record: TrainingRecord, summary: dict,
+def register_champion(client, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
                       stays: str | None = None, origin: dict[str, str] | None = None) -> str:
     """Point the alias at the champion's logged model. It moves only when the champion rule's
     answer changes (another variant) or that variant's model does (retrained: another record

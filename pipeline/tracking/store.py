@@ -124,25 +124,27 @@ def closing_run(client, run_id: str):
         raise
 
 
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return ""
-
-
 def _started(pid: int) -> str:
-    """When a process started, in clock ticks since boot ('' if it does not exist): a pid
-    reused by a later process has another start."""
-    stat = _read(f"/proc/{pid}/stat")
-    return stat.rsplit(")", 1)[1].split()[19] if ")" in stat else ""
+    """When a process started, in clock ticks since boot as /proc/<pid>/stat counts them ('' if
+    it does not exist): a pid reused by a later process has another start. psutil gives seconds
+    since the epoch, which move when the clock is set (NTP); less the boot time, moved alike, it
+    is the time since boot, so the tag keeps the unit it always had."""
+    import psutil
+
+    try:
+        since_boot = psutil.Process(pid).create_time() - psutil.boot_time()
+    except psutil.NoSuchProcess:
+        return ""
+    return str(round(since_boot * os.sysconf("SC_CLK_TCK")))
 
 
 def _machine() -> str:
     """This boot of this kernel and this pid namespace: processes that share it see each
-    other's /proc ('' where that is not known)."""
-    boot = _read("/proc/sys/kernel/random/boot_id")
+    other's /proc ('' where that is not known). psutil names neither: its boot_time() moves when
+    the clock is set (the kernel derives it from the clock), the boot id does not; and it has no
+    API for the pid namespace, so both are read from /proc here."""
     try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         namespace = os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
@@ -178,7 +180,12 @@ class Publisher:
 
     def exited(self) -> bool:
         """Only for a process of this machine: it is gone (or its pid is another process's now)."""
-        return not self.started or _started(self.pid) != self.started
+        import psutil
+
+        try:
+            return not self.started or _started(self.pid) != self.started
+        except psutil.AccessDenied:  # it runs, its start hidden from this user: it may still be logging
+            return False
 
 
 def abandoned(run, me: Publisher, now_ms: int | None = None) -> bool:
@@ -201,18 +208,37 @@ def abandoned(run, me: Publisher, now_ms: int | None = None) -> bool:
 def gone(exc: Exception) -> bool:
     """The run (or model version) a request named was deleted meanwhile, by another publisher."""
     code = getattr(exc, "error_code", "")
+    # A deleted run that is written to is an INVALID_PARAMETER_VALUE like any bad argument, over
+    # REST and on a local store alike (SqlAlchemyStore._check_run_is_active, MLflow 3.17.2): its
+    # text is all that tells them apart.
     return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE"
                                                  and "must be in the 'active' state" in str(exc))
 
 
-def raced(exc: Exception) -> bool:
+# A unique constraint refused an insert: SQLite's extended codes (a unique index, a primary key)
+# and PostgreSQL's SQLSTATE for unique_violation (psycopg2's errors.UniqueViolation).
+_SQLITE_UNIQUE = (2067, 1555)  # SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
+_PG_UNIQUE = "23505"
+# Through a tracking server the database's error arrives as the text of a RestException whose
+# code (BAD_REQUEST or INTERNAL_ERROR) says nothing more: MLflow's handlers serialize only the
+# code and the message (server/handlers.catch_mlflow_exception, 3.17.2).
+_UNIQUE_TEXTS = ("UniqueViolation", "duplicate key value violates unique constraint", "UNIQUE constraint failed")
+
+
+def raced(exc: BaseException) -> bool:
     """MLflow's get-or-create of a shared row (a dataset, an alias) met a publisher inserting the
     same row: the store refused the second insert, and trying again finds the row. Or model
     versions created at the same moment took the same number three times, which MLflow answers
     with a 500 ("Model Version creation error ... Giving up after 3 attempts")."""
+    if any(getattr(e, "sqlite_errorcode", None) in _SQLITE_UNIQUE or getattr(e, "pgcode", None) == _PG_UNIQUE
+           for e in _causes(exc)):  # a local store: the driver's error is the MlflowException's cause
+        return True
     text = str(exc)
-    return any(s in text for s in ("UniqueViolation", "duplicate key value violates unique constraint",
-                                   "UNIQUE constraint failed", "Model Version creation error")) or (
+    # "Model Version creation error" is raised after MLflow's retry loop, with no cause and the
+    # generic INTERNAL_ERROR (model_registry/sqlalchemy_store.create_model_version, 3.17.2); over
+    # REST its 500s exhaust the client's retries, and urllib3's ResponseError names the status in
+    # its text only ("too many 500 error responses"), the endpoint in the URL.
+    return any(s in text for s in (*_UNIQUE_TEXTS, "Model Version creation error")) or (
         "model-versions/create" in text and "too many 500 error responses" in text)
 
 
@@ -220,14 +246,11 @@ def again_if_raced(call, *args, tries: int = 3, **kwargs):
     """call(*args, **kwargs), tried again while it loses such a race, after a random pause so
     that the publishers that met do not meet again."""
     from mlflow.exceptions import MlflowException
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-    for attempt in range(tries):
-        try:
-            return call(*args, **kwargs)
-        except MlflowException as exc:
-            if attempt == tries - 1 or not raced(exc):
-                raise
-            time.sleep(random.uniform(0.1, 1.0) * (attempt + 1))
+    return Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, MlflowException) and raced(exc)),
+                    wait=lambda state: random.uniform(0.1, 1.0) * state.attempt_number,
+                    stop=stop_after_attempt(tries), reraise=True)(call, *args, **kwargs)
 
 
 def _search(client, experiment_id: str, key: str, value: str) -> list:
@@ -319,29 +342,41 @@ def _causes(exc: BaseException):
     return seen
 
 
+def _sqlite_busy(e: BaseException) -> bool:
+    """SQLite's "database is locked": SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes too."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (5, 6)
+
+
 def failure(exc: BaseException) -> str | None:
     """'down', 'busy', 'locked', 'raced' or None (anything else: not worth waiting for)."""
     import requests
+    import sqlalchemy
     import urllib3
 
     causes = _causes(exc)
     text = " ".join(str(e) for e in causes)
-    if "database is locked" in text:
+    # A local SQLite store's error is the cause of MLflow's (a TEMPORARILY_UNAVAILABLE); a
+    # server on SQLite sends it as text under the same code, which is also a busy server's.
+    if any(_sqlite_busy(e) for e in causes) or "database is locked" in text:
         return "locked"
-    if any(raced(e) for e in causes if isinstance(e, Exception)):
+    if any(raced(e) for e in causes):
         return "raced"
     if any(getattr(e, "error_code", None) in BUSY_CODES for e in causes):
         return "busy"
-    if any(f"too many {code} error responses" in text for code in (429, 502, 503, 504)):
+    # MLflow's client retried 429 and 5xx answers and gave up: urllib3's ResponseError says which
+    # status in its text only ("too many 503 error responses"; urllib3 2.x keeps no status).
+    if any(isinstance(e, urllib3.exceptions.ResponseError)
+           and any(f"too many {code} error responses" in str(e) for code in (429, 502, 503, 504)) for e in causes):
         return "busy"
-    if "QueuePool limit" in text:  # a 400: every database connection of a server worker in use for 30 s
+    # Every database connection of a server worker in use for 30 s: locally SQLAlchemy's
+    # TimeoutError; from a server, a 400 whose text alone says so.
+    if any(isinstance(e, sqlalchemy.exc.TimeoutError) for e in causes) or "QueuePool limit" in text:
         return "busy"
     if any(isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
-           for e in causes) or "Connection refused" in text:
+           for e in causes):
         return "down"
     if any(isinstance(e, (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout,
                           urllib3.exceptions.ProtocolError)) for e in causes):
-        return "busy"
-    if "Read timed out" in text or "Connection aborted" in text or "RemoteDisconnected" in text:
         return "busy"
     return None

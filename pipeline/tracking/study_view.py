@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 
+from ..core.summaries import ReportSummary
 from .store import retag
 
 CURRENT_TAG = "current"
@@ -53,14 +54,14 @@ def view_path(exp_id: str) -> str:
     return f"#/experiments/{exp_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
 
 
-def describe(client, exp_id: str, dataset: str, summary: dict) -> None:
+def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
     """The experiment's description (the UI shows it above its runs) and its saved view."""
     text = (f"**The loss study on {dataset}.** [Open the study's view]({view_path(exp_id)}): its current runs "
             f"with mean accuracy, interval, verdict and diagnoses. One run per variant, each trained as "
-            f"{summary['seeds'] * summary['splits']} replicas ({summary['seeds']} seeds on each of "
-            f"{summary['splits']} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
-            f"tag `verdict` the test against {summary['reference']}; the run `{REPORT_ROLE}` holds the table, "
-            f"the champion is `{summary['champion']}`. The curves `train/loss`, `val/loss`, `val/accuracy` are "
+            f"{summary.seeds * summary.splits} replicas ({summary.seeds} seeds on each of "
+            f"{summary.splits} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
+            f"tag `verdict` the test against {summary.reference}; the run `{REPORT_ROLE}` holds the table, "
+            f"the champion is `{summary.champion}`. The curves `train/loss`, `val/loss`, `val/accuracy` are "
             f"the replicas' mean (`_min`, `_max` their range), `..._canonical` the canonical replica's (params' "
             f"seed, split 0). First search: `tags.contrast = 'nll' and tags.{CURRENT_TAG} = 'yes'` (NLL on ReLU, "
             f"red, against NLL on LogSoftmax, green). Runs named `(superseded)` or after a DVC experiment are "
