@@ -60,10 +60,6 @@ def small_params(**overrides) -> dict:
     # Titanic alone unless asked: each dataset is two more processes in every `dvc repro`.
     datasets = overrides.pop("datasets", ["titanic"])
     params["datasets"] = {name: params["datasets"][name] for name in datasets}
-    if "wine" in params["datasets"]:
-        # 2 splits judge 2 x 36 validation rows of wine's 178 at the default share: coarser than the
-        # margin, so preprocess@wine would refuse it (data/preprocess.py, judged); 0.3 gives 2 x 54.
-        params["datasets"]["wine"]["validation_share"] = 0.3
     for key, value in overrides.items():  # "a.b.c": value sets params["a"]["b"]["c"]
         *path, leaf = key.split(".")
         section = params

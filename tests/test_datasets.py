@@ -186,11 +186,11 @@ def own_table(project, rows: list[str], **entry) -> None:
      "column label holds non-integer numbers (0.25): not class labels"),
     (["a,b,label"] + [f"{i},{i % 7},{1000 + i}" for i in range(120)],
      "column label holds 120 distinct values in 120 rows: not class labels"),
-    # Six rows: one validation row per split cannot judge a margin of 0.01.
+    # Six rows: two validation rows per split for two classes.
     (["a,b,label"] + [f"{i},{i % 3},{i % 2}" for i in range(6)],
-     "datasets.mine: 2 validation row(s) per split (6 clean rows x validation_share 0.2): the mean of 2 split(s) "
-     "moves in steps of 0.25, coarser than study.margin 0.01; the study needs at least 50 validation rows per "
-     "split (about 250 clean rows at this share), or more splits"),
+     "datasets.mine: 2 validation row(s) per split (6 clean rows x validation_share 0.2) for 2 classes: a split "
+     "cannot judge a class it holds fewer than 2 rows of; the study needs at least 4 validation rows per split "
+     "(about 20 clean rows at this share)"),
 ])
 def test_a_table_the_study_cannot_judge_is_refused_before_training(project, rows, expected):
     own_table(project, rows)

@@ -46,13 +46,14 @@ def cluster():
 def expected_digests(folder: Path) -> set[str]:
     """The digests of the Titanic runs this copy's publish stands for (its variants and report)."""
     from pipeline.core.record import TrainingRecord
+    from pipeline.core.summaries import ReportSummary
     from pipeline.tracking import report_runs
     from pipeline.tracking.variant_runs import run_digest
 
     with contextlib.chdir(folder):
-        summary = json.loads(Path("reports/titanic/summary.json").read_text())
-        return {report_runs.digest("titanic"), *(run_digest(TrainingRecord.load(name, "titanic"), summary["variants"][name], summary)
-                                         for name in summary["variants"])}
+        summary = ReportSummary.load("titanic")
+        return {report_runs.digest("titanic"), *(run_digest(TrainingRecord.load(name, "titanic"), row, summary)
+                                                 for name, row in summary.variants.items())}
 
 
 def finished_runs(uri: str) -> int:

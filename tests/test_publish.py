@@ -45,7 +45,7 @@ def test_each_variant_becomes_one_complete_run(trained):
     by_name = {run.info.run_name: run for run in found}
     assert sorted(by_name) == sorted(VARIANTS)
     run = by_name["nll_relu"]
-    record = TrainingRecord.load("nll_relu")
+    record = TrainingRecord.load("nll_relu", "titanic")
     times = json.loads(VariantFiles("nll_relu", "titanic").run_times.read_text())
     stats = json.loads(STUDY_REPORT.summary.read_text())["variants"]["nll_relu"]
     assert run.info.status == "FINISHED"
@@ -117,7 +117,7 @@ def test_the_logged_model_takes_the_files_rows_and_answers_as_the_study_counted(
     assert [c["name"] for c in info.signature.outputs.to_dict()] == ["p_survived", "survived"]
     assert info.saved_input_example_info is not None
     served = mlflow.pyfunc.load_model(f"models:/{model_id}")
-    record = TrainingRecord.load("mse")
+    record = TrainingRecord.load("mse", "titanic")
     original = variant_run.load_model(record)
     network = served.unwrap_python_model().network
     assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), original.state_dict().values()))
@@ -148,7 +148,7 @@ def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(traine
 def test_variant_runs_need_the_report_made_from_the_same_results(trained):
     train.main("titanic", "mse")  # the same numbers: still current
     publish.main(only=["mse"])
-    STUDY_REPORT.summary.write_text(STUDY_REPORT.summary.read_text().replace(TrainingRecord.load("mse").digest, "0" * 64))
+    STUDY_REPORT.summary.write_text(STUDY_REPORT.summary.read_text().replace(TrainingRecord.load("mse", "titanic").digest, "0" * 64))
     with pytest.raises(publish.PipelineError, match="run `dvc repro report` first"):
         publish.main(only=["nll_relu", "mse"])
 

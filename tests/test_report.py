@@ -48,7 +48,7 @@ def test_report_table_figures_and_champion(prepared):
                                    if better else "nll_logsoftmax")
     assert by_name["nll_relu"]["replicas"] == "4" and by_name["nll_relu"]["splits"] == "2"
     # The row's mean is the mean of the replicas' final accuracies; its interval holds it.
-    record = TrainingRecord.load("mse")
+    record = TrainingRecord.load("mse", "titanic")
     mean = np.mean([r.summary.final_val_accuracy for r in record.replicas])
     assert float(by_name["mse"]["val_accuracy_mean"]) == pytest.approx(mean)
     assert float(by_name["mse"]["val_accuracy_ci_low"]) <= mean <= float(by_name["mse"]["val_accuracy_ci_high"])
@@ -73,7 +73,7 @@ def test_report_table_figures_and_champion(prepared):
         a.path for a in client.list_artifacts(summary_run.info.run_id)}
     version = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
-    champion = TrainingRecord.load(summary["champion"])
+    champion = TrainingRecord.load(summary["champion"], "titanic")
     assert {k: version.tags[k] for k in ("variant", "record_digest", "model_code", "dataset", "verdict",
                                          "data.sha256")} == {
         "variant": summary["champion"], "record_digest": champion.digest, "model_code": variant_runs.MODEL_CODE,
@@ -147,7 +147,7 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     client = MlflowClient(prepared.uri())
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
     first = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
-    champion = TrainingRecord.load(summary["champion"])
+    champion = TrainingRecord.load(summary["champion"], "titanic")
     # The same champion, its run logged again (new statistics about the same model): no move.
     assert report_run.register_champion(client, "another-run", champion, summary) == first.version
     # The rule's answer changes: the alias moves to that variant's model, a new version.

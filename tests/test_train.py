@@ -23,7 +23,7 @@ from pipeline.data.splits import replicas, scaler, split_arrays
 def test_a_variant_writes_weights_record_replicas_metrics_and_history(prepared, capsys):
     train.main("titanic", "nll_logsoftmax")
     files = VariantFiles("nll_logsoftmax", "titanic")
-    record = TrainingRecord.load("nll_logsoftmax")
+    record = TrainingRecord.load("nll_logsoftmax", "titanic")
     assert files.model.stat().st_size > 1000
     assert [h.epoch for h in record.history] == [1, 2]
     assert all(0 <= h.val_accuracy <= 1 for h in record.history)
@@ -191,7 +191,7 @@ def test_nll_on_relu_runs_below_its_bound_in_some_replicas(prepared):
     raw["variants"]["nll_relu"]["epochs"] = 6
     open("params.yaml", "w").write(yaml.safe_dump(raw))
     train.main("titanic", "nll_relu")
-    record = TrainingRecord.load("nll_relu")
+    record = TrainingRecord.load("nll_relu", "titanic")
     statuses = [r.diagnosis.status for r in record.replicas]
     assert sum(record.diagnoses.values()) == 8 == len(statuses)
     assert "diverging" in record.diagnoses

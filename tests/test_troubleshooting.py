@@ -15,9 +15,9 @@ import yaml
 
 from pipeline.core.catalog import DatasetFiles, VariantFiles
 
-TITANIC = DatasetFiles("titanic")
-
 from .conftest import ROOT, small_params, titanic_csv
+
+TITANIC = DatasetFiles("titanic")
 
 MSE = VariantFiles("mse", "titanic")
 

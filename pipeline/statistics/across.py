@@ -1,8 +1,8 @@
 """Statistics across datasets: how each variant does over all of them, and what they can tell apart.
 
-Every variant is trained on J train/validation splits of each dataset (titanic, penguins,
-breast_cancer, wine, digits), and each split's seeds are averaged first (`per_dataset.py`): this
-module takes those split means, one row per (dataset, variant, split), and never sees a replica.
+Every variant is trained on J train/validation splits of each dataset of params.yaml, and each
+split's seeds are averaged first (`per_dataset.py`): this module takes those split means, one row
+per (dataset, variant, split), and never sees a replica.
 
 - Accuracy is not comparable between datasets (always guessing the majority class scores 0.62 on
   one, 0.10 on another), so it is normalised per dataset: (acc - majority share) /
@@ -145,63 +145,80 @@ def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resample
     as an uncorrected t interval is; stretching by sqrt(1 + J * n_val / n_train) gives each
     dataset's resampled mean the Nadeau-Bengio corrected variance (statistics/per_dataset.py does the same
     for its tests). The observed means are unchanged."""
-    from scipy import stats
-
     if not (0 < confidence < 1):
         raise PipelineError(f"confidence {confidence!r} is not between 0 and 1")
     if int(resamples) != resamples or resamples < 1:
         raise PipelineError(f"resamples {resamples!r} is not a positive whole number")
     checked = _checked(table, majority_share)
-    grids = _matrices(checked)
-    for dataset, factor in (inflation or {}).items():
-        if dataset in grids:
-            if not factor >= 1:
-                raise PipelineError(f"inflation {factor!r} for {dataset} is below 1 (it widens, never narrows)")
-            grid = grids[dataset]
-            grids[dataset] = grid.mean() + (grid - grid.mean()) * factor
+    grids = _inflated(_matrices(checked), inflation or {})
     variants = list(dict.fromkeys(checked["variant"]))
     if reference is not None:
         lacking = [dataset for dataset, grid in grids.items() if reference not in grid.columns]
         if reference not in variants or lacking:
             raise PipelineError(f"reference {reference!r} is missing on {', '.join(lacking) or 'every dataset'}")
+    resampled = _resampled(grids, int(resamples), seed)
+    tail = (1 - confidence) / 2
+    out = {variant: _variant_row(variant, grids, resampled, reference, tail) for variant in variants}
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("variant")
 
+
+def _inflated(grids: dict[str, pd.DataFrame], inflation: dict[str, float]) -> dict[str, pd.DataFrame]:
+    """Each dataset's split values stretched about their mean by its factor (aggregate's `inflation`)."""
+    out = dict(grids)
+    for dataset, factor in inflation.items():
+        if dataset in out:
+            if not factor >= 1:
+                raise PipelineError(f"inflation {factor!r} for {dataset} is below 1 (it widens, never narrows)")
+            grid = out[dataset]
+            out[dataset] = grid.mean() + (grid - grid.mean()) * factor
+    return out
+
+
+def _resampled(grids: dict[str, pd.DataFrame], resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """dataset -> (resamples x variants) mean normalised accuracy, columns as the grid's: each
+    resample draws J split indices with replacement, the same for every variant of the dataset."""
     rng = np.random.default_rng(seed)
-    resampled = {}  # dataset -> (resamples x variants) mean normalised accuracy, columns as the grid's
+    resampled = {}
     for dataset, grid in grids.items():
         j = len(grid)
-        drawn = rng.integers(0, j, size=(int(resamples), j))  # J split indices per resample, shared by all variants
+        drawn = rng.integers(0, j, size=(resamples, j))
         # How often each split was drawn, as counts: counts @ values is the resampled sum with
         # memory resamples x J, not resamples x J x variants.
-        rows = np.arange(int(resamples))[:, None] * j
-        counts = np.bincount((drawn + rows).ravel(), minlength=int(resamples) * j).reshape(int(resamples), j)
+        rows = np.arange(resamples)[:, None] * j
+        counts = np.bincount((drawn + rows).ravel(), minlength=resamples * j).reshape(resamples, j)
         resampled[dataset] = counts @ grid.to_numpy() / j
+    return resampled
 
-    tail = (1 - confidence) / 2
 
+def _mean(values, axis):
+    return values.mean(axis=axis)
+
+
+def _iqm(values, axis):
+    from scipy import stats
+
+    return stats.trim_mean(values, IQM_TRIM, axis=axis)
+
+
+def _variant_row(variant: str, grids: dict[str, pd.DataFrame], resampled: dict[str, np.ndarray],
+                 reference: str | None, tail: float) -> dict:
+    """One variant's row of aggregate: its datasets, mean and IQM with their percentile intervals,
+    and its paired difference to the reference."""
     def summary(observed: np.ndarray, boot: np.ndarray, statistic) -> tuple[float, float, float]:
         low, high = np.quantile(statistic(boot, axis=1), [tail, 1 - tail])
         return float(statistic(observed[None, :], axis=1)[0]), float(low), float(high)
 
-    def mean(values, axis):
-        return values.mean(axis=axis)
-
-    def iqm(values, axis):
-        return stats.trim_mean(values, IQM_TRIM, axis=axis)
-
-    out = {}
-    for variant in variants:
-        present = [dataset for dataset, grid in grids.items() if variant in grid.columns]
-        observed = np.array([grids[d][variant].mean() for d in present])
-        boot = np.column_stack([resampled[d][:, grids[d].columns.get_loc(variant)] for d in present])
-        row = {"datasets": len(present), "absent": ", ".join(d for d in grids if d not in present)}
-        row["mean"], row["mean_low"], row["mean_high"] = summary(observed, boot, mean)
-        row["iqm"], row["iqm_low"], row["iqm_high"] = summary(observed, boot, iqm)
-        if reference is not None:
-            base = np.array([grids[d][reference].mean() for d in present])
-            base_boot = np.column_stack([resampled[d][:, grids[d].columns.get_loc(reference)] for d in present])
-            row["diff"], row["diff_low"], row["diff_high"] = summary(observed - base, boot - base_boot, mean)
-        out[variant] = row
-    return pd.DataFrame.from_dict(out, orient="index").rename_axis("variant")
+    present = [dataset for dataset, grid in grids.items() if variant in grid.columns]
+    observed = np.array([grids[d][variant].mean() for d in present])
+    boot = np.column_stack([resampled[d][:, grids[d].columns.get_loc(variant)] for d in present])
+    row = {"datasets": len(present), "absent": ", ".join(d for d in grids if d not in present)}
+    row["mean"], row["mean_low"], row["mean_high"] = summary(observed, boot, _mean)
+    row["iqm"], row["iqm_low"], row["iqm_high"] = summary(observed, boot, _iqm)
+    if reference is not None:
+        base = np.array([grids[d][reference].mean() for d in present])
+        base_boot = np.column_stack([resampled[d][:, grids[d].columns.get_loc(reference)] for d in present])
+        row["diff"], row["diff_low"], row["diff_high"] = summary(observed - base, boot - base_boot, _mean)
+    return row
 
 
 def verdict_counts(verdicts: dict[str, dict[str, str]]) -> dict[str, str]:

@@ -31,7 +31,7 @@ from ..core import config
 from ..core.errors import PipelineError
 from ..core.catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
 from ..core.progress import progress
-from ..core.summaries import read_across_summary, read_report_summary, read_run_times, read_sweep
+from ..core.summaries import AcrossSummary, ReportSummary, read_run_times, read_sweep
 from ..data.preprocess import load_prepared
 from ..core.record import TrainingRecord
 from ..data.splits import split_arrays
@@ -153,14 +153,14 @@ class Launch:
         return store.retag(self.client, self.client.get_run(self.run_id), tags)
 
 
-def logging_order(records: list[TrainingRecord], summary: dict) -> list[TrainingRecord]:
+def logging_order(records: list[TrainingRecord], summary: ReportSummary) -> list[TrainingRecord]:
     """MLflow's chart view draws the 10 most recent runs and hides the rest until ticked. What a
     reader looks for first is logged last: the reference and the champion, then the contrast
     pairs, then (after these) the report; the other variants before them, in params order."""
     def weight(record):
         if record.config.contrast:
             return 2
-        return 1 if record.variant in (summary["reference"], summary["champion"]) else 0
+        return 1 if record.variant in (summary.reference, summary.champion) else 0
 
     return sorted(records, key=weight)
 
@@ -170,7 +170,7 @@ class DatasetStudy:
     """One dataset's part of a publish: its variants' training records and its report's summary."""
     dataset: str
     records: list[TrainingRecord]
-    summary: dict
+    summary: ReportSummary
     settings: config.Dataset    # its params.yaml entry: how its file is read (the served model's inputs)
 
     def key(self, name: str) -> str:
@@ -178,7 +178,7 @@ class DatasetStudy:
         return f"{self.dataset}/{name}"
 
     def champion(self) -> TrainingRecord | None:
-        return next((r for r in self.records if r.variant == self.summary["champion"]), None)
+        return next((r for r in self.records if r.variant == self.summary.champion), None)
 
     def runs(self) -> list[VariantRun]:
         prepared = load_prepared(self.dataset)
@@ -187,7 +187,7 @@ class DatasetStudy:
         table = served_spec.Table.read(self.settings)
         rows = table.validation_rows(prepared)
         # The canonical split as its model saw it: scaled with the scaler training recorded.
-        return [VariantRun(record=record, stats=self.summary["variants"][record.variant], conclusion=self.summary,
+        return [VariantRun(record=record, stats=self.summary.variants[record.variant], conclusion=self.summary,
                            source=source, times=read_run_times(VariantFiles(record.variant, self.dataset).run_times),
                            split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None),
                            served=served_spec.spec(record, table, prepared), rows=rows)
@@ -304,13 +304,13 @@ def run_ids(outcome: dict[str, tuple[str, str]]) -> dict[str, str]:
 
 def variant_ids(study: DatasetStudy, ids: dict[str, str]) -> dict[str, str]:
     """{variant: run_id} of the study's variants, from {name: run_id}."""
-    return {name: ids[study.key(name)] for name in study.summary["variants"] if study.key(name) in ids}
+    return {name: ids[study.key(name)] for name in study.summary.variants if study.key(name) in ids}
 
 
 def named_by_across(studies: list[DatasetStudy], ids: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """The runs the page across datasets names: each dataset's report run and champion's run."""
     reports = {s.dataset: ids[s.key(REPORT_NAME)] for s in studies if s.key(REPORT_NAME) in ids}
-    champions = {s.dataset: ids[s.key(s.summary["champion"])] for s in studies if s.key(s.summary["champion"]) in ids}
+    champions = {s.dataset: ids[s.key(s.summary.champion)] for s in studies if s.key(s.summary.champion) in ids}
     return reports, champions
 
 
@@ -352,7 +352,7 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                 if report:
                     mine[study_view.REPORT_ROLE] = runs[study.key(REPORT_NAME)]
                 wrote |= study_view.mark_current(client, next(iter(mine.values())).info.experiment_id, mine,
-                                                 {*study.summary["variants"], study_view.REPORT_ROLE},
+                                                 {*study.summary.variants, study_view.REPORT_ROLE},
                                                  launch.began_ms)
             for study in reported:
                 champion = study.champion()
@@ -481,7 +481,8 @@ def patiently(attempt, uri: str, patience: Patience):
 
     def announce(state) -> None:
         exc = state.outcome.exception()
-        said = WAITING_FOR[store.failure(exc)].format(reason=busy_reason(exc) if store.failure(exc) == "busy" else "")
+        kind = store.failure(exc)
+        said = WAITING_FOR[kind].format(reason=busy_reason(exc) if kind == "busy" else "")
         print(f"publish: {where} {said}; retrying in {state.upcoming_sleep:.1f} s", file=sys.stderr, flush=True)
 
     def give_up(state):
@@ -497,11 +498,14 @@ def patiently(attempt, uri: str, patience: Patience):
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                             f"(training results are kept; run `dvc repro publish` again{hint})") from exc
 
-    # The store or server failed (a PipelineError is the pipeline's own word, and an interrupt
-    # the user's): wait if that helps, else say where.
-    return Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and not isinstance(exc, PipelineError)),
-                    wait=patience.next_pause, stop=lambda state: state.upcoming_sleep == math.inf,
-                    before_sleep=announce, retry_error_callback=give_up, sleep=time.sleep)(attempt)
+    def failed(exc: BaseException) -> bool:
+        """The store or server failed: not the pipeline's own word (PipelineError), nor an interrupt."""
+        return isinstance(exc, Exception) and not isinstance(exc, PipelineError)
+
+    # Wait if that helps (Patience's policy), else say where.
+    return Retrying(retry=retry_if_exception(failed), wait=patience.next_pause,
+                    stop=lambda state: state.upcoming_sleep == math.inf, before_sleep=announce,
+                    retry_error_callback=give_up, sleep=time.sleep)(attempt)
 
 
 def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:
@@ -522,14 +526,14 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     for dataset in params.datasets if wanted else ():
         records = [TrainingRecord.load(name, dataset) for name in wanted]
         # Each variant's run carries what its dataset's report concluded about it.
-        summary = read_report_summary(dataset)
+        summary = ReportSummary.load(dataset)
         for record in records:
-            if summary["digests"].get(record.variant) != record.digest:
+            if summary.digests.get(record.variant) != record.digest:
                 raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
                                     f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
         studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset)))
     sweep = read_sweep() if SWEEP in names else None
-    across_summary = read_across_summary() if across else None
+    across_summary = AcrossSummary.load() if across else None
     uri = store.tracking_uri()
     # MLflow's own retries stay few and short, so that a stopped server fails the publish at
     # once; waiting for a busy or restarting one is Patience's (a user's own settings win).

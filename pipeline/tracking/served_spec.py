@@ -80,13 +80,14 @@ def spec(record: TrainingRecord, table: Table, prepared: dict) -> dict:
             "missing": "refused"}
 
 
-def signature(spec: dict, answer):
-    """Input: each feature column named and typed as the file has it (other columns are
-    ignored); output: the columns of `answer` (served_model.answer)."""
-    from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+def signature(features, answer):
+    """Input: each feature column named and typed as the file has it (`features`: the rows'
+    feature columns as read; other columns are ignored); output: the columns of `answer`
+    (served_model.answer). The network computes in float32, but the probabilities are declared
+    double, as the served JSON carries them (and docs/serving.md shows): inferred as they are,
+    they would be `float` (measured on every dataset of params.yaml, MLflow 3.17.2); the inputs
+    infer as the file's types (Table.features) on all of them."""
+    from mlflow.models import infer_signature
 
-    out = [ColSpec("double" if name.startswith("p_") else ("long" if answer[name].dtype.kind == "i" else "string"),
-                   name) for name in answer.columns]
-    return ModelSignature(inputs=Schema([ColSpec(f["type"], f["name"]) for f in spec["features"]]),
-                          outputs=Schema(out))
+    probabilities = {name: "float64" for name in answer.columns if name.startswith("p_")}
+    return infer_signature(features, answer.astype(probabilities))

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
 from ..core.record import TrainingRecord
+from ..core.summaries import ReportSummary, VariantRow
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
 
@@ -45,16 +46,16 @@ EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (
 RUN_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def run_digest(record: TrainingRecord, stats: dict, conclusion: dict) -> str:
+def run_digest(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary) -> str:
     """A variant run holds its training record, what the report concluded about it, the served
     model's code and the layout's."""
-    blob = json.dumps({"record": record.digest, "stats": stats, "reference": conclusion["reference"],
-                       "champion": conclusion["champion"], "model": MODEL_CODE, "layout": RUN_CODE},
+    blob = json.dumps({"record": record.digest, "stats": stats.model_dump(), "reference": conclusion.reference,
+                       "champion": conclusion.champion, "model": MODEL_CODE, "layout": RUN_CODE},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def run_params(record: TrainingRecord, source: dict, conclusion: dict) -> dict[str, str]:
+def run_params(record: TrainingRecord, source: dict, conclusion: ReportSummary) -> dict[str, str]:
     c, t, d = record.config, record.config.training, record.data
     params = {
         "variant": record.variant, "loss": c.loss, "last_activation": c.last_activation,
@@ -67,8 +68,8 @@ def run_params(record: TrainingRecord, source: dict, conclusion: dict) -> dict[s
         "regularization.strength": t.regularization.strength,
         "regularization.l1_ratio": t.regularization.l1_ratio,
         "study.seeds": record.study.seeds, "study.splits": record.study.splits,
-        "study.replicas": record.study.replicas, "study.reference": conclusion["reference"],
-        "study.confidence": conclusion["confidence"], "study.margin": conclusion["margin"],
+        "study.replicas": record.study.replicas, "study.reference": conclusion.reference,
+        "study.confidence": conclusion.confidence, "study.margin": conclusion.margin,
         "data.source": source.get("source", "unknown"), "data.address": source.get("address", "unknown"),
         "data.sha256": d.sha256, "data.rows": source.get("rows", "unknown"), "data.rows_clean": d.rows_clean,
         "data.train_rows": d.train_rows, "data.val_rows": d.val_rows, "data.features": ",".join(d.features),
@@ -93,39 +94,39 @@ def run_color(record: TrainingRecord) -> str:
     return OTHER_COLORS[int(hashlib.sha256(record.variant.encode()).hexdigest(), 16) % len(OTHER_COLORS)]
 
 
-def run_tags(record: TrainingRecord, stats: dict, conclusion: dict) -> dict[str, str]:
+def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary) -> dict[str, str]:
     c, diagnosis, name = record.config, record.diagnosis, record.variant
-    champion = conclusion["champion"]
+    champion = conclusion.champion
     standing = ("the champion" if name == champion else f"not the champion ({champion} is)")
     note = (f"**{name}**: {c.loss} on {c.last_activation} outputs, {record.study.replicas} replicas "
             f"({record.study.seeds} seeds on each of {record.study.splits} splits).\n\n"
-            f"Final validation accuracy {stats['val_accuracy_mean']:.3f} "
-            f"[{stats['val_accuracy_ci_low']:.3f}, {stats['val_accuracy_ci_high']:.3f}] over the replicas; "
-            f"against {conclusion['reference']}: **{stats['verdict']}** (margin +-{conclusion['margin']:g}, "
-            f"Holm over {conclusion['hypotheses']} hypotheses); {standing} by the rule: "
-            f"{conclusion['champion_rule']}.\n\n"
-            f"Diagnoses: {stats['diagnoses']}. Canonical run (seed {record.seed}, split 0, the model logged "
+            f"Final validation accuracy {stats.val_accuracy_mean:.3f} "
+            f"[{stats.val_accuracy_ci_low:.3f}, {stats.val_accuracy_ci_high:.3f}] over the replicas; "
+            f"against {conclusion.reference}: **{stats.verdict}** (margin +-{conclusion.margin:g}, "
+            f"Holm over {conclusion.hypotheses} hypotheses); {standing} by the rule: "
+            f"{conclusion.champion_rule}.\n\n"
+            f"Diagnoses: {stats.diagnoses}. Canonical run (seed {record.seed}, split 0, the model logged "
             f"here): {diagnosis.status} ({diagnosis.reason}).")
     if record.warning:
         note += f"\n\nWarned before training: {record.warning}."
     tags = {
         "variant": name, "dataset": record.dataset, "loss_family": record.loss_family,
         "last_activation": c.last_activation, "diagnosis": diagnosis.status,
-        "diagnosis.reason": diagnosis.reason, "diagnoses": stats["diagnoses"],
+        "diagnosis.reason": diagnosis.reason, "diagnoses": stats.diagnoses,
         **{f"diagnoses.{status}": f"{n}/{record.study.replicas}" for status, n in record.diagnoses.items()},
-        "verdict": stats["verdict"], "champion": "yes" if name == champion else "no",
+        "verdict": stats.verdict, "champion": "yes" if name == champion else "no",
         "mismatch_warning": record.warning or "none",
         "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
         "mlflow.runColor": run_color(record),
     }
-    if stats.get("identical_to"):
-        tags["identical_to"] = stats["identical_to"]
+    if stats.identical_to:
+        tags["identical_to"] = stats.identical_to
     if c.contrast:
         tags["contrast"] = c.contrast
     return tags
 
 
-def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
+def run_metrics(record: TrainingRecord, stats: VariantRow, times: dict | None):
     """Per epoch (step = epoch): the replicas' mean under the plain names (val/accuracy,
     train/loss, val/loss), their min and max beside (val/accuracy_min, ...), the canonical run's
     under CANONICAL (val/accuracy_canonical, ...); then the study's summary (study.<key>) at the
@@ -154,8 +155,8 @@ def run_metrics(record: TrainingRecord, stats: dict, times: dict | None):
     if record.summary:
         metrics += [Metric("val/best_accuracy" + CANONICAL, record.summary.best_val_accuracy, stamp, last),
                     Metric("val/best_epoch" + CANONICAL, record.summary.best_epoch, stamp, last)]
-    metrics += [Metric(f"study.{key}", float(stats[key]), stamp, last) for key in STUDY_METRICS
-                if stats.get(key) is not None]
+    metrics += [Metric(f"study.{key}", float(getattr(stats, key)), stamp, last) for key in STUDY_METRICS
+                if getattr(stats, key) is not None]
     if times:
         metrics.append(Metric("train_seconds", (times["ended_ms"] - times["started_ms"]) / 1000, stamp, last))
     return metrics
@@ -166,7 +167,7 @@ def load_model(record: TrainingRecord):
 
     from ..study.model import build_mlp
 
-    c, t = record.config, record.config.training
+    t = record.config.training
     model = build_mlp(record.layer_sizes[0], t.hidden_size, t.hidden_layers, record.head.outputs,
                       record.head.last_activation)
     state = torch.load(io.BytesIO(VariantFiles(record.variant, record.dataset).model.read_bytes()), weights_only=True)
@@ -193,8 +194,8 @@ def datasets(split: dict, source: dict, dataset: str):
 class VariantRun:
     """What one variant's run is made of."""
     record: TrainingRecord      # the train stage's record
-    stats: dict                 # the report's row for this variant
-    conclusion: dict            # the report's reference, champion and its ties
+    stats: VariantRow           # the report's row for this variant
+    conclusion: ReportSummary   # the report's reference, champion and its ties
     source: dict                # where the data came from (data/<dataset>/source.json)
     times: dict | None          # when it trained (logs/run-times), None after a run-cache restore
     split: dict                 # the canonical split's arrays, as this variant trained on them
@@ -210,65 +211,91 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
             run_name: str | None = None) -> str:
     """The run (named `run_name`, else after its variant); `inputs` are its canonical split as
     MLflow dataset inputs (see datasets)."""
-    import mlflow
-    from mlflow.entities import Param
-
-    from . import evaluation, served_model, served_spec
-
-    record, stats, conclusion = run.record, run.stats, run.conclusion
-    name = record.variant
-    tags = {**run_tags(record, stats, conclusion), DIGEST_TAG: run.digest, **extra_tags}
+    record = run.record
+    tags = {**run_tags(record, run.stats, run.conclusion), DIGEST_TAG: run.digest, **extra_tags}
     if run.times:
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
     # The served model answers first: a model that answers otherwise than training never gets a run.
     model = load_model(record)
-    served = served_model.ServedModel.of(run.served, model)
-    outputs = served.outputs(run.rows)
-    answer = served_model.answer(outputs, run.served)
+    served = evaluate(run, model)
+    run_id = client.create_run(experiment_id, tags=tags, run_name=run_name or record.variant).info.run_id
+    with closing_run(client, run_id) as closing:
+        log_training(client, run_id, run, inputs)
+        log_served_model(client, run_id, run, model, served, closing)
+    return run_id
+
+
+@dataclass
+class Evaluated:
+    """The served model's answers on the canonical split's validation rows (served_model.py)."""
+    answer: object              # what a request gets back (DataFrame): the signature's outputs
+    probabilities: object       # (rows, classes)
+    scores: dict                # evaluation.metrics
+    matrix: dict                # evaluation.confusion, the same as training's
+
+
+def evaluate(run: VariantRun, model) -> Evaluated:
+    """The served model's answers, refused unless its confusion matrix is training's."""
+    from . import evaluation, served_model
+
+    record, y = run.record, run.split["y_val"]
+    outputs = served_model.ServedModel.of(run.served, model).outputs(run.rows)
     probabilities = served_model.probabilities(outputs, run.served["rule"])
-    y = run.split["y_val"]
     predicted = served_model.labels(outputs, run.served["threshold"])
-    scores = evaluation.metrics(probabilities, predicted, y)
     matrix = evaluation.confusion(predicted, y, record.classes)
     if matrix["matrix"] != record.confusion_matrix:
-        raise PipelineError(f"{record.dataset} {name}: the served model answers split 0's validation rows "
+        raise PipelineError(f"{record.dataset} {record.variant}: the served model answers split 0's validation rows "
                             f"otherwise than training did ({matrix['matrix']} against {record.confusion_matrix}); "
                             f"nothing is published for it")
-    created = client.create_run(experiment_id, tags=tags, run_name=run_name or name)
-    run_id = created.info.run_id
-    with closing_run(client, run_id) as closing:
-        client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record, run.source, conclusion).items()])
-        metrics = run_metrics(record, stats, run.times)
-        for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
-            client.log_batch(run_id, metrics=metrics[start:start + 1000])
-        # Datasets are shared rows: two publishers logging the same split at once race to insert it.
-        again_if_raced(client.log_inputs, run_id, datasets=inputs)
-        # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
-        for path in VariantFiles(name, record.dataset).artifacts():
-            client.log_artifact(run_id, str(path))
-        requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
-        with tempfile.TemporaryDirectory() as tmp:
-            network = Path(tmp) / served_model.NETWORK
-            # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule).
-            mlflow.pytorch.save_model(model, network, serialization_format="pickle",
-                                      pip_requirements=requirements[:1])
-            diagram = Path(tmp) / "reliability.png"
-            diagram.write_bytes(evaluation.reliability_png(probabilities, y, f"{record.dataset}: {name}"))
-            client.log_artifact(run_id, str(diagram), EVALUATION)
-            # The served model's own, the same as training's (checked above, drawn in confusion_matrix.png).
-            client.log_dict(run_id, matrix, f"{EVALUATION}/confusion_matrix.json")
-            # Leaving this block ends the run FINISHED: the model and its metrics are the last
-            # things logged. Nothing may touch the run after that: a publisher that met this one
-            # may delete it as a duplicate the moment it is FINISHED (store.resolve).
-            with mlflow.start_run(run_id=run_id):
-                # Explicit requirements skip inference, which costs seconds a model.
-                info = mlflow.pyfunc.log_model(
-                    name="model", python_model=served_model.__file__, model_config=run.served,
-                    artifacts={served_model.NETWORK: str(network)},
-                    signature=served_spec.signature(run.served, answer),
-                    input_example=run.rows[[f["name"] for f in run.served["features"]]].head(5),
-                    pip_requirements=requirements)
-                mlflow.log_metrics({f"{evaluation.METRIC_PREFIX}{key}": value for key, value in scores.items()},
-                                   model_id=info.model_id)
-                closing.ending()
-    return run_id
+    return Evaluated(served_model.answer(outputs, run.served), probabilities,
+                     evaluation.metrics(probabilities, predicted, y), matrix)
+
+
+def log_training(client, run_id: str, run: VariantRun, inputs: list) -> None:
+    """What training and the report left: params, metrics, the canonical split, the artifacts."""
+    from mlflow.entities import Param
+
+    record = run.record
+    client.log_batch(run_id, params=[Param(k, v) for k, v in run_params(record, run.source, run.conclusion).items()])
+    metrics = run_metrics(record, run.stats, run.times)
+    for start in range(0, len(metrics), 1000):  # log_batch takes up to 1000 metrics a call
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+    # Datasets are shared rows: two publishers logging the same split at once race to insert it.
+    again_if_raced(client.log_inputs, run_id, datasets=inputs)
+    # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
+    for path in VariantFiles(record.variant, record.dataset).artifacts():
+        client.log_artifact(run_id, str(path))
+
+
+def log_served_model(client, run_id: str, run: VariantRun, model, served: Evaluated, closing) -> None:
+    """The served model, its evaluation, and the end of the run (FINISHED, by `closing`)."""
+    import mlflow
+
+    from . import evaluation, served_model, served_spec
+
+    record, features = run.record, run.rows[[f["name"] for f in run.served["features"]]]
+    requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
+    with tempfile.TemporaryDirectory() as tmp:
+        network = Path(tmp) / served_model.NETWORK
+        # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule).
+        mlflow.pytorch.save_model(model, network, serialization_format="pickle",
+                                  pip_requirements=requirements[:1])
+        diagram = Path(tmp) / "reliability.png"
+        diagram.write_bytes(evaluation.reliability_png(served.probabilities, run.split["y_val"],
+                                                       f"{record.dataset}: {record.variant}"))
+        client.log_artifact(run_id, str(diagram), EVALUATION)
+        # The served model's own, the same as training's (checked by evaluate, drawn in confusion_matrix.png).
+        client.log_dict(run_id, served.matrix, f"{EVALUATION}/confusion_matrix.json")
+        # Leaving this block ends the run FINISHED: the model and its metrics are the last
+        # things logged. Nothing may touch the run after that: a publisher that met this one
+        # may delete it as a duplicate the moment it is FINISHED (store.resolve).
+        with mlflow.start_run(run_id=run_id):
+            # Explicit requirements skip inference, which costs seconds a model.
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=served_model.__file__, model_config=run.served,
+                artifacts={served_model.NETWORK: str(network)},
+                signature=served_spec.signature(features, served.answer), input_example=features.head(5),
+                pip_requirements=requirements)
+            mlflow.log_metrics({f"{evaluation.METRIC_PREFIX}{key}": value for key, value in served.scores.items()},
+                               model_id=info.model_id)
+            closing.ending()
