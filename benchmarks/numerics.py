@@ -18,7 +18,7 @@ import statistics
 import subprocess
 import sys
 
-from pipeline.numerics import PINNED
+from pipeline.core.numerics import PINNED
 
 from .run import ROOT, env
 
@@ -36,9 +36,9 @@ if native:
     import numpy, torch
     torch.ones(64, 64) @ torch.ones(64, 64)
     torch.ones(2).exp()
-from pipeline import config, numerics
+from pipeline.core import config, numerics
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas
+from pipeline.data.splits import replicas
 from pipeline.study.train import train
 import torch
 torch.set_num_threads(1)

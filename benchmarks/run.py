@@ -35,7 +35,7 @@ STAGE_IMPORTS = {  # what each stage's process imports: its floor
     "fetch-iris": ["pipeline.iris.fetch", "sklearn.datasets"],
     "preprocess-iris": ["pipeline.iris.preprocess", "sklearn.model_selection"],
     "sweep-alpha": ["pipeline.iris.sweep", "sklearn.neural_network", "matplotlib.pyplot", "PIL.Image"],
-    "report titanic": ["pipeline.study.report", "matplotlib.pyplot"],
+    "report titanic": ["pipeline.reports.dataset", "matplotlib.pyplot"],
     "publish": ["pipeline.tracking.publish", "mlflow", "mlflow.pytorch", "pipeline.tracking.variant_runs", "torch"],
 }
 
@@ -129,11 +129,11 @@ def stages(repo: Path, n: int) -> list[tuple[str, float, float]]:
 LOOP = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config
-from pipeline.catalog import DatasetFiles
+from pipeline.core import config
+from pipeline.core.catalog import DatasetFiles
 from pipeline.study import train
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas, split_arrays
+from pipeline.data.splits import replicas, split_arrays
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
 from torch.utils.data import DataLoader, TensorDataset
 dataset = sys.argv[4]
@@ -183,12 +183,12 @@ def loop(repo: Path, n: int, busy: bool, count: int = 1, dataset: str = "titanic
 SCALE = r'''
 import json, resource, sys, time, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config
+from pipeline.core import config
 from pipeline.study import train
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas
+from pipeline.data.splits import replicas
 torch.set_num_threads(1)
-params = config.load(); data = load_prepared(); k = int(sys.argv[2])
+params = config.load(); data = load_prepared("titanic"); k = int(sys.argv[2])
 # k times the rows: the split indices point into k copies of the data.
 rows = len(data["y"])
 data["train_index"] = np.concatenate([data["train_index"] + i * rows for i in range(k)], axis=1)
@@ -243,11 +243,11 @@ def publishing(repo: Path, n: int) -> tuple[float, int, str]:
 STUDY = r'''
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from pipeline import config
+from pipeline.core import config
 from pipeline.study import train
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas
-params = config.load(); data = load_prepared(); study = params.study
+from pipeline.data.splits import replicas
+params = config.load(); data = load_prepared("titanic"); study = params.study
 layout = replicas(params.seed, study.seeds, study.splits)
 torch.set_num_threads(1)
 train.train(params.variant("cross_entropy"), layout, data, progress=False)  # warm-up
@@ -264,12 +264,12 @@ import contextlib, io, json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 from torch.utils.data import DataLoader, TensorDataset
 from benchmarks.seed_style import SimpleMLP, SimpleMLPTrainer
-from pipeline import config
+from pipeline.core import config
 from pipeline.study.losses import encode_targets, make_activation, make_loss
 from pipeline.study.model import weight_penalty
 from pipeline.data.preprocess import load_prepared
-from pipeline.study.splits import replicas, split_arrays
-params = config.load(); data = load_prepared(); study = params.study
+from pipeline.data.splits import replicas, split_arrays
+params = config.load(); data = load_prepared("titanic"); study = params.study
 start = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     for variant in params.variants.values():
@@ -302,15 +302,15 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
-from pipeline import config
-from pipeline.study.record import read_replicas
+from pipeline.core import config
+from pipeline.core.record import read_replicas
 client = MlflowClient(sys.argv[2])
 experiment = client.get_experiment_by_name("titanic-loss-functions").experiment_id
 parents = {r.data.tags["variant"]: r.info.run_id
            for r in client.search_runs([experiment], "tags.`pipeline.stage` LIKE 'train@%'")}
 start = time.perf_counter(); count = 0
 for name in config.load().variants:
-    runs = read_replicas(name)
+    runs = read_replicas(name, "titanic")
     for r, (seed, split) in enumerate(zip(runs["seed"], runs["split"])):
         child = client.create_run(experiment, run_name=f"{name} seed {seed} split {split}", tags={
             "mlflow.parentRunId": parents[name], "variant": name, "seed": str(seed), "split": str(split)})
@@ -403,7 +403,7 @@ EDIT = ("mse", "lr", 0.002)  # one variant's edit: twice the shared lr, so its t
 # the stages' work without a process and DVC around each. The datasets named, else every one.
 IN_PROCESS = r'''
 import json, sys, time
-from pipeline import config
+from pipeline.core import config
 from pipeline.study import train
 params = config.load()
 start = time.perf_counter()

@@ -75,7 +75,6 @@ def screenshots(study_view_png: Path, contrast_png: Path) -> None:
     from mlflow import MlflowClient
     from playwright.sync_api import sync_playwright
 
-    from pipeline.catalog import STUDY_DATASET
     from pipeline.tracking import study_view
     from pipeline.tracking.store import experiment as experiment_name
     from tests.test_browser import CHROMIUM, FLAGS, served
@@ -86,7 +85,7 @@ def screenshots(study_view_png: Path, contrast_png: Path) -> None:
                        env={**os.environ, "MLFLOW_TRACKING_URI": uri})
         with served(uri) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name(STUDY_DATASET)).experiment_id
+            experiment = MlflowClient(uri).get_experiment_by_name(experiment_name("titanic")).experiment_id
 
             def opened(address: str, ready: str, width: int, height: int):
                 page = browser.new_page(viewport={"width": width, "height": height})

@@ -66,6 +66,8 @@ def small_params(**overrides) -> dict:
         for part in path:
             section = section[part]
         section[leaf] = value
+    if params["report"].get("plotted") not in params["datasets"]:
+        params["report"].pop("plotted", None)
     return params
 
 

@@ -139,6 +139,9 @@ def test_no_dataset_is_required_by_name():
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     del raw["datasets"]["titanic"]
+    with pytest.raises(PipelineError, match=r"report.plotted: no dataset named 'titanic' \(known: penguins, "):
+        config.parse(raw)  # dvc.yaml's plots name it through params: moved with it, or refused
+    raw["report"]["plotted"] = "wine"
     assert "titanic" not in config.parse(raw).datasets
 
 

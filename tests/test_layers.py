@@ -133,3 +133,27 @@ def test_the_check_finds_a_circle_and_an_upward_import():
     """The checks above can fail: a circle and an import against the layers are found."""
     assert circles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert layer("pipeline.core.config") < layer("pipeline.study.train") < layer("pipeline.tracking.publish")
+
+
+# String literals that equal a dataset's or a variant's name in params.yaml but mean something
+# else: scikit-learn's loaders, the loss families' and penalties' short names, an MLflow tag.
+NOT_NAMES = {
+    ("pipeline/core/config.py", "breast_cancer"), ("pipeline/core/config.py", "wine"),
+    ("pipeline/core/config.py", "digits"), ("pipeline/core/config.py", "l1"),
+    ("pipeline/core/vocabulary.py", "l1"), ("pipeline/core/vocabulary.py", "mse"),
+    ("pipeline/core/vocabulary.py", "cross_entropy"), ("pipeline/core/vocabulary.py", "cosine_embedding"),
+    ("pipeline/study/model.py", "l1"), ("pipeline/tracking/across_runs.py", "square_loss"),
+}
+
+
+def test_no_dataset_or_variant_is_named_in_code():
+    """params.yaml says adding a variant or a dataset needs no code: none is named there either."""
+    import yaml
+
+    params = yaml.safe_load((PACKAGE.parent / "params.yaml").read_text())
+    names = set(params["datasets"]) | set(params["variants"])
+    named = sorted((str(path.relative_to(PACKAGE.parent)), node.lineno, node.value)
+                   for path in PACKAGE.rglob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Constant) and node.value in names
+                   and (str(path.relative_to(PACKAGE.parent)), node.value) not in NOT_NAMES)
+    assert named == []

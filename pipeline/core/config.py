@@ -235,7 +235,7 @@ class Study:
     """Each variant trains seeds x splits replicas; the report compares them with `reference`."""
     seeds: Count = 5            # replicas per split, each with its own seed (data/splits.py)
     splits: Count = 20          # train/validation splits; split k uses random_state seed + k
-    reference: VariantName = "cross_entropy"
+    reference: VariantName  # the variant every other is compared with (params.yaml names it)
     confidence: Share = 0.95    # of every interval; 1 - confidence is the tests' level
     margin: Share = 0.01        # equivalence: |difference in accuracy| within it, fixed before the study
 
@@ -284,18 +284,19 @@ class IrisSweep:
 
 
 def _carried_whole(kind: str, stage: str):
-    # A variant's or dataset's name becomes a stage (train@<name>) and a command-line argument:
-    # DVC and the shell must carry it whole.
+    # A dataset's name becomes a stage (fetch@<name>), a variant's a folder and an MLflow run, and
+    # both command-line arguments: DVC, the shell and a file system must carry them whole.
     def check(name: str) -> str:
         if not VARIANT_NAME.fullmatch(name):
             raise PydanticCustomError("name", "a {kind}'s name must start with a letter and hold only letters, "
-                                      "digits, '_' and '-' (it becomes the stage {stage})",
+                                      "digits, '_' and '-' (it becomes {stage})",
                                       {"kind": kind, "stage": stage})
         return name
     return Annotated[str, Strict(), AfterValidator(check)]
 
 
-VariantKey, DatasetKey = _carried_whole("variant", "train@<name>"), _carried_whole("dataset", "fetch@<name>")
+VariantKey = _carried_whole("variant", "a folder, an MLflow run and an argument of `train <dataset>`")
+DatasetKey = _carried_whole("dataset", "the stage fetch@<name>")
 
 
 VARIANT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -308,6 +309,7 @@ class Report:
     # across datasets answers their question with it against a CrossEntropyLoss reference. None:
     # not asked.
     square_loss: Optional[VariantName] = None
+    plotted: Optional[Text] = None  # the dataset whose figures `dvc plots show` lists (dvc.yaml's plots)
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
@@ -316,11 +318,18 @@ class Params:
     datasets: Annotated[dict[DatasetKey, Dataset], Field(min_length=1)]
     train: Training = dataclasses.field(default_factory=Training)  # what every variant inherits
     variants: Annotated[dict[VariantKey, Variant], Field(min_length=1)]
-    study: Study = dataclasses.field(default_factory=Study)
+    study: Study  # its reference has no default: params.yaml names it
     iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
     report: Report = dataclasses.field(default_factory=Report)
     # Where the trainings run (study/backends.py); not a stage's param: either gives the same bytes.
     backend: Backend = "local"
+
+    @model_validator(mode="after")
+    def _plotted_is_a_dataset(self):
+        if self.report.plotted is not None and self.report.plotted not in self.datasets:
+            raise PydanticCustomError("plotted", "no dataset named {name} (known: {known})",
+                                      {"name": repr(self.report.plotted), "known": ", ".join(self.datasets)})
+        return self
 
     def dataset(self, name: str) -> Dataset:
         if name not in self.datasets:
@@ -359,6 +368,8 @@ def _describe(error: dict) -> str:
         del loc[2]  # the user wrote it beside the variant's own keys
     if error["type"] == "splits":  # raised on the whole section, about one key of it
         loc = [*loc, "splits"]
+    if error["type"] == "plotted":  # raised on the whole file, about one key
+        loc = ["report", "plotted"]
     if loc[:1] and loc[0] in ("variants", "datasets") and len(loc) > 1 and not VARIANT_NAME.fullmatch(str(loc[1])):
         loc[1] = repr(loc[1])
     key = ".".join(str(part) for part in loc if part != "[key]")

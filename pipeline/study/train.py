@@ -89,6 +89,95 @@ def variant_head(variant: config.Variant, classes: int) -> Head:
     return found
 
 
+@dataclass
+class _Stack:
+    """The replicas' models as one: a template module run with each replica's own parameters."""
+    template: torch.nn.Module
+    params: dict[str, torch.Tensor]    # each parameter with a leading replica axis
+    weights: list[torch.Tensor]        # those the penalty acts on (not the biases)
+
+
+def _stack(variant: config.Variant, replicas: list[Replica], features: int, shape: Head) -> _Stack:
+    """Each replica's model as nn.Linear initialises it under the replica's own seed, stacked."""
+    t = variant.training
+    models = []
+    for replica in replicas:
+        torch.manual_seed(replica.seed)
+        models.append(build_mlp(features, t.hidden_size, t.hidden_layers, shape.outputs, shape.last_activation))
+    params = stack(models)
+    return _Stack(models[0], params, [value for name, value in params.items() if name.endswith("weight")])
+
+
+@dataclass
+class _Rows:
+    """The stacked training parts as one table of rows: replica r's row i of its split is row
+    split_of[r] * n + i, gathered with index_select (a plain copy, cheaper than fancy indexing)."""
+    x: torch.Tensor
+    y: torch.Tensor
+    offset: torch.Tensor   # (replicas, 1): where each replica's split starts
+    n: int                 # training rows per split
+    count: int             # replicas
+
+    def batch(self, order: torch.Tensor, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each replica's batch gathered from its split's rows: a batch's copy, not an epoch's."""
+        rows = (order[:, start:start + size] + self.offset).reshape(-1)
+        return (self.x.index_select(0, rows).view(self.count, -1, *self.x.shape[1:]),
+                self.y.index_select(0, rows).view(self.count, -1, *self.y.shape[1:]))
+
+
+def _epoch(model: _Stack, rows: _Rows, order: torch.Tensor, t: config.Training, loss_fn, step, optimizer
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over every replica's training part in batches; (mean loss, mean penalty) per replica."""
+    reg = t.regularization
+    penalized = reg.penalty != "none" and reg.strength > 0
+    total, penalty_total = torch.zeros(rows.count), torch.zeros(rows.count)
+    starts = range(0, rows.n, t.batch_size)
+    for start in starts:
+        xb, yb = rows.batch(order, start, t.batch_size)
+        losses = loss_fn(stacked_forward(model.template, model.params, xb), yb)
+        objective = losses.sum()
+        if penalized:
+            penalty = weight_penalty(model.weights, reg.penalty, reg.strength, reg.l1_ratio)
+            objective = objective + penalty.sum()
+            penalty_total += penalty.detach()
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        step()
+        total += losses.detach()
+    return total / len(starts), penalty_total / len(starts)
+
+
+def _stop_if_all_broke(variant: config.Variant, replicas: list[Replica], history: dict, non_finite: np.ndarray,
+                       epoch: int) -> None:
+    """Record the epoch each replica's loss first turned non-finite; stop with one line once all have."""
+    e = epoch - 1
+    broken = ~(np.isfinite(history["train_loss"][:, e]) & np.isfinite(history["val_loss"][:, e]))
+    non_finite[broken & (non_finite == 0)] = epoch
+    if broken.all():
+        count = len(replicas)
+        first = int(np.argmin(np.where(non_finite > 0, non_finite, epoch + 1)))
+        raise PipelineError(
+            f"variant {variant.name}: the loss became non-finite in every replica ({count} of {count}, "
+            f"the last at epoch {epoch}; seed {replicas[first].seed} split {replicas[first].split} first, "
+            f"at epoch {non_finite[first]}: train {history['train_loss'][first, non_finite[first] - 1]}, "
+            f"validation {history['val_loss'][first, non_finite[first] - 1]}); lower "
+            f"variants.{variant.name}.lr or check the loss/activation pairing")
+
+
+def _validate(model: _Stack, x_val, y_val, labels_val, loss_fn, last_activation: str):
+    """Every replica on its validation rows: (loss, predicted classes, accuracy), each per replica."""
+    with torch.no_grad():
+        outputs = stacked_forward(model.template, model.params, x_val)
+        predicted = predict(outputs, last_activation)
+        return loss_fn(outputs, y_val), predicted, (predicted == labels_val).double().mean(dim=1)
+
+
+def _confusion(labels_val, predicted, classes: int) -> np.ndarray:
+    """(replicas, actual, predicted) counts."""
+    return np.stack([np.stack([((labels_val == a) & (predicted == p)).sum(dim=1).numpy()
+                               for p in range(classes)], -1) for a in range(classes)], 1)
+
+
 def train(variant: config.Variant, replicas: list[Replica], prepared: dict, progress: bool | None = None,
           classes: int = 2) -> Trained:
     """Train every replica of one variant as one batched computation, on `classes` classes.
@@ -106,27 +195,15 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     shape = variant_head(variant, classes)
     split_of, x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers,
                                                                           shape.encoding, classes)
-    models = []
-    for replica in replicas:
-        torch.manual_seed(replica.seed)
-        models.append(build_mlp(x_train.shape[2], t.hidden_size, t.hidden_layers, shape.outputs,
-                                shape.last_activation))
-    template = models[0]
-    params = stack(models)
-    weights = [value for name, value in params.items() if name.endswith("weight")]
+    model = _stack(variant, replicas, x_train.shape[2], shape)
     loss_fn = replica_loss(variant.loss)
     torch_patches.skip_dynamo_import()
-    optimizer = _optimizer(t.optimizer, list(params.values()), t.lr)
+    optimizer = _optimizer(t.optimizer, list(model.params.values()), t.lr)
     step = torch_patches.plain_step(optimizer)
-    reg = t.regularization
-    penalized = reg.penalty != "none" and reg.strength > 0
     shufflers = [torch.Generator().manual_seed(replica.seed) for replica in replicas]
     n = x_train.shape[1]
-    # The stacked training parts as one table of rows: replica r's row i of its split is row
-    # split_of[r] * n + i, gathered with index_select (a plain copy, cheaper than fancy indexing).
-    x_rows, y_rows = x_train.reshape(-1, x_train.shape[2]), y_train.reshape(-1, *y_train.shape[2:])
-    offset = (split_of * n).unsqueeze(1)
-    starts = range(0, n, t.batch_size)
+    rows = _Rows(x_train.reshape(-1, x_train.shape[2]), y_train.reshape(-1, *y_train.shape[2:]),
+                 (split_of * n).unsqueeze(1), n, count)
     history = {key: np.full((count, t.epochs), np.nan) for key in HISTORY_KEYS}
     non_finite = np.zeros(count, dtype=np.int64)
     epoch_ms = []
@@ -137,51 +214,18 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
             order = torch.stack([torch.randperm(n, generator=g) for g in shufflers])
         else:
             order = torch.arange(n).expand(count, n)
-        total = torch.zeros(count)
-        penalty_total = torch.zeros(count)
-        for start in starts:
-            # Each replica's batch gathered from its split's rows: a batch's copy, not an epoch's.
-            batch = (order[:, start:start + t.batch_size] + offset).reshape(-1)
-            xb = x_rows.index_select(0, batch).view(count, -1, *x_rows.shape[1:])
-            yb = y_rows.index_select(0, batch).view(count, -1, *y_rows.shape[1:])
-            losses = loss_fn(stacked_forward(template, params, xb), yb)
-            objective = losses.sum()
-            if penalized:
-                penalty = weight_penalty(weights, reg.penalty, reg.strength, reg.l1_ratio)
-                objective = objective + penalty.sum()
-                penalty_total += penalty.detach()
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            step()
-            total += losses.detach()
-        with torch.no_grad():
-            outputs = stacked_forward(template, params, x_val)
-            val_loss = loss_fn(outputs, y_val)
-            predicted = predict(outputs, shape.last_activation)
-            accuracy = (predicted == labels_val).double().mean(dim=1)
-        e = epoch - 1
-        history["train_loss"][:, e] = (total / len(starts)).numpy()
-        history["train_penalty"][:, e] = (penalty_total / len(starts)).numpy()
-        history["val_loss"][:, e] = val_loss.numpy()
-        history["val_accuracy"][:, e] = accuracy.numpy()
+        train_loss, train_penalty = _epoch(model, rows, order, t, loss_fn, step, optimizer)
+        val_loss, predicted, accuracy = _validate(model, x_val, y_val, labels_val, loss_fn, shape.last_activation)
+        for key, values in (("train_loss", train_loss), ("train_penalty", train_penalty), ("val_loss", val_loss),
+                            ("val_accuracy", accuracy)):
+            history[key][:, epoch - 1] = values.numpy()
         epoch_ms.append(int(time.time() * 1000))
-        broken = ~(np.isfinite(history["train_loss"][:, e]) & np.isfinite(history["val_loss"][:, e]))
-        non_finite[broken & (non_finite == 0)] = epoch
-        if broken.all():
-            first = int(np.argmin(np.where(non_finite > 0, non_finite, epoch + 1)))
-            raise PipelineError(
-                f"variant {variant.name}: the loss became non-finite in every replica ({count} of {count}, "
-                f"the last at epoch {epoch}; seed {replicas[first].seed} split {replicas[first].split} first, "
-                f"at epoch {non_finite[first]}: train {history['train_loss'][first, non_finite[first] - 1]}, "
-                f"validation {history['val_loss'][first, non_finite[first] - 1]}); lower "
-                f"variants.{variant.name}.lr or check the loss/activation pairing")
+        _stop_if_all_broke(variant, replicas, history, non_finite, epoch)
     for r in np.flatnonzero(non_finite):  # what a replica recorded after it broke means nothing
         for values in history.values():
             values[r, non_finite[r] - 1:] = np.nan
-    confusion = np.stack([np.stack([((labels_val == a) & (predicted == p)).sum(dim=1).numpy()
-                                    for p in range(classes)], -1) for a in range(classes)], 1)
-    return Trained(replicas=replicas, confusion=confusion, non_finite_epoch=non_finite,
-                   canonical=unstack(params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
+    return Trained(replicas=replicas, confusion=_confusion(labels_val, predicted, classes), non_finite_epoch=non_finite,
+                   canonical=unstack(model.params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
 
 
 def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaResult]:
