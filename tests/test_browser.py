@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from pipeline import plots_template
-from pipeline.reports import dataset as report
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
 from pipeline.tracking import publish

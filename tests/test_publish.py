@@ -11,7 +11,6 @@ from mlflow import MlflowClient
 from pipeline.core.catalog import ReportFiles, VariantFiles
 
 STUDY_REPORT = ReportFiles("titanic")
-from pipeline.reports import dataset as report
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
 from pipeline.data.preprocess import load_prepared

@@ -19,6 +19,7 @@ from pipeline.tracking import publish, report_runs, store
 from .conftest import free_port, loopback, stop
 
 DIGEST = "d" * 64
+REGISTERED = "titanic-survival"  # params.yaml: datasets.titanic.registered_as
 
 
 @pytest.fixture
@@ -122,21 +123,21 @@ def test_versions_registered_at_the_same_moment_resolve_to_one(client):
     record = SimpleNamespace(variant="mse", dataset="titanic", digest="r" * 64, seed=42,
                              config=SimpleNamespace(loss="MSELoss"), head=SimpleNamespace(last_activation="Sigmoid"),
                              data=SimpleNamespace(sha256="d" * 64), confusion_matrix=[[1, 0], [0, 1]])
-    summary = {"champion_rule": "the rule", "reference": "l1", "variants": {"mse": {"verdict": "better"}}}
-    client.create_registered_model(report_runs.model_name("titanic"))
+    summary = SimpleNamespace(champion_rule="the rule", reference="l1", variants={"mse": SimpleNamespace(verdict="better")})
+    client.create_registered_model(REGISTERED)
     tags = report_runs.identity(record)
     for _ in range(3):
-        client.create_model_version(report_runs.model_name("titanic"), source=f"models:/{models[runs[1]]}", run_id=runs[1],
+        client.create_model_version(REGISTERED, source=f"models:/{models[runs[1]]}", run_id=runs[1],
                                     model_id=models[runs[1]], tags=tags)
-    version = report_runs.register_champion(client, runs[1], record, summary)
-    versions = client.search_model_versions(f"name = '{report_runs.model_name('titanic')}'")
+    version = report_runs.register_champion(client, REGISTERED, runs[1], record, summary)
+    versions = client.search_model_versions(f"name = '{REGISTERED}'")
     assert [str(v.version) for v in versions] == [str(version)] == ["1"]
-    assert str(client.get_model_version_by_alias(report_runs.model_name("titanic"), report_runs.ALIAS).version) == "1"
+    assert str(client.get_model_version_by_alias(REGISTERED, report_runs.ALIAS).version) == "1"
     assert store.resolve(client, client.experiment, DIGEST, store.Publisher.this()).info.run_id == runs[0]
-    version = report_runs.register_champion(client, runs[0], record, summary)
-    versions = client.search_model_versions(f"name = '{report_runs.model_name('titanic')}'")
+    version = report_runs.register_champion(client, REGISTERED, runs[0], record, summary)
+    versions = client.search_model_versions(f"name = '{REGISTERED}'")
     assert [(str(v.version), v.run_id) for v in versions] == [(str(version), runs[0])]
-    assert str(client.get_model_version_by_alias(report_runs.model_name("titanic"), report_runs.ALIAS).version) == str(version)
+    assert str(client.get_model_version_by_alias(REGISTERED, report_runs.ALIAS).version) == str(version)
 
 
 class Answering(http.server.BaseHTTPRequestHandler):

@@ -13,6 +13,7 @@ from pipeline.core.catalog import ReportFiles
 
 STUDY_REPORT = ReportFiles("titanic")
 from pipeline.core.record import TrainingRecord
+from pipeline.core.summaries import ReportSummary
 from pipeline.reports import dataset as report
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
@@ -21,6 +22,7 @@ from pipeline.tracking import report_runs as report_run
 from pipeline.tracking import variant_runs
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
+REGISTERED = "titanic-survival"  # params.yaml: datasets.titanic.registered_as
 
 
 def text_of_report() -> str:
@@ -71,7 +73,7 @@ def test_report_table_figures_and_champion(prepared):
     assert summary_run.data.params["hypotheses"] == "2" and summary_run.data.params["study.margin"] == "0.01"
     assert {"comparison.md", "comparison.csv", "contrast_nll.png", "intervals.png"} <= {
         a.path for a in client.list_artifacts(summary_run.info.run_id)}
-    version = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
+    version = client.get_model_version_by_alias(REGISTERED, report_run.ALIAS)
     assert version.run_id == runs[summary["champion"]].info.run_id
     champion = TrainingRecord.load(summary["champion"], "titanic")
     assert {k: version.tags[k] for k in ("variant", "record_digest", "model_code", "dataset", "verdict",
@@ -88,7 +90,7 @@ def test_report_table_figures_and_champion(prepared):
     assert isinstance(served.unwrap_python_model().network, torch.nn.Sequential)
     # Publishing again registers nothing new and logs no second summary.
     publish.main(only=["report"])
-    assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).version == version.version
+    assert client.get_model_version_by_alias(REGISTERED, report_run.ALIAS).version == version.version
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
@@ -146,15 +148,15 @@ def test_the_champion_alias_moves_only_when_the_rules_answer_or_its_model_change
     publish.main(only=["report"])
     client = MlflowClient(prepared.uri())
     summary = json.loads((STUDY_REPORT.folder / "summary.json").read_text())
-    first = client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS)
+    first = client.get_model_version_by_alias(REGISTERED, report_run.ALIAS)
     champion = TrainingRecord.load(summary["champion"], "titanic")
     # The same champion, its run logged again (new statistics about the same model): no move.
-    assert report_run.register_champion(client, "another-run", champion, summary) == first.version
+    assert report_run.register_champion(client, REGISTERED, "another-run", champion, ReportSummary.load("titanic")) == first.version
     # The rule's answer changes: the alias moves to that variant's model, a new version.
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs(
         [client.get_experiment_by_name("titanic-loss-functions").experiment_id])}
     other = next(name for name in VARIANTS if name != summary["champion"])
-    moved = report_run.register_champion(client, runs[other], TrainingRecord.load(other, "titanic"),
-                                         {**summary, "champion": other})
+    moved = report_run.register_champion(client, REGISTERED, runs[other], TrainingRecord.load(other, "titanic"),
+                                         ReportSummary.load("titanic").model_copy(update={"champion": other}))
     assert moved != first.version
-    assert client.get_model_version_by_alias(report_run.model_name("titanic"), report_run.ALIAS).tags["variant"] == other
+    assert client.get_model_version_by_alias(REGISTERED, report_run.ALIAS).tags["variant"] == other

@@ -209,6 +209,7 @@ class Dataset:
     missing: Missing = "drop"                      # rows with a missing value are dropped, counted
     class_names: Optional[tuple[Text, ...]] = None  # the sorted classes' names, for figures and runs
     validation_share: Share = 0.2
+    registered_as: Optional[Text] = None  # its champion's name in MLflow's model registry (default: its name)
 
     @model_validator(mode="after")
     def _columns_named(self):

@@ -76,7 +76,7 @@ def sweep(data: dict, settings: config.IrisSweep, seed: int, draw: bool = False)
 
     Fitting and drawing both happen in the workers: they are the work, and they are independent.
     """
-    import sklearn  # noqa: F401  imported before forking, so the workers inherit it
+    import sklearn  # noqa: F401  (imported before forking, so the workers inherit it)
 
     alphas = settings.alphas()
     workers = min(settings.workers or os.cpu_count() or 1, len(alphas))

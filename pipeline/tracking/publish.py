@@ -358,8 +358,9 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                 champion = study.champion()
                 wrote |= store.retag(client, runs[study.key(REPORT_NAME)],
                                      report_runs.references(study.summary, variant_ids(study, ids)))
-                wrote |= report_runs.champion_version(client, ids[study.key(champion.variant)], champion,
-                                                      study.summary, stays, origin)[1]
+                wrote |= report_runs.champion_version(client, report_runs.model_name(study.settings),
+                                                      ids[study.key(champion.variant)], champion, study.summary,
+                                                      stays, origin)[1]
             if across:
                 wrote |= store.retag(client, runs[ACROSS_NAME], across_runs.references(*named_by_across(reported, ids)))
             wrote |= launch.stands_for(final)

@@ -12,6 +12,7 @@ import json
 
 from pathlib import Path
 
+from ..core import config
 from ..core.catalog import ReportFiles
 from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary
@@ -19,15 +20,14 @@ from .store import DIGEST_TAG, again_if_raced, closing_run
 from .evaluation import METRIC_PREFIX
 from .variant_runs import MODEL_CODE
 
-# Titanic's champion keeps the name it was first registered under: links and scripts use it.
-OLDER_NAMES = {"titanic": "titanic-survival"}
 ALIAS = "champion"
 REPORT_COLOR = "#000000"  # apart from every variant's (variant_runs.run_color)
 NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
 
 
-def model_name(dataset: str) -> str:
-    return OLDER_NAMES.get(dataset, dataset)
+def model_name(settings: config.Dataset) -> str:
+    """The registered model of a dataset's champion: its params.yaml `registered_as`, else its name."""
+    return settings.registered_as or settings.name
 
 
 def folder_digest(folder: Path) -> str:
@@ -112,7 +112,7 @@ def version_description(record: TrainingRecord, summary: ReportSummary, evaluate
             f"{shown}. Data sha256 {record.data.sha256}. Takes the file's raw rows (docs/serving.md).")
 
 
-def champion_version(client, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
+def champion_version(client, name: str, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
                      stays: str | None = None, origin: dict[str, str] | None = None) -> tuple[str, bool]:
     """One step towards the registry's rule: each model (variant and record digest) registered
     once, from a run that exists, and the alias on the champion's unless `stays` says why it
@@ -121,26 +121,11 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
     this step changed anything; repeat until it changes nothing (register_champion, publish.settle)."""
     from mlflow.exceptions import MlflowException
 
-    name = model_name(record.dataset)
     same = [v for v in client.search_model_versions(f"name = '{name}'")
             if all(v.tags.get(k) == value for k, value in identity(record).items())]
     live = [v for v in same if _live(client, v.run_id)]
     if not live:
-        try:
-            client.create_registered_model(name, description=f"{record.dataset}: the loss study's champion, "
-                                                             f"served from raw rows (docs/serving.md)")
-        except MlflowException:
-            pass  # already registered
-        run = client.get_run(champion_run_id)
-        model_id = run.outputs.model_outputs[0].model_id
-        evaluated = {k[len(METRIC_PREFIX):]: v for k, v in run.data.metrics.items() if k.startswith(METRIC_PREFIX)}
-        version = again_if_raced(
-            client.create_model_version, name, source=f"models:/{model_id}", run_id=champion_run_id,
-            model_id=model_id, tags={**version_tags(record, summary, evaluated), **(origin or {})}, tries=5,
-            description=version_description(record, summary, evaluated))
-        if stays is None:
-            again_if_raced(client.set_registered_model_alias, name, ALIAS, version.version)
-        return version.version, True
+        return _register(client, name, champion_run_id, record, summary, stays, origin), True
     keep = min(live, key=lambda v: int(v.version))
     try:
         current = str(client.get_model_version_by_alias(name, ALIAS).version)
@@ -169,14 +154,36 @@ def champion_version(client, champion_run_id: str, record: TrainingRecord, summa
     return keep.version, changed
 
 
-def register_champion(client, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
+def _register(client, name: str, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
+              stays: str | None, origin: dict[str, str] | None) -> str:
+    """A new version of the champion's logged model (the alias on it unless `stays`)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description=f"{record.dataset}: the loss study's champion, "
+                                                         f"served from raw rows (docs/serving.md)")
+    except MlflowException:
+        pass  # already registered
+    run = client.get_run(champion_run_id)
+    model_id = run.outputs.model_outputs[0].model_id
+    evaluated = {k[len(METRIC_PREFIX):]: v for k, v in run.data.metrics.items() if k.startswith(METRIC_PREFIX)}
+    version = again_if_raced(
+        client.create_model_version, name, source=f"models:/{model_id}", run_id=champion_run_id,
+        model_id=model_id, tags={**version_tags(record, summary, evaluated), **(origin or {})}, tries=5,
+        description=version_description(record, summary, evaluated))
+    if stays is None:
+        again_if_raced(client.set_registered_model_alias, name, ALIAS, version.version)
+    return version.version
+
+
+def register_champion(client, name: str, champion_run_id: str, record: TrainingRecord, summary: ReportSummary,
                       stays: str | None = None, origin: dict[str, str] | None = None) -> str:
     """Point the alias at the champion's logged model. It moves only when the champion rule's
     answer changes (another variant) or that variant's model does (retrained: another record
     digest); a re-published study, or new statistics about the same model, leave it. A model
     registered before is not registered again: the alias returns to its version."""
     for _ in range(10):
-        version, changed = champion_version(client, champion_run_id, record, summary, stays, origin)
+        version, changed = champion_version(client, name, champion_run_id, record, summary, stays, origin)
         if not changed:
             return version
-    raise RuntimeError(f"the registered model {model_name(record.dataset)} kept changing while publishing")
+    raise RuntimeError(f"the registered model {name} kept changing while publishing")
