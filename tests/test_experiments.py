@@ -120,7 +120,8 @@ def test_experiments_fit_in_120_columns_and_show_each_experiments_metrics(reprod
 def test_many_experiments_wrap_into_blocks_of_120_columns():
     def rev(name, epochs, accuracy):
         return {"rev": f"{name:0<40}", "name": name, "data": {
-            "params": {"params.yaml": {"data": {"variants": {"mse": {"epochs": epochs}, "l1": {}}}}},
+            "params": {"params.yaml": {"data": {"datasets": {"titanic": {}},
+                                                "variants": {"mse": {"epochs": epochs}, "l1": {}}}}},
             "metrics": {"metrics/titanic/mse.json": {"data": {"val_accuracy_mean": accuracy, "diagnoses": "ok 4/4"}}}}}
 
     experiments = [{"name": f"experiment-{i}", "revs": [rev(f"experiment-{i}", i, 0.5 + i / 100)]} for i in range(20)]

@@ -137,7 +137,7 @@ def test_contrast_runs_are_logged_last_so_the_chart_view_shows_them_first(traine
     publish.main(only=list(VARIANTS))
     _, found = runs(trained.uri(), order_by=["attributes.start_time DESC"])
     assert [run.info.run_name for run in found] == ["nll_logsoftmax", "nll_relu", "mse"]
-    summary = {"reference": "l1", "champion": "cross_entropy"}
+    summary = SimpleNamespace(reference="l1", champion="cross_entropy")
     records = [SimpleNamespace(variant=name, config=SimpleNamespace(contrast=contrast)) for name, contrast in (
         ("nll_relu", "nll"), ("l1", None), ("mse", None), ("cross_entropy", None), ("nll_logsoftmax", "nll"))]
     assert [r.variant for r in publish.logging_order(records, summary)] == [

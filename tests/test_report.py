@@ -110,14 +110,14 @@ def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies
 
     fakes = [with_accuracies(records[name], made_up[name]) for name in VARIANTS]
     fakes[2] = fakes[2].model_copy(update={"predictions_sha256": records["nll_relu"].predictions_sha256})
-    rows, conclusion = report.study_rows(fakes, config.load())
-    by_name = {row["variant"]: row for row in rows}
-    assert by_name["nll_relu"]["verdict"] == "better"
-    assert by_name["nll_relu"]["diff_vs_reference"] == pytest.approx(0.03)
-    assert by_name["mse"]["verdict"] == "identical to nll_relu" and by_name["mse"]["identical_to"] == "nll_relu"
-    assert conclusion["hypotheses"] == 1 and conclusion["identical"] == {"mse": "nll_relu"}
-    assert conclusion["champion"] == "nll_relu"
-    text = report.markdown(rows, conclusion)
+    summary = report.summarise(fakes, config.load())
+    by_name = summary.variants
+    assert by_name["nll_relu"].verdict == "better"
+    assert by_name["nll_relu"].diff_vs_reference == pytest.approx(0.03)
+    assert by_name["mse"].verdict == "identical to nll_relu" and by_name["mse"].identical_to == "nll_relu"
+    assert summary.hypotheses == 1 and summary.identical == {"mse": "nll_relu"}
+    assert summary.champion == "nll_relu"
+    text = report.markdown(summary)
     assert "Holm-corrected over 1 distinct hypotheses" in text and "mse = nll_relu" in text
     assert "- **better** than the reference: nll_relu +0.030 [+0.030, +0.030]" in text
     assert "Champion: **nll_relu**" in text
