@@ -119,7 +119,7 @@ def test_verdicts_identical_variants_and_the_champion_rule_on_made_up_accuracies
     assert summary.champion == "nll_relu"
     text = report.markdown(summary)
     assert "Holm-corrected over 1 distinct hypotheses" in text and "mse = nll_relu" in text
-    assert "- **better** than the reference: nll_relu +0.030 [+0.030, +0.030]" in text
+    assert "- **better** than the reference, by more than the margin 0.01: nll_relu +0.030 [+0.030, +0.030]" in text
     assert "Champion: **nll_relu**" in text
 
 

@@ -26,9 +26,10 @@ def study(split_means, seeds=5, noise=0.0, rng=None):
 
 
 def test_corrected_resampled_t_test_matches_its_closed_form():
-    # Split means 0.01..0.05: mean 0.03, s^2 = 0.00025; J = 5 splits, n_val/n_train = 0.25.
-    # Nadeau-Bengio: se = sqrt((1/5 + 0.25) * 0.00025), t = 0.03 / se = 2 * sqrt(2), 4 degrees of freedom.
-    d = study([0.01, 0.02, 0.03, 0.04, 0.05], rng=np.random.default_rng(1), noise=0.02)
+    # Split means 0.01..0.05 and no seed noise: mean 0.03, s_b^2 = 0.00025; J = 5 splits,
+    # n_val/n_train = 0.25. Nadeau-Bengio: se = sqrt((1/5 + 0.25) * 0.00025), t = 0.03 / se = 2 * sqrt(2),
+    # 4 degrees of freedom.
+    d = study([0.01, 0.02, 0.03, 0.04, 0.05])
     result = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.01)
     assert result["splits"] == 5 and result["diff"] == pytest.approx(0.03)
     assert result["p"] == pytest.approx(2 * (1 - t4_cdf(2 * math.sqrt(2))), rel=1e-9)  # 0.04742
@@ -37,10 +38,31 @@ def test_corrected_resampled_t_test_matches_its_closed_form():
     assert result["diff_high"] == pytest.approx(0.03 + T4_975 * se, rel=1e-9)
 
 
+def test_the_seeds_variance_is_not_stretched_by_the_overlap_correction():
+    """Seeds are nested in splits, each replica its own: their noise is independent across
+    splits. Only the split effects' part of s_b^2 (s_b^2 - s_w^2 / S) takes Nadeau-Bengio's
+    factor; s_w^2 / (S J) is added as it is."""
+    d = study([0.01, 0.02, 0.03, 0.04, 0.05], rng=np.random.default_rng(1), noise=0.02)
+    within = float(np.mean(np.var(d, axis=0, ddof=1)))  # 5 seeds on every split: the pooled variance
+    assert statistics.within_split(d) == (pytest.approx(within), 5.0)
+    variance = (1 / 5 + 0.25) * (0.00025 - within / 5) + within / 25
+    assert 0 < within / 5 < 0.00025 and variance < 0.45 * 0.00025  # narrower than Nadeau-Bengio's
+    result = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.01)
+    t = 0.03 / math.sqrt(variance)
+    assert result["p"] == pytest.approx(2 * (1 - t4_cdf(t)), rel=1e-9)
+    assert result["diff_high"] == pytest.approx(0.03 + T4_975 * math.sqrt(variance), rel=1e-9)
+    # Seed noise larger than the split means' spread: the split effects' part is taken as 0.
+    noisy = study([0.03, 0.031, 0.029, 0.03, 0.03], rng=np.random.default_rng(2), noise=0.05)
+    within, seeds = statistics.within_split(noisy)
+    assert statistics.variance_of_mean(statistics.split_means(noisy), within, seeds, 0.25) == \
+        pytest.approx(within / (seeds * 5))
+
+
 def test_the_interval_of_a_mean_is_the_corrected_t_interval_of_its_split_means():
     grid = study([0.78, 0.80, 0.82, 0.79, 0.81], rng=np.random.default_rng(2), noise=0.03)
     result = statistics.mean_interval(grid, test_share=0.25, confidence=0.95)
-    se = math.sqrt((1 / 5 + 0.25) * 0.00025)
+    within = float(np.mean(np.var(grid, axis=0, ddof=1)))
+    se = math.sqrt((1 / 5 + 0.25) * (0.00025 - within / 5) + within / 25)
     assert result["mean"] == pytest.approx(0.80) and result["n"] == 25 and result["splits"] == 5
     assert result["ci_low"] == pytest.approx(0.80 - T4_975 * se, rel=1e-9)
     assert result["ci_high"] == pytest.approx(0.80 + T4_975 * se, rel=1e-9)
@@ -130,15 +152,17 @@ def simulated(rng, shifts: dict[str, float], seeds=5, splits=20, split_sd=0.03, 
 
 def test_verdicts_on_a_made_up_study_with_known_effects():
     """Reference at 0.80; one variant truly 5 points better, one 20 points worse, one the same
-    (noise only, so within the 1-point margin), one half a point worse (too close to both the
-    margin and zero for 20 splits to tell), and one identical to the reference by construction."""
+    (noise only, so within the 1-point margin), one half a point worse (a split effect every
+    variant shares cancels in the paired difference, and 100 replicas' seed noise resolves half a
+    point: a difference shown, below the margin), and one identical to the reference by
+    construction."""
     rng = np.random.default_rng(3)
     grids = simulated(rng, {"reference": 0, "better": 0.05, "worse": -0.2, "same": 0, "edge": -0.005})
     grids["twin"] = grids["reference"].copy()
     result = statistics.compare(grids, "reference", test_share=0.25, confidence=0.95, margin=0.01,
                                 identical={"twin": "reference"})
-    assert [result[n]["verdict"] for n in grids] == ["reference", "better", "worse", "equivalent", "inconclusive",
-                                                     "identical to reference"]
+    assert [result[n]["verdict"] for n in grids] == ["reference", "better", "worse", "equivalent",
+                                                     "worse, below the margin", "identical to reference"]
     assert result["better"]["diff_low"] < 0.05 < result["better"]["diff_high"]
     assert result["worse"]["p_improvement"] == 0.0 and result["better"]["p_improvement"] > 0.9
     # Four distinct hypotheses: Holm multiplies the smallest p-value by 4; the twin is not one.
@@ -192,3 +216,36 @@ def test_the_notebooks_single_run_is_reported_untested():
     assert statistics.champion(result, {"reference": 0.76, "other": 0.61}, "reference") == "reference"
     single = statistics.mean_interval(grids["other"], 0.25, 0.95)
     assert (single["mean"], single["ci_low"], single["ci_high"]) == (0.61, 0.61, 0.61)
+
+
+def test_holm_levels_are_the_step_down_s():
+    levels = statistics.holm_levels({"a": 0.01, "b": 0.04, "c": 0.03, "untested": math.nan}, 0.05)
+    assert levels == {"a": pytest.approx(0.05 / 3), "c": pytest.approx(0.05 / 2), "b": pytest.approx(0.05)}
+
+
+def test_the_splits_that_would_decide_an_inconclusive_difference():
+    """Seed noise alone shrinks with more splits: some number decides it. A split effect the
+    splits' shared rows carry does not: an estimate near the margin stays undecided, said so."""
+    rng = np.random.default_rng(7)
+    seeds_only = 0.004 + rng.normal(0, 0.08, (5, 20))
+    found = statistics.resolving_splits(seeds_only, 0.25, 0.05, 0.05, 0.01)
+    assert found is not None and found > 20
+    within, seeds = statistics.within_split(seeds_only)
+    means = statistics.split_means(seeds_only)
+    effects = max(float(np.var(means, ddof=1)) - within / seeds, 0.0)
+
+    def decided(j):
+        se = math.sqrt((1 / j + 0.25) * effects + within / (seeds * j))
+        diff = abs(float(means.mean()))
+        return diff > scipy_stats.t.ppf(0.975, j - 1) * se or diff + scipy_stats.t.ppf(0.95, j - 1) * se < 0.01
+    assert decided(found) and not decided(found - 1)
+    shared_rows = 0.009 + rng.normal(0, 0.04, 20)[None, :] + rng.normal(0, 0.005, (5, 20))
+    assert statistics.resolving_splits(shared_rows, 0.25, 0.05, 0.05, 0.01) is None
+
+
+def test_a_difference_shown_within_the_margin_is_better_below_it_and_never_a_champion():
+    assert statistics.verdict(0.004, 0.001, 0.5, 0.05, 0.01) == "better, below the margin"
+    assert statistics.verdict(-0.004, 0.001, 0.5, 0.05, 0.01) == "worse, below the margin"
+    assert statistics.verdict(0.02, 0.001, 0.5, 0.05, 0.01) == "better"
+    rows = {"reference": {"verdict": "reference"}, "small": {"verdict": "better, below the margin"}}
+    assert statistics.champion(rows, {"reference": 0.80, "small": 0.804}, "reference") == "reference"

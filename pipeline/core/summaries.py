@@ -63,6 +63,8 @@ class VariantRow(Summary):
     diff_vs_reference: Number
     diff_ci_low: Number
     diff_ci_high: Number
+    diff_holm_low: Number    # the difference's interval at the level Holm's step-down tested it
+    diff_holm_high: Number
     p_improvement: Number
     p_improvement_ci_low: Number
     p_improvement_ci_high: Number
@@ -71,6 +73,9 @@ class VariantRow(Summary):
     p_equivalence: Number
     p_equivalence_holm: Number
     verdict: str
+    # Inconclusive: the fewest splits that would decide it at this many rows; null when none would
+    # (or when decided).
+    resolving_splits: Optional[int]
     identical_to: str
     diagnoses: str
 

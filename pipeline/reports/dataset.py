@@ -25,8 +25,8 @@ from ..statistics import per_dataset as statistics
 from ..study.diagnosis import describe
 from ..core.record import TrainingRecord, read_replicas
 from ..core.summaries import COLUMNS, ReportSummary, VariantRow
-from ..core.vocabulary import (BETTER, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE, UNTESTED, WORSE,
-                               kind)
+from ..core.vocabulary import (BETTER, BETTER_BELOW, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE, UNTESTED,
+                               WORSE, WORSE_BELOW, kind)
 
 DPI = 80  # every report figure's
 
@@ -50,10 +50,13 @@ def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSum
                      "val_accuracy_sd": spread["sd"], "val_accuracy_ci_low": spread["ci_low"],
                      "val_accuracy_ci_high": spread["ci_high"], "canonical_val_accuracy": canonical,
                      "diff_vs_reference": vs["diff"], "diff_ci_low": vs["diff_low"], "diff_ci_high": vs["diff_high"],
+                     "diff_holm_low": vs["diff_holm_low"], "diff_holm_high": vs["diff_holm_high"],
                      "p_improvement": vs["p_improvement"], "p_improvement_ci_low": vs["p_improvement_low"],
                      "p_improvement_ci_high": vs["p_improvement_high"], "p_value": vs["p"], "p_holm": vs["p_holm"],
                      "p_equivalence": vs["p_equivalence"], "p_equivalence_holm": vs["p_equivalence_holm"],
-                     "verdict": vs["verdict"], "identical_to": vs["identical_to"] or "",
+                     "verdict": vs["verdict"],
+                     "resolving_splits": vs["resolving_splits"] if vs["verdict"] == INCONCLUSIVE else None,
+                     "identical_to": vs["identical_to"] or "",
                      "diagnoses": describe(record.diagnoses, record.non_finite)})
     means = {row["variant"]: row["val_accuracy_mean"] for row in rows}
     champion = statistics.champion(against, means, study.reference)
@@ -82,6 +85,10 @@ def _p(value) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _interval(low, high) -> str:
+    return "n/a" if _signed(low) == "n/a" or low == high else f"[{_signed(low)}, {_signed(high)}]"
+
+
 def _with_interval(value: str, low: str, high: str) -> str:
     return value if value == "n/a" or low == high == value else f"{value} [{low}, {high}]"
 
@@ -90,7 +97,7 @@ def markdown(summary: ReportSummary) -> str:
     level = round(100 * summary.confidence)
     margin = summary.margin
     head = ["variant", "mean val acc", f"{level}% CI", "sd", "canonical", f"diff vs reference [{level}% CI]",
-            f"P(better) [{level}% CI]", "p diff (Holm)", "p equiv (Holm)", "verdict", "diagnoses"]
+            "at Holm's level", f"P(better) [{level}% CI]", "p diff (Holm)", "p equiv (Holm)", "verdict", "diagnoses"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     rows = list(summary.variants.values())
     for row in rows:
@@ -102,6 +109,7 @@ def markdown(summary: ReportSummary) -> str:
             f"[{_number(row.val_accuracy_ci_low)}, {_number(row.val_accuracy_ci_high)}]",
             _number(row.val_accuracy_sd), _number(row.canonical_val_accuracy),
             _with_interval(_signed(row.diff_vs_reference), _signed(row.diff_ci_low), _signed(row.diff_ci_high)),
+            _interval(row.diff_holm_low, row.diff_holm_high),
             _with_interval(_number(row.p_improvement, 2), _number(row.p_improvement_ci_low, 2),
                            _number(row.p_improvement_ci_high, 2)),
             _p(row.p_holm), _p(row.p_equivalence_holm), row.verdict, row.diagnoses]) + " |")
@@ -112,13 +120,42 @@ def markdown(summary: ReportSummary) -> str:
         f"({summary.train_rows} training, {summary.val_rows} validation rows each); final "
         f"validation accuracy; reference **{summary.reference}**; intervals at {level}% from the split "
         f"means ({summary.test}). Verdicts against the reference at level {1 - summary.confidence:.2g}, "
-        f"Holm-corrected over {summary.hypotheses} distinct hypotheses: **better** or **worse** when the "
-        f"difference test rejects; **equivalent** when the two one-sided tests put the difference within "
-        f"+-{margin:g} (the margin, fixed before the study); **inconclusive** when neither does (no evidence "
-        f"either way, which is not equivalence).", "", *lines, "", *verdict_lines(summary), "",
+        f"Holm-corrected over {summary.hypotheses} distinct hypotheses (the family: every variant not "
+        f"identical to another, against the reference): **better** or **worse** when the difference test "
+        f"rejects and the estimate lies beyond +-{margin:g} (the margin, fixed before the study), **better, "
+        f"below the margin** when it rejects with the estimate within it; **equivalent** when the two "
+        f"one-sided tests put the difference within the margin; **inconclusive** when neither does (no "
+        f"evidence either way, which is not equivalence). The table's intervals are unadjusted; the "
+        f"verdicts are Holm's.", "", *lines, "", *verdict_lines(summary), "",
         f"Champion: **{summary.champion}**, {_number(champion.val_accuracy_mean)} "
         f"[{_number(champion.val_accuracy_ci_low)}, {_number(champion.val_accuracy_ci_high)}], by the rule "
         f"fixed before the study: {summary.champion_rule}.", ""])
+
+
+def _resolving(row, summary: ReportSummary) -> str:
+    """What would decide an inconclusive difference, computed from its own variances."""
+    if row.resolving_splits is None:
+        return (f" (not resolvable at +-{summary.margin:g} with n = {summary.train_rows + summary.val_rows}: "
+                f"the splits share their rows, and no number of them narrows the interval enough)")
+    return f" (about {row.resolving_splits} splits would decide it, unadjusted)"
+
+
+GAMMA = 0.75  # Bouthillier et al.'s threshold of a meaningful P(A > B)
+
+
+def _probability_line(summary: ReportSummary) -> str:
+    """P(better) read as Bouthillier et al. read it: meaningful when at least GAMMA (or at most
+    1 - GAMMA) with its interval clear of 0.5."""
+    tested = [row for row in summary.variants.values() if row.p_improvement is not None
+              and row.variant != summary.reference and not row.identical_to]
+    wins = [row for row in tested if row.p_improvement >= GAMMA and row.p_improvement_ci_low > 0.5]
+    losses = [row for row in tested if row.p_improvement <= 1 - GAMMA and row.p_improvement_ci_high < 0.5]
+
+    def shown(rows):
+        return ", ".join(f"{r.variant} {_number(r.p_improvement, 2)} [{_number(r.p_improvement_ci_low, 2)}, "
+                         f"{_number(r.p_improvement_ci_high, 2)}]" for r in rows) or "none"
+    return (f"- **P(better)** against gamma = {GAMMA:g} (Bouthillier et al., MLSys 2021): at least {GAMMA:g}, "
+            f"its interval above 0.5: {shown(wins)}; at most {1 - GAMMA:g}, below 0.5: {shown(losses)}")
 
 
 def verdict_lines(summary: ReportSummary) -> list[str]:
@@ -126,24 +163,29 @@ def verdict_lines(summary: ReportSummary) -> list[str]:
     README and docs quote these lines, so no sentence claims more than the table."""
     margin, level = summary.margin, round(100 * summary.confidence)
     said = {
-        BETTER: "**better** than the reference",
-        WORSE: "**worse** than the reference",
+        BETTER: f"**better** than the reference, by more than the margin {margin:g}",
+        WORSE: f"**worse** than the reference, by more than the margin {margin:g}",
+        BETTER_BELOW: f"**better, below the margin** (a difference shown, its estimate within +-{margin:g}: "
+                      f"practically nothing by the study's own margin)",
+        WORSE_BELOW: f"**worse, below the margin** (a difference shown, its estimate within +-{margin:g})",
         EQUIVALENT: f"**equivalent** to the reference (within +-{margin:g})",
-        INCONCLUSIVE: "**inconclusive** (neither a difference nor equivalence shown; more splits "
-                                 "could tell)",
+        INCONCLUSIVE: "**inconclusive** after Holm (neither a difference nor equivalence shown)",
     }
     lines = []
     for verdict, what in said.items():
         named = [row for row in summary.variants.values() if row.verdict == verdict]
         if named:
             lines.append(f"- {what}: " + ", ".join(
-                f"{row.variant} {_signed(row.diff_vs_reference)} [{_signed(row.diff_ci_low)}, "
-                f"{_signed(row.diff_ci_high)}]" for row in named))
+                f"{row.variant} {_signed(row.diff_vs_reference)} [{_signed(row.diff_holm_low)}, "
+                f"{_signed(row.diff_holm_high)}]" + (_resolving(row, summary) if verdict == INCONCLUSIVE else "")
+                for row in named))
+    lines.append(_probability_line(summary))
     twins = summary.identical
     if twins:
         lines.append("- **identical** by construction (the same predictions in every replica at every epoch; not "
                      "tested again): " + ", ".join(f"{name} = {twin}" for name, twin in twins.items()))
-    return [f"Differences in accuracy against {summary.reference}, with their {level}% intervals:", "",
+    return [f"Differences in accuracy against {summary.reference}, each with its interval at the level Holm's "
+            f"step-down tested it (the verdict's own; the table's {level}% intervals are unadjusted):", "",
             *lines]
 
 
@@ -206,8 +248,9 @@ def compare_figure(records: list[dict]):
     return fig
 
 
-VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange",
-                   IDENTICAL: "tab:grey", REFERENCE: "black", UNTESTED: "tab:purple"}
+VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_BELOW: "yellowgreen", WORSE_BELOW: "lightcoral",
+                   EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange", IDENTICAL: "tab:grey", REFERENCE: "black",
+                   UNTESTED: "tab:purple"}
 
 
 def _colour(verdict: str) -> str:

@@ -1,12 +1,23 @@
 """Statistics of a replicated study: how sure we are of each variant, and of each difference.
 
-A study trains every variant on J train/validation splits of one dataset, several seeds on each
-(seeds nested in splits: every replica has its own). Replicas of one split share every row, so
-they are averaged per split first, and the J split means are the resamples. Those overlap too
-(their training sets share most rows), so their variance is not s^2 / J but, after Nadeau and
-Bengio ("Inference for the Generalization Error", Machine Learning 52, 2003), the corrected
-(1/J + n_validation/n_train) s^2 with J - 1 degrees of freedom. Every interval and test here uses
-that variance:
+A study trains every variant on J train/validation splits of one dataset, S seeds on each
+(seeds nested in splits: every replica has its own). A replica's accuracy is the split's effect
+(which rows trained it, which judge it) plus its seed's (initial weights, shuffling). Splits
+overlap (their training sets share most rows), so their effects are correlated and the split
+means' variance s_b^2 / J understates the variance of the study's mean; Nadeau and Bengio
+("Inference for the Generalization Error", Machine Learning 52, 2003) correct it to
+(1/J + n_validation/n_train) s_b^2. The seed's part is not shared: each replica draws its own, so
+it is independent across splits and the correction must not stretch it (Bouthillier et al.,
+"Accounting for Variance in Machine Learning Benchmarks", MLSys 2021, separate these sources of
+variance; Bouckaert and Frank, PAKDD 2004, on the replicability of such corrected tests). With
+s_w^2 the replicas' pooled variance within a split, s_b^2 - s_w^2 / S estimates the split effects'
+part of s_b^2, and the variance of the study's mean is
+
+    V = (1/J + n_validation/n_train) * max(s_b^2 - s_w^2 / S, 0) + s_w^2 / (S J)
+
+with J - 1 degrees of freedom (tests/test_coverage.py simulates this very design with the
+project's own trainer: these intervals cover the truth, Nadeau-Bengio on the whole of s_b^2 covers
+every time). Every interval and test here uses that variance:
 
 - per variant, its mean final validation accuracy with the corrected t interval;
 - against the reference, paired by replica (same seed, same split): the mean difference, its
@@ -14,8 +25,11 @@ that variance:
   that the difference lies within +-margin, a margin fixed before the study (`study.margin`);
 - p-values corrected with Holm's method (Holm 1979) over the family of distinct hypotheses: a
   variant whose replicas are byte-identical to another's is the same hypothesis, not a new one;
-- verdicts: better or worse when the difference test rejects, equivalent when TOST does,
-  inconclusive otherwise (no evidence either way: not the same as equivalent);
+- verdicts: better or worse when the difference test rejects and the estimate lies beyond the
+  margin; "better, below the margin" (or worse) when it rejects with the estimate within it (a
+  difference shown, practically nothing by the study's own margin); equivalent when TOST rejects;
+  inconclusive otherwise (no evidence either way: not the same as equivalent), with the splits
+  that would resolve it at this many rows, or that none would (`resolving_splits`);
 - the probability of improvement, the share of replica pairs the variant wins, ties half
   (Bouthillier et al., "Accounting for Variance in Machine Learning Benchmarks", MLSys 2021),
   with a bootstrap interval that resamples whole splits;
@@ -23,8 +37,8 @@ that variance:
   than it; among several, the best mean. A best-mean pick would follow noise (winner's curse).
 
 The correction is applied once, in `corrected`: the split means' deviations from their mean are
-stretched by the factor that turns s^2 / J into the corrected variance, so statsmodels' own
-one-sample t machinery (`DescrStatsW`: interval, test, TOST) runs unchanged on it.
+stretched by the factor that turns s_b^2 / J into V, so statsmodels' own one-sample t machinery
+(`DescrStatsW`: interval, test, TOST) runs unchanged on it.
 """
 from __future__ import annotations
 
@@ -33,9 +47,11 @@ import warnings
 
 import numpy as np
 
-from ..core.vocabulary import BETTER, EQUIVALENT, INCONCLUSIVE, REFERENCE, UNTESTED, WORSE, identical_to
+from ..core.vocabulary import (BETTER, BETTER_BELOW, EQUIVALENT, INCONCLUSIVE, REFERENCE, UNTESTED, WORSE,
+                               WORSE_BELOW, identical_to)
 
-METHOD = "corrected resampled t (Nadeau-Bengio), J - 1 degrees of freedom"
+METHOD = ("corrected resampled t (Nadeau-Bengio on the split effects, the seeds' variance apart), "
+          "J - 1 degrees of freedom")
 CHAMPION_RULE = ("the reference stays the champion unless a variant is verdict better than it; "
                  "among several better ones, the best mean")
 
@@ -49,15 +65,41 @@ def split_means(grid: np.ndarray) -> np.ndarray:
         return np.nanmean(grid[:, kept], axis=0)
 
 
-def corrected(sample: np.ndarray, test_share: float):
-    """`sample` (J split means) as statsmodels' DescrStatsW with the Nadeau-Bengio variance:
-    its standard error becomes sqrt((1/J + test_share) s^2), its mean and J - 1 degrees of
-    freedom stay. test_share = n_validation / n_train."""
+def within_split(grid: np.ndarray) -> tuple[float, float]:
+    """(s_w^2, S): the replicas' variance within a split, pooled over the splits that have two or
+    more (ddof 1 each), and the seeds per split (their harmonic mean where replicas are missing).
+    (0, 1) when no split has two: one seed a split, whose variance is all between splits."""
+    grid = np.asarray(grid, dtype=float)
+    counts = np.isfinite(grid).sum(axis=0)
+    several = counts >= 2
+    if not several.any():
+        return 0.0, 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        squares = np.nansum((grid[:, several] - np.nanmean(grid[:, several], axis=0)) ** 2, axis=0)
+    kept = counts[counts > 0]
+    return float(squares.sum() / (counts[several] - 1).sum()), float(len(kept) / (1 / kept).sum())
+
+
+def variance_of_mean(means: np.ndarray, within: float, seeds: float, test_share: float) -> float:
+    """V of the module's docstring, from the J split means, s_w^2 and S."""
+    j = len(means)
+    between = float(np.var(means, ddof=1))
+    return (1 / j + test_share) * max(between - within / seeds, 0.0) + within / (seeds * j)
+
+
+def corrected(grid: np.ndarray, test_share: float):
+    """The (seeds, splits) grid's split means as statsmodels' DescrStatsW whose standard error is
+    sqrt(V) (the module's docstring): its mean and J - 1 degrees of freedom stay.
+    test_share = n_validation / n_train."""
     from statsmodels.stats.weightstats import DescrStatsW
 
-    inflation = math.sqrt(1 + len(sample) * test_share)  # sqrt((1/J + share) / (1/J))
-    mean = sample.mean()
-    return DescrStatsW(mean + (sample - mean) * inflation)
+    means = split_means(grid)
+    mean = means.mean()
+    naive = np.var(means, ddof=1) / len(means)
+    within, seeds = within_split(grid)
+    stretch = math.sqrt(variance_of_mean(means, within, seeds, test_share) / naive)  # >= 1: V >= s_b^2 / J
+    return DescrStatsW(mean + (means - mean) * stretch)
 
 
 def mean_interval(grid: np.ndarray, test_share: float, confidence: float) -> dict:
@@ -70,7 +112,7 @@ def mean_interval(grid: np.ndarray, test_share: float, confidence: float) -> dic
     out = {"n": int(finite.size), "splits": int(len(means)), "mean": mean,
            "sd": float(finite.std(ddof=1)) if finite.size > 1 else 0.0, "ci_low": mean, "ci_high": mean}
     if len(means) > 1 and np.ptp(means) > 0:
-        low, high = corrected(means, test_share).tconfint_mean(1 - confidence)
+        low, high = corrected(values, test_share).tconfint_mean(1 - confidence)
         out["ci_low"], out["ci_high"] = float(low), float(high)
     return out
 
@@ -83,18 +125,43 @@ def paired_test(differences: np.ndarray, test_share: float, confidence: float, m
     means = split_means(differences)
     mean = float(means.mean()) if len(means) else math.nan
     out = {"diff": mean, "diff_low": mean, "diff_high": mean, "p": math.nan, "p_equivalence": math.nan,
-           "splits": int(len(means))}
+           "splits": int(len(means)), "resolving_splits": None}
     if len(means) < 2:
         return out
     if np.ptp(means) == 0:  # the same difference on every split: no spread to weigh it against
         out["p"] = 1.0 if mean == 0 else 0.0
         out["p_equivalence"] = 0.0 if abs(mean) < margin else 1.0
         return out
-    stats = corrected(means, test_share)
+    stats = corrected(differences, test_share)
     low, high = stats.tconfint_mean(1 - confidence)
     out.update(diff_low=float(low), diff_high=float(high), p=float(stats.ttest_mean(0.0)[1]),
                p_equivalence=float(stats.ttost_mean(-margin, margin)[0]))
     return out
+
+
+MOST_SPLITS = 10_000  # beyond this a study is not "more splits" but another design
+
+
+def resolving_splits(differences: np.ndarray, test_share: float, alpha: float, alpha_equivalence: float,
+                     margin: float) -> int | None:
+    """The fewest splits (as many seeds each) at which this estimate and these variances would
+    give a decision at these levels (Holm's for this hypothesis): the interval clear of 0 (a
+    difference) or TOST's within +-margin; None when no number of splits would. V's split-effect
+    part (n_validation/n_train) s^2 does not shrink with J: the splits share their rows, so with
+    this many rows an estimate near the margin stays undecided however many splits are drawn.
+    The levels stay as Holm set them now; other hypotheses' p-values would move too, so it is an
+    estimate, not a promise."""
+    from scipy import stats
+
+    means = split_means(differences)
+    diff = abs(float(means.mean()))
+    within, seeds = within_split(differences)
+    effects = max(float(np.var(means, ddof=1)) - within / seeds, 0.0)
+    j = np.arange(len(means), MOST_SPLITS + 1)
+    se = np.sqrt((1 / j + test_share) * effects + within / (seeds * j))
+    decided = (diff > stats.t.ppf(1 - alpha / 2, j - 1) * se) | \
+        (diff + stats.t.ppf(1 - alpha_equivalence, j - 1) * se < margin)
+    return int(j[np.argmax(decided)]) if decided.any() else None
 
 
 def probability_of_improvement(variant: np.ndarray, reference: np.ndarray, confidence: float,
@@ -129,10 +196,22 @@ def holm(pvalues: dict[str, float], alpha: float) -> dict[str, float]:
     return adjusted
 
 
-def verdict(diff: float, p_holm: float, p_equivalence_holm: float, alpha: float) -> str:
+def holm_levels(pvalues: dict[str, float], alpha: float) -> dict[str, float]:
+    """The level Holm's step-down tests each hypothesis at: the i-th smallest p-value of k at
+    alpha / (k - i + 1). An interval at that level is the one the verdict is compatible with."""
+    tested = sorted((p, name) for name, p in pvalues.items() if math.isfinite(p))
+    return {name: alpha / (len(tested) - i) for i, (_, name) in enumerate(tested)}
+
+
+def verdict(diff: float, p_holm: float, p_equivalence_holm: float, alpha: float, margin: float) -> str:
+    """Better or worse: a difference shown at Holm's level, its estimate beyond the margin; below
+    the margin when the estimate lies within it (shown, yet practically nothing); equivalent when
+    TOST puts it within the margin; inconclusive when neither test rejects."""
     if not math.isfinite(p_holm):
         return UNTESTED
     if p_holm < alpha:
+        if abs(diff) < margin:
+            return BETTER_BELOW if diff > 0 else WORSE_BELOW
         return BETTER if diff > 0 else WORSE
     if p_equivalence_holm < alpha:
         return EQUIVALENT
@@ -158,7 +237,8 @@ def compare(grids: dict[str, np.ndarray], reference: str, test_share: float, con
             margin: float, identical: dict[str, str] | None = None, seed: int = 0) -> dict:
     """Every variant against `reference`; grids are (seeds, splits) accuracies, paired by position.
 
-    Returns {variant: {diff, diff_low, diff_high, p, p_holm, p_equivalence, p_equivalence_holm,
+    Returns {variant: {diff, diff_low, diff_high, diff_holm_low, diff_holm_high (at the level Holm
+    tested it), p, p_holm, p_equivalence, p_equivalence_holm,
     p_improvement, p_improvement_low, p_improvement_high, verdict, identical_to}}."""
     alpha = 1 - confidence
     identical = identical or {}
@@ -173,12 +253,23 @@ def compare(grids: dict[str, np.ndarray], reference: str, test_share: float, con
                       "p_improvement_high": better["high"], "identical_to": None}
     p_holm = holm({name: row["p"] for name, row in rows.items()}, alpha)
     p_equivalence_holm = holm({name: row["p_equivalence"] for name, row in rows.items()}, alpha)
+    levels = holm_levels({name: row["p"] for name, row in rows.items()}, alpha)
+    equivalence_levels = holm_levels({name: row["p_equivalence"] for name, row in rows.items()}, alpha)
     for name, row in rows.items():
         row["p_holm"], row["p_equivalence_holm"] = p_holm[name], p_equivalence_holm[name]
-        row["verdict"] = verdict(row["diff"], row["p_holm"], row["p_equivalence_holm"], alpha)
-    same_as_reference = {"diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "p": math.nan, "p_holm": math.nan,
+        row["verdict"] = verdict(row["diff"], row["p_holm"], row["p_equivalence_holm"], alpha, margin)
+        row["diff_holm_low"], row["diff_holm_high"] = row["diff_low"], row["diff_high"]
+        if name in levels and row["diff_low"] != row["diff_high"]:
+            low, high = corrected(grids[name] - base, test_share).tconfint_mean(levels[name])
+            row["diff_holm_low"], row["diff_holm_high"] = float(low), float(high)
+        if row["verdict"] == INCONCLUSIVE:
+            row["resolving_splits"] = resolving_splits(grids[name] - base, test_share, levels[name],
+                                                       equivalence_levels[name], margin)
+    same_as_reference = {"diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "diff_holm_low": 0.0, "diff_holm_high": 0.0,
+                         "p": math.nan, "p_holm": math.nan,
                          "p_equivalence": math.nan, "p_equivalence_holm": math.nan, "p_improvement": 0.5,
-                         "p_improvement_low": 0.5, "p_improvement_high": 0.5, "splits": base.shape[1]}
+                         "p_improvement_low": 0.5, "p_improvement_high": 0.5, "splits": base.shape[1],
+                         "resolving_splits": None}
     rows[reference] = {**same_as_reference, "verdict": REFERENCE, "identical_to": None}
     for name, twin in identical.items():  # the twin's numbers, not a test of its own
         rows[name] = {**rows[twin], "verdict": identical_to(twin), "identical_to": twin}
