@@ -137,7 +137,7 @@ def _resolving(row, summary: ReportSummary) -> str:
     if row.resolving_splits is None:
         return (f" (not resolvable at +-{summary.margin:g} with n = {summary.train_rows + summary.val_rows}: "
                 f"the splits share their rows, and no number of them narrows the interval enough)")
-    return f" (about {row.resolving_splits} splits would decide it, unadjusted)"
+    return f" (about {row.resolving_splits} splits would decide it, at Holm's present levels)"
 
 
 GAMMA = 0.75  # Bouthillier et al.'s threshold of a meaningful P(A > B)
