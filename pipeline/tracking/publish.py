@@ -509,6 +509,44 @@ def patiently(attempt, uri: str, patience: Patience):
                     retry_error_callback=give_up, sleep=time.sleep)(attempt)
 
 
+def _studies(params: config.Params, wanted: list[str]) -> list[DatasetStudy]:
+    """Each dataset's records of the `wanted` variants with its report's summary, which must be
+    made from these very results."""
+    studies = []
+    for dataset in params.datasets if wanted else ():
+        records = [TrainingRecord.load(name, dataset) for name in wanted]
+        # Each variant's run carries what its dataset's report concluded about it.
+        summary = ReportSummary.load(dataset)
+        for record in records:
+            if summary.digests.get(record.variant) != record.digest:
+                raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
+                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
+        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset)))
+    return studies
+
+
+def _mlflow_settings() -> None:
+    """MLflow's client as a publish wants it; a user's own setting of each variable wins."""
+    # MLflow's own retries stay few and short, so that a stopped server fails the publish at
+    # once; waiting for a busy or restarting one is Patience's. The timeout outlasts a request
+    # that waits 30 s for one of the server's database connections (SQLAlchemy's pool
+    # timeout): given up sooner, it is still served, and sent again.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    # MLflow's telemetry thread, when it cannot fetch its config (offline, as this pipeline is
+    # meant to run), removes a variable from os.environ while a request reads os.environ for
+    # proxies: a KeyError that failed one of eight publishers in the benchmark. Set before
+    # MLflow is imported.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    warnings.filterwarnings("ignore", module="mlflow")
+    # The pickle format is chosen on purpose (see variant_runs.log_run); its caution fills the log otherwise.
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+    # Each served model's input example is checked against its signature: a line a model otherwise.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -> None:
     """Publish every variant on every dataset, the sweep, the reports and the page across
     datasets; or `only` those named (variants, on every dataset; 'sweep', 'report', 'across')."""
@@ -522,38 +560,12 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
     report, across = REPORT_NAME in names, ACROSS_NAME in names
     # A report's summary run points at every variant's run, and the page across datasets at
     # every report's and champion's: either needs them all.
-    wanted = list(params.variants) if report or across else [n for n in names if n in params.variants]
-    studies = []
-    for dataset in params.datasets if wanted else ():
-        records = [TrainingRecord.load(name, dataset) for name in wanted]
-        # Each variant's run carries what its dataset's report concluded about it.
-        summary = ReportSummary.load(dataset)
-        for record in records:
-            if summary.digests.get(record.variant) != record.digest:
-                raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
-                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
-        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset)))
+    studies = _studies(params, list(params.variants) if report or across else
+                       [n for n in names if n in params.variants])
     sweep = read_sweep() if SWEEP in names else None
     across_summary = AcrossSummary.load() if across else None
     uri = store.tracking_uri()
-    # MLflow's own retries stay few and short, so that a stopped server fails the publish at
-    # once; waiting for a busy or restarting one is Patience's (a user's own settings win).
-    # The timeout outlasts a request that waits 30 s for one of the server's database
-    # connections (SQLAlchemy's pool timeout): given up sooner, it is still served, and sent again.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    # MLflow's telemetry thread, when it cannot fetch its config (offline, as this pipeline is
-    # meant to run), removes a variable from os.environ while a request reads os.environ for
-    # proxies: a KeyError that failed one of eight publishers in the benchmark. Set before
-    # MLflow is imported; a user's own setting wins.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    warnings.filterwarnings("ignore", module="mlflow")
-    # The pickle format is chosen on purpose (see variant_runs.log_run); its caution fills the log otherwise.
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-    # Each served model's input example is checked against its signature: a line a model otherwise.
-    logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _mlflow_settings()
     # Read once: MLflow's end_run clears MLFLOW_RUN_ID, and a retry must still nest under the launch.
     launch_run, dvc_exp = os.environ.get("MLFLOW_RUN_ID", ""), os.environ.get("DVC_EXP_NAME", "")
     patience, logged = Patience(), {}
