@@ -44,28 +44,30 @@ def test_the_seeds_variance_is_not_stretched_by_the_overlap_correction():
     factor; s_w^2 / (S J) is added as it is."""
     d = study([0.01, 0.02, 0.03, 0.04, 0.05], rng=np.random.default_rng(1), noise=0.02)
     within = float(np.mean(np.var(d, axis=0, ddof=1)))  # 5 seeds on every split: the pooled variance
-    assert statistics.within_split(d) == (pytest.approx(within), 5.0)
+    found = statistics.within_split(d)
+    assert (found.variance, found.seeds, found.df) == (pytest.approx(within), 5.0, 20)
     variance = (1 / 5 + 0.25) * (0.00025 - within / 5) + within / 25
     assert 0 < within / 5 < 0.00025 and variance < 0.45 * 0.00025  # narrower than Nadeau-Bengio's
+    assert statistics.variance_of_mean(0.00025, found, 5, 0.25) == (pytest.approx(variance), 4.0)
     result = statistics.paired_test(d, test_share=0.25, confidence=0.95, margin=0.01)
     t = 0.03 / math.sqrt(variance)
     assert result["p"] == pytest.approx(2 * (1 - t4_cdf(t)), rel=1e-9)
     assert result["diff_high"] == pytest.approx(0.03 + T4_975 * math.sqrt(variance), rel=1e-9)
     # Seed noise larger than the split means' spread: the split effects' part is taken as 0.
     noisy = study([0.03, 0.031, 0.029, 0.03, 0.03], rng=np.random.default_rng(2), noise=0.05)
-    within, seeds = statistics.within_split(noisy)
-    assert statistics.variance_of_mean(statistics.split_means(noisy), within, seeds, 0.25) == \
-        pytest.approx(within / (seeds * 5))
+    found = statistics.within_split(noisy)
+    between = float(np.var(statistics.split_means(noisy), ddof=1))
+    assert statistics.variance_of_mean(between, found, 5, 0.25) == (pytest.approx(found.variance / 25), 4.0)
 
 
 def test_the_interval_of_a_mean_is_the_corrected_t_interval_of_its_split_means():
     grid = study([0.78, 0.80, 0.82, 0.79, 0.81], rng=np.random.default_rng(2), noise=0.03)
     result = statistics.mean_interval(grid, test_share=0.25, confidence=0.95)
     within = float(np.mean(np.var(grid, axis=0, ddof=1)))
-    se = math.sqrt((1 / 5 + 0.25) * (0.00025 - within / 5) + within / 25)
+    half = T4_975 * math.sqrt((1 / 5 + 0.25) * (0.00025 - within / 5) + within / 25)
     assert result["mean"] == pytest.approx(0.80) and result["n"] == 25 and result["splits"] == 5
-    assert result["ci_low"] == pytest.approx(0.80 - T4_975 * se, rel=1e-9)
-    assert result["ci_high"] == pytest.approx(0.80 + T4_975 * se, rel=1e-9)
+    assert result["ci_low"] == pytest.approx(0.80 - half, rel=1e-9)
+    assert result["ci_high"] == pytest.approx(0.80 + half, rel=1e-9)
     assert result["sd"] == pytest.approx(grid.std(ddof=1))
     same = statistics.mean_interval(np.full((3, 4), 0.6), 0.25, 0.95)
     assert (same["mean"], same["ci_low"], same["ci_high"]) == (0.6, 0.6, 0.6)
@@ -220,7 +222,9 @@ def test_the_notebooks_single_run_is_reported_untested():
 
 def test_holm_levels_are_the_step_down_s():
     levels = statistics.holm_levels({"a": 0.01, "b": 0.04, "c": 0.03, "untested": math.nan}, 0.05)
-    assert levels == {"a": pytest.approx(0.05 / 3), "c": pytest.approx(0.05 / 2), "b": pytest.approx(0.05)}
+    # a rejected at 0.05 / 3; c not at 0.05 / 2: the step-down stops, and b keeps c's level.
+    assert levels == {"a": pytest.approx(0.05 / 3), "c": pytest.approx(0.05 / 2), "b": pytest.approx(0.05 / 2)}
+    assert statistics.holm_levels({"a": 0.001, "b": 0.04}, 0.05) == {"a": 0.025, "b": 0.05}
 
 
 def test_the_splits_that_would_decide_an_inconclusive_difference():
@@ -230,22 +234,26 @@ def test_the_splits_that_would_decide_an_inconclusive_difference():
     seeds_only = 0.004 + rng.normal(0, 0.08, (5, 20))
     found = statistics.resolving_splits(seeds_only, 0.25, 0.05, 0.05, 0.01)
     assert found is not None and found > 20
-    within, seeds = statistics.within_split(seeds_only)
+    within = statistics.within_split(seeds_only)
     means = statistics.split_means(seeds_only)
-    effects = max(float(np.var(means, ddof=1)) - within / seeds, 0.0)
+    effects = max(float(np.var(means, ddof=1)) - within.variance / within.seeds, 0.0)
 
-    def decided(j):
-        se = math.sqrt((1 / j + 0.25) * effects + within / (seeds * j))
-        diff = abs(float(means.mean()))
-        return diff > scipy_stats.t.ppf(0.975, j - 1) * se or diff + scipy_stats.t.ppf(0.95, j - 1) * se < 0.01
+    def decided(j):  # as many seeds a split, the variances as estimated: V on j - 1 degrees of freedom
+        variance, df = statistics.variance_of_mean(effects + within.variance / within.seeds, within, j, 0.25)
+        diff, se = abs(float(means.mean())), math.sqrt(variance)
+        return diff > scipy_stats.t.ppf(0.975, df) * se or diff + scipy_stats.t.ppf(0.95, df) * se < 0.01
     assert decided(found) and not decided(found - 1)
     shared_rows = 0.009 + rng.normal(0, 0.04, 20)[None, :] + rng.normal(0, 0.005, (5, 20))
     assert statistics.resolving_splits(shared_rows, 0.25, 0.05, 0.05, 0.01) is None
 
 
 def test_a_difference_shown_within_the_margin_is_better_below_it_and_never_a_champion():
-    assert statistics.verdict(0.004, 0.001, 0.5, 0.05, 0.01) == "better, below the margin"
-    assert statistics.verdict(-0.004, 0.001, 0.5, 0.05, 0.01) == "worse, below the margin"
-    assert statistics.verdict(0.02, 0.001, 0.5, 0.05, 0.01) == "better"
+    """Sized by the interval at Holm's level: inside the margin, beyond it, or across it."""
+    assert statistics.verdict(0.004, 0.001, 0.5, 0.05, 0.01, (0.001, 0.007)) == "better, below the margin"
+    assert statistics.verdict(-0.004, 0.001, 0.5, 0.05, 0.01, (-0.007, -0.001)) == "worse, below the margin"
+    assert statistics.verdict(0.02, 0.001, 0.5, 0.05, 0.01, (0.012, 0.028)) == "better"
+    assert statistics.verdict(-0.02, 0.001, 0.5, 0.05, 0.01, (-0.028, -0.012)) == "worse"
+    assert statistics.verdict(0.008, 0.001, 0.5, 0.05, 0.01, (0.001, 0.015)) == "better, size unresolved"
+    assert statistics.verdict(0.0, 0.5, 0.001, 0.05, 0.01, (-0.004, 0.004)) == "equivalent"
     rows = {"reference": {"verdict": "reference"}, "small": {"verdict": "better, below the margin"}}
     assert statistics.champion(rows, {"reference": 0.80, "small": 0.804}, "reference") == "reference"

@@ -39,16 +39,18 @@ LOSSES = {
 # The verdicts: of a variant against the reference on one dataset (statistics/per_dataset.py),
 # counted across datasets (statistics/across.py), coloured in the reports, tagged in MLflow.
 BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = "better", "worse", "equivalent", "inconclusive"
-# A difference shown (Holm) whose estimate lies within +-margin: practically nothing, by the
-# study's own margin; never a champion.
+# A difference shown (Holm) is sized by its interval at Holm's level: beyond the margin (better,
+# worse); inside it (below the margin: practically nothing, by the study's own margin); reaching
+# across it (size unresolved). Only "better" makes a champion.
 BETTER_BELOW, WORSE_BELOW = "better, below the margin", "worse, below the margin"
+BETTER_UNSIZED, WORSE_UNSIZED = "better, size unresolved", "worse, size unresolved"
 REFERENCE, UNTESTED, NOT_APPLICABLE = "reference", "untested", "n/a"
 # A variant whose replicas are byte-identical to an earlier one's: "identical to <twin>" in its
 # dataset's report (not tested again), counted as "identical" across datasets.
 IDENTICAL = "identical"
 # In the order the counts list them when tied.
-VERDICTS = (BETTER, WORSE, BETTER_BELOW, WORSE_BELOW, EQUIVALENT, INCONCLUSIVE, IDENTICAL, REFERENCE, UNTESTED,
-            NOT_APPLICABLE)
+VERDICTS = (BETTER, WORSE, BETTER_UNSIZED, WORSE_UNSIZED, BETTER_BELOW, WORSE_BELOW, EQUIVALENT, INCONCLUSIVE,
+            IDENTICAL, REFERENCE, UNTESTED, NOT_APPLICABLE)
 
 
 def identical_to(twin: str) -> str:

@@ -25,8 +25,8 @@ from ..statistics import per_dataset as statistics
 from ..study.diagnosis import describe
 from ..core.record import TrainingRecord, read_replicas
 from ..core.summaries import COLUMNS, ReportSummary, VariantRow
-from ..core.vocabulary import (BETTER, BETTER_BELOW, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE, UNTESTED,
-                               WORSE, WORSE_BELOW, kind)
+from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE,
+                               UNTESTED, WORSE, WORSE_BELOW, WORSE_UNSIZED, kind)
 
 DPI = 80  # every report figure's
 
@@ -121,12 +121,13 @@ def markdown(summary: ReportSummary) -> str:
         f"validation accuracy; reference **{summary.reference}**; intervals at {level}% from the split "
         f"means ({summary.test}). Verdicts against the reference at level {1 - summary.confidence:.2g}, "
         f"Holm-corrected over {summary.hypotheses} distinct hypotheses (the family: every variant not "
-        f"identical to another, against the reference): **better** or **worse** when the difference test "
-        f"rejects and the estimate lies beyond +-{margin:g} (the margin, fixed before the study), **better, "
-        f"below the margin** when it rejects with the estimate within it; **equivalent** when the two "
-        f"one-sided tests put the difference within the margin; **inconclusive** when neither does (no "
-        f"evidence either way, which is not equivalence). The table's intervals are unadjusted; the "
-        f"verdicts are Holm's.", "", *lines, "", *verdict_lines(summary), "",
+        f"identical to another, against the reference). A difference the test shows is sized by its "
+        f"interval at the level Holm tested it: **better** or **worse** when it lies beyond +-{margin:g} "
+        f"(the margin, fixed before the study), **below the margin** when it lies within, **size "
+        f"unresolved** when it reaches across; **equivalent** when the two one-sided tests put the "
+        f"difference within the margin; **inconclusive** when neither test rejects (no evidence either "
+        f"way, which is not equivalence). The table's {level}% intervals are unadjusted.", "", *lines, "",
+        *verdict_lines(summary), "",
         f"Champion: **{summary.champion}**, {_number(champion.val_accuracy_mean)} "
         f"[{_number(champion.val_accuracy_ci_low)}, {_number(champion.val_accuracy_ci_high)}], by the rule "
         f"fixed before the study: {summary.champion_rule}.", ""])
@@ -165,9 +166,11 @@ def verdict_lines(summary: ReportSummary) -> list[str]:
     said = {
         BETTER: f"**better** than the reference, by more than the margin {margin:g}",
         WORSE: f"**worse** than the reference, by more than the margin {margin:g}",
-        BETTER_BELOW: f"**better, below the margin** (a difference shown, its estimate within +-{margin:g}: "
+        BETTER_UNSIZED: f"**better, size unresolved** (a difference shown, its interval reaching across {margin:g})",
+        WORSE_UNSIZED: f"**worse, size unresolved** (a difference shown, its interval reaching across -{margin:g})",
+        BETTER_BELOW: f"**better, below the margin** (a difference shown, its interval within +{margin:g}: "
                       f"practically nothing by the study's own margin)",
-        WORSE_BELOW: f"**worse, below the margin** (a difference shown, its estimate within +-{margin:g})",
+        WORSE_BELOW: f"**worse, below the margin** (a difference shown, its interval within -{margin:g})",
         EQUIVALENT: f"**equivalent** to the reference (within +-{margin:g})",
         INCONCLUSIVE: "**inconclusive** after Holm (neither a difference nor equivalence shown)",
     }
@@ -185,7 +188,8 @@ def verdict_lines(summary: ReportSummary) -> list[str]:
         lines.append("- **identical** by construction (the same predictions in every replica at every epoch; not "
                      "tested again): " + ", ".join(f"{name} = {twin}" for name, twin in twins.items()))
     return [f"Differences in accuracy against {summary.reference}, each with its interval at the level Holm's "
-            f"step-down tested it (the verdict's own; the table's {level}% intervals are unadjusted):", "",
+            f"step-down tested it (the verdict's own: TOST's for an equivalent one; the table's {level}% "
+            f"intervals are unadjusted):", "",
             *lines]
 
 
@@ -248,7 +252,8 @@ def compare_figure(records: list[dict]):
     return fig
 
 
-VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_BELOW: "yellowgreen", WORSE_BELOW: "lightcoral",
+VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_UNSIZED: "olivedrab", WORSE_UNSIZED: "brown",
+                   BETTER_BELOW: "yellowgreen", WORSE_BELOW: "lightcoral",
                    EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange", IDENTICAL: "tab:grey", REFERENCE: "black",
                    UNTESTED: "tab:purple"}
 

@@ -21,7 +21,8 @@ from ..statistics import across
 from ..core.record import TrainingRecord
 from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, AcrossVariant, NoRanks,
                               RankTests, ReportSummary)
-from ..core.vocabulary import BETTER, BETTER_BELOW, EQUIVALENT, INCONCLUSIVE, WORSE, WORSE_BELOW, kind
+from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, INCONCLUSIVE, WORSE, WORSE_BELOW,
+                               WORSE_UNSIZED, kind)
 from ..core.figures import png, pyplot
 from .dataset import DPI
 
@@ -101,7 +102,8 @@ def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
                 f"CrossEntropyLoss variant as its reference (study.reference is {reference}).")
     row = aggregated.loc[square]
     said = "; ".join(f"{d} {v[square]}" for d, v in verdicts.items())
-    shown = [word for word in (BETTER, BETTER_BELOW, WORSE, WORSE_BELOW, EQUIVALENT, INCONCLUSIVE)
+    shown = [word for word in (BETTER, BETTER_UNSIZED, BETTER_BELOW, WORSE, WORSE_UNSIZED, WORSE_BELOW, EQUIVALENT,
+                               INCONCLUSIVE)
              if any(kind(v[square]) == word for v in verdicts.values())]
     if row["diff_low"] > 0:
         across_them = "higher than cross-entropy's across these datasets"

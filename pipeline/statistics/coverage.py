@@ -11,7 +11,8 @@ report's statistics (per_dataset.py) computed on the final validation accuracies
 The truth is what those intervals are about: the expected accuracy, on fresh rows of the
 population, of a model the procedure trains on `n_train` rows (Nadeau and Bengio's target), for
 each variant and for their difference; estimated by training on `truth_samples` independent
-samples and judging each on `test_rows` fresh rows, with the same seeds for both variants.
+samples and judging each on `test_rows` fresh rows of its own, with the same seeds for both
+variants.
 
 Reported: how often the intervals cover the truth (the mean accuracy, and the paired difference),
 as the report computes them and as the Nadeau-Bengio correction of the whole split-means'
@@ -107,13 +108,13 @@ def truth(design: Design, rng: np.random.Generator) -> dict[str, float]:
     """The expected accuracy on fresh rows of a model trained on n_train rows, per variant, and
     their difference (paired: the same samples and seeds)."""
     n_train = make_splits(design.rows, design.share, 0, 1)[0].shape[1]
-    samples = [population(n_train, rng) for _ in range(design.truth_samples)]
-    x_test, y_test = population(design.test_rows, rng)
-    offset = design.truth_samples * n_train
-    prepared = {"x": np.concatenate([x for x, _ in samples] + [x_test]),
-                "y": np.concatenate([y for _, y in samples] + [y_test]),
-                "train_index": np.arange(offset).reshape(design.truth_samples, n_train),
-                "val_index": np.tile(np.arange(offset, offset + design.test_rows), (design.truth_samples, 1))}
+    # Each sample judged on its own fresh rows: the truth's error averages out over the samples
+    # (one shared test set would add its own error, alike, to every study's comparison).
+    samples = [population(n_train + design.test_rows, rng) for _ in range(design.truth_samples)]
+    size = n_train + design.test_rows
+    starts = np.arange(design.truth_samples)[:, None] * size
+    prepared = {"x": np.concatenate([x for x, _ in samples]), "y": np.concatenate([y for _, y in samples]),
+                "train_index": starts + np.arange(n_train), "val_index": starts + np.arange(n_train, size)}
     layout = replicas(int(rng.integers(2**20)), 1, design.truth_samples)
     found = {name: _final_accuracy(design, spec, name, prepared, layout)
              for name, spec in (("reference", REFERENCE), ("other", OTHER))}

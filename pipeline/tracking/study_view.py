@@ -54,6 +54,16 @@ def view_path(exp_id: str) -> str:
     return f"#/experiments/{exp_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
 
 
+def _first_search(summary: ReportSummary) -> str:
+    """The search that shows a contrast pair side by side: its mismatched member in the pair's first
+    colour, its sound one in the second (variant_runs.PAIR_COLORS); the last of the report's
+    contrasts (the default study's NLL pair: red against green)."""
+    if not summary.contrasts:
+        return ""
+    return (f"First search: `tags.contrast = '{summary.contrasts[-1]}' and tags.{CURRENT_TAG} = 'yes'` (the pair "
+            f"side by side, the mismatched pairing's run against the sound one's, each in its own colour). ")
+
+
 def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
     """The experiment's description (the UI shows it above its runs) and its saved view."""
     text = (f"**The loss study on {dataset}.** [Open the study's view]({view_path(exp_id)}): its current runs "
@@ -63,8 +73,7 @@ def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
             f"tag `verdict` the test against {summary.reference}; the run `{REPORT_ROLE}` holds the table, "
             f"the champion is `{summary.champion}`. The curves `train/loss`, `val/loss`, `val/accuracy` are "
             f"the replicas' mean (`_min`, `_max` their range), `..._canonical` the canonical replica's (params' "
-            f"seed, split 0). First search: `tags.contrast = 'nll' and tags.{CURRENT_TAG} = 'yes'` (NLL on ReLU, "
-            f"red, against NLL on LogSoftmax, green). Runs named `(superseded)` or after a DVC experiment are "
+            f"seed, split 0). {_first_search(summary)}Runs named `(superseded)` or after a DVC experiment are "
             f"not main's current study. docs/mlflow.md says more.")
     tags = client.get_experiment(exp_id).tags
     for key, value in ((DESCRIPTION_TAG, text), (VIEW_TAG, view_state())):

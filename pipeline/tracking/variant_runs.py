@@ -81,15 +81,18 @@ def run_params(record: TrainingRecord, source: dict, conclusion: ReportSummary) 
 
 # MLflow's UI draws a run in the colour of its tag mlflow.runColor (checked in Chromium on 3.17.2),
 # else in one derived from its run id: the two runs of a contrast pair then often look alike.
-# A pair's mismatched member (NLL or KLDiv on ReLU) and its sound one, set apart on purpose.
-CONTRAST_COLORS = {"nll": ("#d62728", "#2ca02c"), "kldiv": ("#ff7f0e", "#1f77b4")}
+# A pair's mismatched member (NLL or KLDiv on ReLU) and its sound one, set apart on purpose: the
+# pairs in the order of the report's sorted contrasts (the default study's kldiv, then nll).
+PAIR_COLORS = (("#ff7f0e", "#1f77b4"), ("#d62728", "#2ca02c"), ("#e377c2", "#17becf"), ("#8c564b", "#bcbd22"))
 OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
                 "#8c6d31", "#843c39", "#7b4173", "#5254a3")
 
 
-def run_color(record: TrainingRecord) -> str:
-    if record.config.contrast:
-        mismatched, sound = CONTRAST_COLORS.get(record.config.contrast, CONTRAST_COLORS["nll"])
+def run_color(record: TrainingRecord, contrasts: list[str]) -> str:
+    """A contrast pair's colours by the pair's place among the report's contrasts; any other
+    variant one of OTHER_COLORS by its name."""
+    if record.config.contrast in contrasts:
+        mismatched, sound = PAIR_COLORS[contrasts.index(record.config.contrast) % len(PAIR_COLORS)]
         return mismatched if record.warning else sound
     return OTHER_COLORS[int(hashlib.sha256(record.variant.encode()).hexdigest(), 16) % len(OTHER_COLORS)]
 
@@ -117,7 +120,7 @@ def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummar
         "verdict": stats.verdict, "champion": "yes" if name == champion else "no",
         "mismatch_warning": record.warning or "none",
         "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
-        "mlflow.runColor": run_color(record),
+        "mlflow.runColor": run_color(record, conclusion.contrasts),
     }
     if stats.identical_to:
         tags["identical_to"] = stats.identical_to
