@@ -252,8 +252,9 @@ def compare_figure(records: list[dict]):
     return fig
 
 
-VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_UNSIZED: "olivedrab", WORSE_UNSIZED: "brown",
-                   BETTER_BELOW: "yellowgreen", WORSE_BELOW: "lightcoral",
+# Each verdict its own hue (a sized difference's beside its plain one would read alike otherwise).
+VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_UNSIZED: "tab:olive", WORSE_UNSIZED: "tab:pink",
+                   BETTER_BELOW: "tab:cyan", WORSE_BELOW: "tab:brown",
                    EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange", IDENTICAL: "tab:grey", REFERENCE: "black",
                    UNTESTED: "tab:purple"}
 
@@ -307,7 +308,7 @@ def intervals_figure(summary: ReportSummary, grids: dict[str, np.ndarray]):
     right.axvline(0, color="black", lw=0.8)
     right.set_xlim(-reach * 1.05, reach * 1.05)
     right.set(xlabel=f"difference in accuracy to {summary.reference} (paired by replica)",
-              title=f"mean difference, {level}% interval (Nadeau-Bengio corrected t)")
+              title=f"mean difference, {level}% interval (corrected t, seeds apart)")
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in VERDICT_COLOURS.items()
                if any(kind(r.verdict) == v for r in rows)]
     handles.append(Patch(color="tab:blue", alpha=0.12, label=f"equivalence margin +-{margin:g}"))

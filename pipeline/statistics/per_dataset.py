@@ -34,7 +34,7 @@ s_b^2 covers nearly every time). Every interval and test here uses that variance
   (Bouthillier et al., "Accounting for Variance in Machine Learning Benchmarks", MLSys 2021),
   with a bootstrap interval that resamples whole splits;
 - the champion by a rule fixed in advance: the reference, unless a variant is verdict better
-  than it; among several, the best mean. A best-mean pick would follow noise (winner's curse).
+  than it (its interval at Holm's level beyond the margin); among several, the best mean. A best-mean pick would follow noise (winner's curse).
 
 V is computed once, in `estimate`; intervals, the test and TOST are Student's t on its standard
 error with J - 1 degrees of freedom (scipy).
@@ -52,8 +52,8 @@ from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT,
 
 METHOD = ("corrected resampled t (Nadeau-Bengio on the split effects, the seeds' variance apart), "
           "J - 1 degrees of freedom")
-CHAMPION_RULE = ("the reference stays the champion unless a variant is verdict better than it; "
-                 "among several better ones, the best mean")
+CHAMPION_RULE = ("the reference stays the champion unless a variant is verdict better than it (by more than "
+                 "the margin); among several better ones, the best mean")
 
 
 def split_means(grid: np.ndarray) -> np.ndarray:
