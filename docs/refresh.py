@@ -41,8 +41,17 @@ def small_png(image: Image.Image, target: Path, width: int = 900) -> None:
     image.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(target, optimize=True)
 
 
+def _first_table(lines: list[str]) -> tuple[int, int]:
+    """[start, end) of the page's first table: the study's; later ones are secondary."""
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return start, end
+
+
 def results_table(report: Path, columns: tuple[str, ...] | None = None) -> str:
-    rows = [line for line in report.read_text().splitlines() if line.startswith("|")]
+    lines = report.read_text().splitlines()
+    start, end = _first_table(lines)
+    rows = lines[start:end]
     header = [cell.strip() for cell in rows[0].strip("|").split("|")]
     keep = [header.index(name) for name in columns] if columns else list(range(len(header)))
     table = []
@@ -53,11 +62,23 @@ def results_table(report: Path, columns: tuple[str, ...] | None = None) -> str:
     return "\n".join(table)
 
 
-def conclusion(report: Path) -> str:
-    """The report's own words after its table: the verdicts, each variant named, and the champion."""
+def section_table(report: Path, heading: str) -> str:
+    """The first table under the page's section `## heading`."""
     lines = report.read_text().splitlines()
-    last = max(i for i, line in enumerate(lines) if line.startswith("|"))
-    return "\n".join(lines[last + 1:]).strip()
+    if f"## {heading}" not in lines:
+        sys.exit(f"error: {report.relative_to(ROOT)}: no section '## {heading}'")
+    after = lines[lines.index(f"## {heading}"):]
+    start, end = _first_table(after)
+    return "\n".join(after[start:end])
+
+
+def conclusion(report: Path) -> str:
+    """The report's own words after its first table, up to its next section: the verdicts, each
+    variant named, and the champion."""
+    lines = report.read_text().splitlines()
+    _, end = _first_table(lines)
+    after = next((i for i in range(end, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[end:after]).strip()
 
 
 def replace_between_markers(path: Path, name: str, body: str) -> None:
@@ -129,6 +150,10 @@ def main() -> None:
     screenshots(IMAGES / "mlflow-study-view.png", IMAGES / "mlflow-contrast.png")
     replace_between_markers(README, "results", results_table(report / "comparison.md", COLUMNS))
     replace_between_markers(ROOT / "docs/study.md", "study", results_table(report / "comparison.md"))
+    replace_between_markers(ROOT / "docs/study.md", "scores",
+                            section_table(report / "comparison.md", "Scores beyond accuracy"))
+    replace_between_markers(ROOT / "docs/study.md", "against",
+                            section_table(across / "comparison.md", "Against the reference, across datasets"))
     for page in (README, ROOT / "docs/study.md"):
         replace_between_markers(page, "conclusion", conclusion(report / "comparison.md"))
     for image in sorted(IMAGES.iterdir()):

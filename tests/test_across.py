@@ -274,13 +274,20 @@ def test_inflation_widens_every_interval_by_its_factor_about_the_same_mean():
             for k, a in enumerate(base + rng.normal(0, 0.02, 12))]
     table = pd.DataFrame(rows)
     plain = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a")
-    wide = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a", inflation={"d": 2.0})
+    twice = {"d": dict.fromkeys("abc", 2.0)}
+    wide = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a", inflation=twice,
+                            diff_inflation=twice)
     for stat in ("mean", "iqm", "diff"):
         np.testing.assert_allclose(wide[stat], plain[stat], atol=1e-12)
         np.testing.assert_allclose(wide[f"{stat}_high"] - wide[f"{stat}_low"],
                                    2 * (plain[f"{stat}_high"] - plain[f"{stat}_low"]), atol=1e-12)
+    # Each variant and each difference by its own factor: only b's difference widens here.
+    own = across.aggregate(table, {"d": 0.5}, resamples=999, seed=1, reference="a", diff_inflation={"d": {"b": 3.0}})
+    widths = (own["diff_high"] - own["diff_low"]) / (plain["diff_high"] - plain["diff_low"])
+    assert widths["b"] == pytest.approx(3.0) and widths["c"] == pytest.approx(1.0)
+    np.testing.assert_allclose(own["mean_high"], plain["mean_high"], atol=1e-12)
     with pytest.raises(PipelineError, match="below 1"):
-        across.aggregate(table, {"d": 0.5}, resamples=9, inflation={"d": 0.5})
+        across.aggregate(table, {"d": 0.5}, resamples=9, inflation={"d": {"a": 0.5}})
 
 
 def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
@@ -301,3 +308,73 @@ def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
                        env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)})
         shots.append(target.read_bytes())
     assert shots[0] == shots[1] == shots[2]
+
+
+def test_wilcoxon_needs_six_datasets_to_reject_at_005():
+    assert across.smallest_wilcoxon_p(5) == 0.0625 and across.smallest_wilcoxon_p(6) == 0.03125
+    # scipy's exact test agrees: five differences all of one sign give 2/2^5.
+    assert scipy_stats.wilcoxon([0.01, 0.02, 0.03, 0.04, 0.05], method="exact").pvalue == pytest.approx(0.0625)
+
+
+def _accuracy(differences: dict[str, list[float]], reference: str = "ce") -> pd.DataFrame:
+    base = np.linspace(0.7, 0.95, len(next(iter(differences.values()))))
+    return pd.DataFrame({reference: base, **{name: base + np.array(d) for name, d in differences.items()}})
+
+
+def test_against_the_reference_on_five_datasets_bayes_only_and_wilcoxon_says_why_not():
+    accuracy = _accuracy({"same": [0.001, -0.002, 0.0, 0.002, -0.001], "up": [0.04, 0.05, 0.03, 0.06, 0.045]})
+    rows, sentence = across.against_reference(accuracy, "ce", ["ce", "same", "up"], rope=0.01, alpha=0.05, seed=0)
+    by = {r.variant: r for r in rows}
+    assert set(by) == {"same", "up"}  # the reference is not compared with itself
+    assert by["same"].p_equivalent > 0.95 and by["up"].p_better > 0.95
+    assert by["up"].mean_diff == pytest.approx(0.045)
+    assert all(r.wilcoxon_p is None for r in rows)
+    assert "not run" in sentence and "2/2^5 = 0.0625" in sentence and "needs 6 datasets" in sentence
+    # The same seed, the same posterior: a DVC output.
+    again, _ = across.against_reference(accuracy, "ce", ["same", "up"], rope=0.01, alpha=0.05, seed=0)
+    assert again == rows
+
+
+def test_from_six_datasets_wilcoxon_runs_with_holm_over_the_variants():
+    accuracy = _accuracy({"up": [0.04, 0.05, 0.03, 0.06, 0.045, 0.05], "mixed": [0.01, -0.02, 0.0, 0.02, -0.01, 0.005]})
+    rows, sentence = across.against_reference(accuracy, "ce", ["up", "mixed"], rope=0.01, alpha=0.05, seed=0)
+    by = {r.variant: r for r in rows}
+    assert by["up"].wilcoxon_p == pytest.approx(0.03125)
+    assert by["up"].wilcoxon_p_holm == pytest.approx(min(1.0, 2 * 0.03125))  # the smaller of two p's, times 2
+    assert "up (p 0.0625)" not in sentence and "none differ" in sentence
+
+
+def test_the_bayesian_posterior_finds_a_known_truth_on_this_design():
+    """Five datasets' mean differences drawn about a known true difference with the spread the
+    study's per-dataset means have (sd 0.004, Titanic's sound differences): a truth of 0 is
+    practically equivalent within +-0.01, a truth of +0.04 better, each with posterior >= 0.95 in
+    most simulated studies; a truth on the margin's edge (+0.01) is seldom called either way."""
+    rng = np.random.default_rng(11)
+    calls = {0.0: [], 0.04: [], 0.01: []}
+    for truth in calls:
+        for study in range(15):
+            accuracy = _accuracy({"v": truth + rng.normal(0, 0.004, 5)})
+            (row,), _ = across.against_reference(accuracy, "ce", ["v"], rope=0.01, alpha=0.05, seed=study)
+            calls[truth].append(row)
+    assert np.mean([r.p_equivalent >= 0.95 for r in calls[0.0]]) >= 0.8
+    assert np.mean([r.p_better >= 0.95 for r in calls[0.04]]) >= 0.8
+    assert np.mean([max(r.p_better, r.p_equivalent) >= 0.95 for r in calls[0.01]]) <= 0.5
+
+
+def test_copies_and_unsound_pairings_are_set_apart_before_ranking():
+    """A variant identical to the same twin on every dataset is a copy; one identical on only some
+    is its own variant; a pairing warned of before training is unsound (overview.set_apart)."""
+    from types import SimpleNamespace as Made
+
+    def record(warning=None):
+        return Made(warning=warning)
+
+    records = {d: {"ce": record(), "nll_logsoftmax": record(), "nll_relu": record("NLLLoss expects log-probabilities"),
+                   "kldiv_relu": record("KLDivLoss expects log-probabilities"), "sometimes": record()}
+               for d in ("a", "b")}
+    per_dataset = {"a": Made(identical={"nll_logsoftmax": "ce", "kldiv_relu": "nll_relu", "sometimes": "ce"}),
+                   "b": Made(identical={"nll_logsoftmax": "ce", "kldiv_relu": "nll_relu"})}
+    apart = overview.set_apart(records, per_dataset)
+    assert apart == {"nll_logsoftmax": "identical to ce on every dataset",
+                     "nll_relu": "unsound pairing: NLLLoss expects log-probabilities",
+                     "kldiv_relu": "identical to nll_relu on every dataset"}

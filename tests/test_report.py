@@ -84,6 +84,10 @@ def test_report_table_figures_and_champion(prepared):
     # is the study's canonical one.
     assert float(version.tags["evaluation.accuracy"]) == pytest.approx(champion.summary.final_val_accuracy, abs=1e-4)
     assert {"evaluation.log_loss", "evaluation.roc_auc", "evaluation.expected_calibration_error"} <= set(version.tags)
+    # The study scored the canonical replica's probabilities as the served model answers them (log-loss:
+    # continuous, where a row crossing a calibration bin's edge in float32 would move the ECE).
+    scored = champion.canonical.scores
+    assert float(version.tags["evaluation.log_loss"]) == pytest.approx(scored.log_loss, abs=2e-4)  # tags: 4 decimals
     assert summary["champion_rule"] in version.description and champion.data.sha256 in version.description
     mlflow.set_tracking_uri(prepared.uri())
     served = mlflow.pyfunc.load_model("models:/titanic-survival@champion")

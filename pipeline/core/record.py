@@ -52,14 +52,28 @@ class Diagnosis(BaseModel):
     reason: str
 
 
+class Scores(BaseModel):
+    """A replica's class probabilities scored on its validation rows after its last epoch
+    (study/scores.py): secondary scores, beside accuracy, the primary one."""
+    model_config = MODEL
+    log_loss: float
+    brier: float
+    calibration_error: float
+
+
+SCORES = tuple(Scores.model_fields)  # their names, in the report's order
+
+
 class ReplicaResult(BaseModel):
-    """One replica: where it trained, its summary (None if its loss turned non-finite), its diagnosis."""
+    """One replica: where it trained, its summary and scores (None if its loss turned
+    non-finite), its diagnosis."""
     model_config = MODEL
     replica: int
     seed: int
     split: int
     summary: Optional[Summary]
     diagnosis: Diagnosis
+    scores: Optional[Scores]
     non_finite_epoch: Optional[int] = None
 
 
@@ -153,6 +167,13 @@ class TrainingRecord(BaseModel):
         import numpy as np
 
         values = [r.summary.final_val_accuracy if r.summary else np.nan for r in self.replicas]
+        return np.array(values, dtype=float).reshape(self.study.seeds, self.study.splits)
+
+    def score_grid(self, name: str):
+        """One of SCORES for each replica, shaped (seeds, splits); NaN for non-finite ones."""
+        import numpy as np
+
+        values = [getattr(r.scores, name) if r.scores else np.nan for r in self.replicas]
         return np.array(values, dtype=float).reshape(self.study.seeds, self.study.splits)
 
     def with_digest(self, weights: bytes) -> "TrainingRecord":

@@ -78,6 +78,17 @@ class VariantRow(Summary):
     resolving_splits: Optional[int]
     identical_to: str
     diagnoses: str
+    # Secondary scores of the probabilities (record.SCORES), each mean with its interval, as
+    # accuracy's is computed; no verdicts on them.
+    log_loss_mean: Number
+    log_loss_ci_low: Number
+    log_loss_ci_high: Number
+    brier_mean: Number
+    brier_ci_low: Number
+    brier_ci_high: Number
+    calibration_error_mean: Number
+    calibration_error_ci_low: Number
+    calibration_error_ci_high: Number
 
     @classmethod
     def of(cls, row: dict) -> VariantRow:
@@ -159,6 +170,20 @@ class NoRanks(Summary):
     sentence: str
 
 
+class AgainstReference(Summary):
+    """One distinct, sound variant against the reference over the datasets (statistics/across.py):
+    the Bayesian signed-rank test's posterior with the margin as its rope, and Wilcoxon's test
+    where there are datasets enough for it."""
+    variant: str
+    datasets: int
+    mean_diff: float
+    p_worse: float
+    p_equivalent: float
+    p_better: float
+    wilcoxon_p: Optional[float]
+    wilcoxon_p_holm: Optional[float]
+
+
 class AcrossSummary(Summary):
     datasets: dict[str, AcrossDataset]
     reference: str
@@ -167,7 +192,14 @@ class AcrossSummary(Summary):
     variants: list[AcrossVariant]
     normalised: dict[str, dict[str, float]]
     verdicts: dict[str, dict[str, str]]
+    # Not ranked or tested across datasets, and why: a copy (identical to another variant on
+    # every dataset) or an unsound pairing (diagnosed before training).
+    set_apart: dict[str, str]
     ranks: Union[RankTests, NoRanks]
+    rope: float
+    against_reference: list[AgainstReference]
+    wilcoxon: str
+    separates: str  # what these datasets can and cannot tell apart, in one paragraph (the README's)
     square_loss: str
 
     @classmethod

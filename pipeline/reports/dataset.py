@@ -23,7 +23,7 @@ from ..core.catalog import ReportFiles
 from ..core.figures import png, pyplot
 from ..statistics import per_dataset as statistics
 from ..study.diagnosis import describe
-from ..core.record import TrainingRecord, read_replicas
+from ..core.record import SCORES, TrainingRecord, read_replicas
 from ..core.summaries import COLUMNS, ReportSummary, VariantRow
 from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, IDENTICAL, INCONCLUSIVE, REFERENCE,
                                UNTESTED, WORSE, WORSE_BELOW, WORSE_UNSIZED, kind)
@@ -57,7 +57,7 @@ def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSum
                      "verdict": vs["verdict"],
                      "resolving_splits": vs["resolving_splits"] if vs["verdict"] == INCONCLUSIVE else None,
                      "identical_to": vs["identical_to"] or "",
-                     "diagnoses": describe(record.diagnoses, record.non_finite)})
+                     "diagnoses": describe(record.diagnoses, record.non_finite), **_scores(record, test_share, study)})
     means = {row["variant"]: row["val_accuracy_mean"] for row in rows}
     champion = statistics.champion(against, means, study.reference)
     conclusion = {"reference": study.reference, "champion": champion, "champion_rule": statistics.CHAMPION_RULE,
@@ -69,6 +69,16 @@ def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSum
     return ReportSummary(**conclusion, variants={row["variant"]: VariantRow.of(row) for row in rows},
                          digests={r.variant: r.digest for r in records},
                          contrasts=sorted({r.config.contrast for r in records if r.config.contrast}))
+
+
+def _scores(record: TrainingRecord, test_share: float, study: config.Study) -> dict:
+    """Each of SCORES' mean over the replicas with its interval, as accuracy's (mean_interval)."""
+    out = {}
+    for name in SCORES:
+        spread = statistics.mean_interval(record.score_grid(name), test_share, study.confidence)
+        out.update({f"{name}_mean": spread["mean"], f"{name}_ci_low": spread["ci_low"],
+                    f"{name}_ci_high": spread["ci_high"]})
+    return out
 
 
 def _number(value, digits: int = 3) -> str:
@@ -130,7 +140,32 @@ def markdown(summary: ReportSummary) -> str:
         *verdict_lines(summary), "",
         f"Champion: **{summary.champion}**, {_number(champion.val_accuracy_mean)} "
         f"[{_number(champion.val_accuracy_ci_low)}, {_number(champion.val_accuracy_ci_high)}], by the rule "
-        f"fixed before the study: {summary.champion_rule}.", ""])
+        f"fixed before the study: {summary.champion_rule}.", "", *score_table(summary)])
+
+
+SCORE_HEADS = {"log_loss": "log-loss", "brier": "Brier score", "calibration_error": "calibration error (ECE)"}
+
+
+def score_table(summary: ReportSummary) -> list[str]:
+    """The probabilities' scores per variant, lower better, each with its interval: secondary,
+    beside the verdicts on accuracy, never deciding them."""
+    level = round(100 * summary.confidence)
+    head = ["variant", *(f"{SCORE_HEADS[name]} [{level}% CI]" for name in SCORES)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary.variants.values():
+        cells = [_with_interval(_number(getattr(row, f"{name}_mean")), _number(getattr(row, f"{name}_ci_low")),
+                                _number(getattr(row, f"{name}_ci_high"))) for name in SCORES]
+        lines.append("| " + " | ".join([row.variant, *cells]) + " |")
+    return [
+        "## Scores beyond accuracy", "",
+        "How good each variant's class probabilities are on its validation rows after the last epoch, per "
+        "replica, averaged as accuracy is, with the same intervals; lower is better. Secondary: the verdicts "
+        "and the champion stay on accuracy, the score fixed before the study. Log-loss is the mean -log p(true "
+        "class), a p of 0 clipped to float64's epsilon (36 per such row); the Brier score sums the squared "
+        "errors over the classes (0 to 2); the expected calibration error weighs 10 equal-width bins of the "
+        "top class's confidence (Guo et al., ICML 2017). A variant trained to regress its targets (L1, MSE, "
+        "cosine) has its scores clipped to [0, 1] and normalised into probabilities, as its served model has "
+        "them (study/scores.py).", "", *lines, ""]
 
 
 def _resolving(row, summary: ReportSummary) -> str:

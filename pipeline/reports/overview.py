@@ -11,6 +11,7 @@ is cited). Writes comparison.md/.csv, summary.json and two figures.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 
 import numpy as np
@@ -18,9 +19,10 @@ import numpy as np
 from ..core import atomic, config
 from ..core.catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
 from ..statistics import across
+from ..statistics import per_dataset as per_dataset_stats
 from ..core.record import TrainingRecord
-from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, AcrossVariant, NoRanks,
-                              RankTests, ReportSummary)
+from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, AcrossVariant, AgainstReference,
+                              NoRanks, RankTests, ReportSummary)
 from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, INCONCLUSIVE, WORSE, WORSE_BELOW,
                                WORSE_UNSIZED, kind)
 from ..core.figures import png, pyplot
@@ -42,6 +44,39 @@ def split_means(records: dict[str, dict[str, TrainingRecord]]):
     return pd.DataFrame(rows, columns=list(across.COLUMNS))
 
 
+def set_apart(records: dict[str, dict[str, TrainingRecord]], per_dataset: dict[str, ReportSummary]) -> dict[str, str]:
+    """{variant: why it is neither ranked nor tested across datasets}: a copy, identical to the
+    same variant on every dataset (its twin's hypothesis: ranked twice, the pair would take two
+    ranks and widen Nemenyi's CD for nothing), or a pairing unsound before training (the
+    loss/activation mismatch its record was warned of: ranked with the sound ones, it would only
+    count how badly it breaks, and its last places would make the others' ranks look separated)."""
+    out = {}
+    names = list(dict.fromkeys(name for by_variant in records.values() for name in by_variant))
+    for name in names:
+        twins = {summary.identical.get(name) for d, summary in per_dataset.items() if name in records[d]}
+        if len(twins) == 1 and None not in twins:
+            out[name] = f"identical to {twins.pop()} on every dataset"
+            continue
+        warned = next((r[name].warning for r in records.values() if name in r and r[name].warning), None)
+        if warned:
+            out[name] = f"unsound pairing: {warned}"
+    return out
+
+
+def _stretches(records: dict[str, dict[str, TrainingRecord]], reference: str):
+    """per_dataset.stretch's factor of each variant's accuracy and of its difference to the
+    reference, per dataset: the bootstrap's intervals as wide as the per-dataset tests' (seed-aware)."""
+    own, diff = {}, {}
+    for dataset, by_variant in records.items():
+        data = next(iter(by_variant.values())).data
+        share = data.val_rows / data.train_rows
+        base = by_variant[reference].accuracy_grid()
+        own[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid(), share) for name, r in by_variant.items()}
+        diff[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid() - base, share)
+                         for name, r in by_variant.items()}
+    return own, diff
+
+
 def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
           per_dataset: dict[str, ReportSummary]) -> tuple[AcrossSummary, across.Ranks | None]:
     """Everything the page says (summary.json), from every dataset's records and its report's
@@ -51,33 +86,71 @@ def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
     verdicts = {d: {name: row.verdict for name, row in summary.variants.items()} for d, summary in per_dataset.items()}
     table = split_means(records)
     reference = params.study.reference
-    # The bootstrap's intervals widened as per_dataset.py's tests are (Nadeau-Bengio): splits overlap.
-    inflation = {d: math.sqrt(1 + params.study.splits * r0.data.val_rows / r0.data.train_rows)
-                 for d, r0 in first.items()}
+    alpha = 1 - params.study.confidence
+    own, diff = _stretches(records, reference)
     aggregated = across.aggregate(table, majority, confidence=params.study.confidence, seed=params.seed,
-                                  reference=reference, inflation=inflation)
+                                  reference=reference, inflation=own, diff_inflation=diff)
     means = across.dataset_means(table, majority)
+    apart = set_apart(records, per_dataset)
+    compared = [name for name in aggregated.index if name not in apart]  # params.yaml's order
     # Ranks need two datasets and three variants on each (Friedman's test); a smaller study has none.
-    ranked = (across.ranks(means, alpha=1 - params.study.confidence)
-              if len(records) >= 2 and means.notna().all().sum() >= 3 else None)
+    kept = means[compared]
+    ranked = (across.ranks(kept, alpha=alpha) if len(records) >= 2 and kept.notna().all().sum() >= 3 else None)
+    accuracy = table.groupby(["dataset", "variant"], sort=False)["accuracy"].mean().unstack()
+    if len(records) >= 2:
+        bayes, wilcoxon = across.against_reference(accuracy, reference, compared, params.study.margin, alpha,
+                                                   params.seed)
+    else:
+        bayes, wilcoxon = [], "No tests across datasets: there is one dataset."
     counts = across.verdict_counts(verdicts)
     variants = [AcrossVariant(variant=name, **{k: _plain(row[k]) for k in COLUMNS[1:11]},
                               mean_rank=ranked.mean_ranks.get(name) if ranked else None, verdicts=counts[name])
                 for name, row in aggregated.iterrows()]
+    against = [AgainstReference(**dataclasses.asdict(row)) for row in bayes]
+    ranks = _ranks(ranked, len(records), len(compared))
     return AcrossSummary(
         datasets={d: AcrossDataset(majority_share=majority[d], classes=len(r0.classes), val_rows=r0.data.val_rows,
                                    champion=per_dataset[d].champion) for d, r0 in first.items()},
         reference=reference, confidence=params.study.confidence, method=across.METHOD, variants=variants,
         normalised={d: {v: float(means.loc[d, v]) for v in means.columns} for d in means.index},
-        verdicts=verdicts, ranks=_ranks(ranked, len(records), len(params.variants)),
+        verdicts=verdicts, set_apart=apart, ranks=ranks, rope=params.study.margin, against_reference=against,
+        wilcoxon=wilcoxon, separates=separates(ranks, against, wilcoxon, apart, reference, params.study.margin,
+                                               params.study.confidence, len(records)),
         square_loss=square_loss_answer(params, first, verdicts, aggregated),
     ), ranked
+
+
+def separates(ranks: RankTests | NoRanks, against: list[AgainstReference], wilcoxon: str, apart: dict[str, str],
+              reference: str, rope: float, confidence: float, datasets: int) -> str:
+    """What these datasets can and cannot tell apart, every claim with its numbers: the ranks of
+    the distinct sound variants, the Bayesian posterior against the reference read at the study's
+    confidence, Wilcoxon's test or why it cannot run, and what was set apart."""
+    parts = [ranks.sentence]
+    if against:
+        def named(rows, key):
+            return ", ".join(f"{r.variant} ({getattr(r, key):.2f})" for r in rows) or "none"
+
+        sure = confidence
+        regions = {"p_equivalent": "practically equivalent", "p_better": "better", "p_worse": "worse"}
+        said = [f"{words} with P >= {sure:g}: {named([r for r in against if getattr(r, key) >= sure], key)}"
+                for key, words in regions.items()]
+        open_rows = [r for r in against if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
+        undecided = ", ".join(f"{r.variant} (worse {r.p_worse:.2f}, equivalent {r.p_equivalent:.2f}, better "
+                              f"{r.p_better:.2f})" for r in open_rows) or "none"
+        parts.append(f"Against {reference} on {datasets} datasets' mean accuracies, the Bayesian signed-rank test "
+                     f"(Benavoli et al. 2017, baycomp; the rope +-{rope:g}, the study's margin) finds "
+                     + "; ".join(said) + f"; undecided: {undecided}.")
+    parts.append(wilcoxon)
+    if apart:
+        parts.append("Set apart, neither ranked nor tested: " + "; ".join(f"{n} ({why.split(':')[0]})"
+                                                                          for n, why in apart.items()) + ".")
+    return " ".join(parts)
 
 
 def _ranks(ranked: across.Ranks | None, datasets: int, variants: int) -> RankTests | NoRanks:
     if ranked is None:
         return NoRanks(sentence=f"No ranks: Friedman's test needs 2 or more datasets and 3 or more variants "
-                                f"(this study has {datasets} and {variants}).")
+                                f"(this study compares {variants} on {datasets}).")
     return RankTests(mean_ranks=ranked.mean_ranks, chi2=ranked.chi2, f=ranked.f, p=ranked.p, datasets=ranked.datasets,
                      variants=ranked.variants, alpha=ranked.alpha, cd=ranked.cd, separated=ranked.separated(),
                      sentence=ranked.sentence())
@@ -118,6 +191,30 @@ def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
             f"{across_them} (verdicts seen: {', '.join(shown)}).")
 
 
+def _rank_cell(summary: AcrossSummary, v: AcrossVariant) -> str:
+    if v.variant in summary.set_apart:
+        why = summary.set_apart[v.variant]
+        return "set apart (copy)" if why.startswith("identical") else "set apart (unsound)"
+    return "n/a" if v.mean_rank is None else f"{v.mean_rank:.2f}"
+
+
+def against_table(summary: AcrossSummary) -> list[str]:
+    """The Bayesian signed-rank test's posterior per distinct sound variant, Wilcoxon's p beside."""
+    if not summary.against_reference:
+        return []
+    head = ["variant", "datasets", f"mean diff in accuracy vs {summary.reference}", f"P(worse by > {summary.rope:g})",
+            f"P(within +-{summary.rope:g})", f"P(better by > {summary.rope:g})", "Wilcoxon p (Holm)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary.against_reference:
+        wilcoxon = "not run" if r.wilcoxon_p_holm is None else f"{r.wilcoxon_p_holm:.3g}"
+        lines.append("| " + " | ".join([r.variant, str(r.datasets), f"{r.mean_diff:+.4f}", f"{r.p_worse:.3f}",
+                                        f"{r.p_equivalent:.3f}", f"{r.p_better:.3f}", wilcoxon]) + " |")
+    return ["## Against the reference, across datasets", "",
+            f"Each distinct sound variant against {summary.reference} on the datasets' mean accuracies: the "
+            f"posterior probabilities of the Bayesian signed-rank test (Benavoli et al., JMLR 2017; baycomp), "
+            f"the region of practical equivalence the study's margin +-{summary.rope:g}.", "", *lines, ""]
+
+
 def markdown(summary: AcrossSummary) -> str:
     level = round(100 * summary.confidence)
     head = ["variant", "datasets", f"mean normalised [{level}% CI]", f"IQM [{level}% CI]",
@@ -127,16 +224,18 @@ def markdown(summary: AcrossSummary) -> str:
         lines.append("| " + " | ".join([
             v.variant, str(v.datasets), f"{v.mean:.3f} [{v.mean_low:.3f}, {v.mean_high:.3f}]",
             f"{v.iqm:.3f} [{v.iqm_low:.3f}, {v.iqm_high:.3f}]",
-            f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]",
-            "n/a" if v.mean_rank is None else f"{v.mean_rank:.2f}", v.verdicts]) + " |")
+            f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]", _rank_cell(summary, v), v.verdicts]) + " |")
     datasets = ", ".join(f"{d} ({info.classes} classes, majority {info.majority_share:.3f}, champion "
                          f"{info.champion})" for d, info in summary.datasets.items())
+    apart = "; ".join(f"{name}: {why}" for name, why in summary.set_apart.items())
     return "\n".join([
         "# The loss study across datasets", "",
         f"Datasets: {datasets}. Accuracy is normalised per dataset, (acc - majority share) / (1 - majority "
         f"share): 0 is always guessing the commonest class, 1 a perfect score. Intervals: {summary.method}. "
         f"Verdicts per dataset against {summary.reference} as in each dataset's report (corrected paired "
-        f"tests, Holm), counted.", "", *lines, "", summary.ranks.sentence, "", summary.square_loss, ""])
+        f"tests, Holm), counted. Ranks (Friedman, Nemenyi) over the distinct sound variants only.", "", *lines, "",
+        summary.separates, "", summary.square_loss, "", *against_table(summary),
+        *([f"Set apart: {apart}.", ""] if apart else [])])
 
 
 def normalised_figure(summary: AcrossSummary):

@@ -44,7 +44,8 @@ COLUMNS = ("dataset", "variant", "split", "accuracy")
 # counts as NOT_APPLICABLE there.
 IQM_TRIM = 0.25  # trimmed from each end: with 5 datasets, the best and the worst one
 METHOD = ("percentile bootstrap stratified by dataset, resampling splits (paired across a "
-          "dataset's variants; their spread widened to the Nadeau-Bengio corrected variance), datasets fixed")
+          "dataset's variants; each variant's and each difference's spread widened to its seed-aware corrected "
+          "variance), datasets fixed")
 
 
 def normalised(accuracy, majority_share: float):
@@ -119,7 +120,8 @@ def dataset_means(table: pd.DataFrame, majority_share: dict[str, float]) -> pd.D
 
 def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resamples: int = 9999,
               confidence: float = 0.95, seed: int = 0, reference: str | None = None,
-              inflation: dict[str, float] | None = None) -> pd.DataFrame:
+              inflation: dict[str, dict[str, float]] | None = None,
+              diff_inflation: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Each variant's mean and IQM over datasets of its mean normalised accuracy, with intervals
     from the stratified, paired bootstrap of the module's docstring (METHOD).
 
@@ -139,55 +141,65 @@ def aggregate(table: pd.DataFrame, majority_share: dict[str, float], *, resample
     is taken on its own datasets. The IQM of 5 values is the mean of the middle 3; of fewer than
     4 it trims nothing and is the mean.
 
-    `inflation`: {dataset: factor} by which each variant's split values are stretched about
-    their mean before resampling. Splits of one dataset share most of their training rows, so
-    their means are correlated and a bootstrap that treats them as independent is too narrow,
-    as an uncorrected t interval is; stretching by sqrt(1 + J * n_val / n_train) gives each
-    dataset's resampled mean the Nadeau-Bengio corrected variance (statistics/per_dataset.py does the same
-    for its tests). The observed means are unchanged."""
+    `inflation`: {dataset: {variant: factor}} by which a variant's split values are stretched
+    about their mean before resampling, and `diff_inflation` the same for its split differences
+    to the reference. Splits of one dataset share most of their training rows, so their means are
+    correlated and a bootstrap that treats them as independent is too narrow, as an uncorrected
+    t interval is; per_dataset.stretch's factor gives each resampled mean the seed-aware corrected
+    variance per_dataset.py tests with. The observed means are unchanged."""
     if not (0 < confidence < 1):
         raise PipelineError(f"confidence {confidence!r} is not between 0 and 1")
     if int(resamples) != resamples or resamples < 1:
         raise PipelineError(f"resamples {resamples!r} is not a positive whole number")
     checked = _checked(table, majority_share)
-    grids = _inflated(_matrices(checked), inflation or {})
+    grids = _matrices(checked)
     variants = list(dict.fromkeys(checked["variant"]))
     if reference is not None:
         lacking = [dataset for dataset, grid in grids.items() if reference not in grid.columns]
         if reference not in variants or lacking:
             raise PipelineError(f"reference {reference!r} is missing on {', '.join(lacking) or 'every dataset'}")
-    resampled = _resampled(grids, int(resamples), seed)
+    counts = _counts(grids, int(resamples), seed)
+    stretched = _inflated(grids, inflation or {})
+    resampled = {d: counts[d] @ grid.to_numpy() / len(grid) for d, grid in stretched.items()}
+    differences = None
+    if reference is not None:
+        differences = _inflated({d: grid.sub(grid[reference], axis=0) for d, grid in grids.items()},
+                                diff_inflation or {})
+        differences = {d: (grid, counts[d] @ grid.to_numpy() / len(grid)) for d, grid in differences.items()}
     tail = (1 - confidence) / 2
-    out = {variant: _variant_row(variant, grids, resampled, reference, tail) for variant in variants}
+    out = {variant: _variant_row(variant, grids, resampled, differences, tail) for variant in variants}
     return pd.DataFrame.from_dict(out, orient="index").rename_axis("variant")
 
 
-def _inflated(grids: dict[str, pd.DataFrame], inflation: dict[str, float]) -> dict[str, pd.DataFrame]:
-    """Each dataset's split values stretched about their mean by its factor (aggregate's `inflation`)."""
+def _inflated(grids: dict[str, pd.DataFrame], inflation: dict[str, dict[str, float]]) -> dict[str, pd.DataFrame]:
+    """Each variant's split values stretched about their mean by its factor (aggregate's `inflation`)."""
     out = dict(grids)
-    for dataset, factor in inflation.items():
-        if dataset in out:
-            if not factor >= 1:
-                raise PipelineError(f"inflation {factor!r} for {dataset} is below 1 (it widens, never narrows)")
-            grid = out[dataset]
-            out[dataset] = grid.mean() + (grid - grid.mean()) * factor
+    for dataset, factors in inflation.items():
+        if dataset not in out:
+            continue
+        grid = out[dataset].copy()
+        for variant, factor in factors.items():
+            if variant in grid.columns:
+                if not factor >= 1:
+                    raise PipelineError(f"inflation {factor!r} for {variant} on {dataset} is below 1 "
+                                        "(it widens, never narrows)")
+                grid[variant] = grid[variant].mean() + (grid[variant] - grid[variant].mean()) * factor
+        out[dataset] = grid
     return out
 
 
-def _resampled(grids: dict[str, pd.DataFrame], resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """dataset -> (resamples x variants) mean normalised accuracy, columns as the grid's: each
-    resample draws J split indices with replacement, the same for every variant of the dataset."""
+def _counts(grids: dict[str, pd.DataFrame], resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """dataset -> (resamples x J) how often each split was drawn: each resample draws J split
+    indices with replacement, the same for every variant of the dataset (and their differences),
+    so counts @ values / J is the resampled mean with memory resamples x J."""
     rng = np.random.default_rng(seed)
-    resampled = {}
+    out = {}
     for dataset, grid in grids.items():
         j = len(grid)
         drawn = rng.integers(0, j, size=(resamples, j))
-        # How often each split was drawn, as counts: counts @ values is the resampled sum with
-        # memory resamples x J, not resamples x J x variants.
         rows = np.arange(resamples)[:, None] * j
-        counts = np.bincount((drawn + rows).ravel(), minlength=resamples * j).reshape(resamples, j)
-        resampled[dataset] = counts @ grid.to_numpy() / j
-    return resampled
+        out[dataset] = np.bincount((drawn + rows).ravel(), minlength=resamples * j).reshape(resamples, j)
+    return out
 
 
 def _mean(values, axis):
@@ -201,7 +213,7 @@ def _iqm(values, axis):
 
 
 def _variant_row(variant: str, grids: dict[str, pd.DataFrame], resampled: dict[str, np.ndarray],
-                 reference: str | None, tail: float) -> dict:
+                 differences: dict[str, tuple[pd.DataFrame, np.ndarray]] | None, tail: float) -> dict:
     """One variant's row of aggregate: its datasets, mean and IQM with their percentile intervals,
     and its paired difference to the reference."""
     def summary(observed: np.ndarray, boot: np.ndarray, statistic) -> tuple[float, float, float]:
@@ -214,10 +226,11 @@ def _variant_row(variant: str, grids: dict[str, pd.DataFrame], resampled: dict[s
     row = {"datasets": len(present), "absent": ", ".join(d for d in grids if d not in present)}
     row["mean"], row["mean_low"], row["mean_high"] = summary(observed, boot, _mean)
     row["iqm"], row["iqm_low"], row["iqm_high"] = summary(observed, boot, _iqm)
-    if reference is not None:
-        base = np.array([grids[d][reference].mean() for d in present])
-        base_boot = np.column_stack([resampled[d][:, grids[d].columns.get_loc(reference)] for d in present])
-        row["diff"], row["diff_low"], row["diff_high"] = summary(observed - base, boot - base_boot, _mean)
+    if differences is not None:
+        diff = np.array([differences[d][0][variant].mean() for d in present])
+        diff_boot = np.column_stack([differences[d][1][:, differences[d][0].columns.get_loc(variant)]
+                                     for d in present])
+        row["diff"], row["diff_low"], row["diff_high"] = summary(diff, diff_boot, _mean)
     return row
 
 
@@ -351,3 +364,82 @@ def ranks(means: pd.DataFrame, alpha: float = 0.05) -> Ranks:
     return Ranks(mean_ranks={str(name): float(r) for name, r in mean_ranks.items()}, chi2=chi2, f=f, p=p,
                  datasets=n, variants=k, alpha=alpha, q_alpha=q, cd=cd, excluded=tuple(map(str, excluded)),
                  pvalues=pvalues)
+
+
+@dataclass(frozen=True)
+class AgainstReference:
+    """One variant against the reference over the datasets, on each dataset's mean accuracy."""
+    variant: str
+    datasets: int
+    mean_diff: float  # the datasets' mean of (variant - reference) mean accuracy
+    p_worse: float  # Bayesian signed-rank posterior (baycomp): P(the difference is below -rope)
+    p_equivalent: float  # P(within the rope)
+    p_better: float  # P(above +rope)
+    wilcoxon_p: float | None  # Wilcoxon's signed-rank test (two-sided, exact), None where too few datasets
+    wilcoxon_p_holm: float | None
+
+
+def smallest_wilcoxon_p(datasets: int) -> float:
+    """The smallest two-sided p-value Wilcoxon's exact signed-rank test reaches on N differences
+    (every sign alike): 2 / 2^N; 0.0625 with five datasets, so it needs six to reject at 0.05."""
+    return 2.0 / 2 ** datasets
+
+
+def against_reference(accuracy: pd.DataFrame, reference: str, variants: list[str], rope: float, alpha: float,
+                      seed: int) -> tuple[list[AgainstReference], str]:
+    """Each of `variants` (not the reference) against it on `accuracy`, (datasets x variants)
+    mean accuracy with NaN where a variant does not exist; and one sentence on what Wilcoxon's test
+    can say.
+
+    The Bayesian signed-rank test (Benavoli, Corani, Demšar and Zaffalon, "Time for a Change: a
+    Tutorial for Comparing Multiple Classifiers Through Bayesian Analysis", JMLR 18, 2017; baycomp's
+    SignedRankTest, its Dirichlet-process prior of strength 0.5 at a zero difference, 50000 samples
+    drawn from `seed`) gives the posterior probabilities that the variant is worse, practically
+    equivalent (within +-rope, the study's margin) or better. Each probability is the share of
+    posterior samples in which that region is the likeliest. From the datasets where Wilcoxon's
+    exact test can reject at alpha (smallest_wilcoxon_p), its two-sided p-values, Holm-adjusted
+    over the variants compared (scipy, statsmodels); below that, none, and the sentence says why."""
+    import baycomp
+    from scipy import stats
+
+    from .per_dataset import holm
+
+    rows, pvalues = [], {}
+    for name in variants:
+        if name == reference:
+            continue
+        both = accuracy[[name, reference]].dropna()
+        x, y = both[reference].to_numpy(dtype=float), both[name].to_numpy(dtype=float)
+        n = len(both)
+        if n < 2:
+            raise PipelineError(f"{name} and {reference} share {n} dataset(s): comparing them across datasets "
+                                "needs 2 or more")
+        # baycomp's order: x first, y second; its "right" is y - x above the rope.
+        worse, equivalent, better = baycomp.SignedRankTest.probs(x, y, rope=rope, random_state=seed)
+        differences = y - x
+        if smallest_wilcoxon_p(n) < alpha and np.any(differences != 0):
+            pvalues[name] = float(stats.wilcoxon(differences, zero_method="wilcox", method="exact").pvalue)
+        rows.append(dict(variant=name, datasets=n, mean_diff=float(differences.mean()), p_worse=float(worse),
+                         p_equivalent=float(equivalent), p_better=float(better)))
+    adjusted = holm(pvalues, alpha) if pvalues else {}
+    out = [AgainstReference(**row, wilcoxon_p=pvalues.get(row["variant"]), wilcoxon_p_holm=adjusted.get(row["variant"]))
+           for row in rows]
+    n = len(accuracy)
+    if smallest_wilcoxon_p(n) >= alpha:
+        sentence = (f"Wilcoxon's signed-rank test is not run: on {n} datasets its smallest two-sided p-value is "
+                    f"2/2^{n} = {smallest_wilcoxon_p(n):.4g}, never below {alpha:g}; it needs "
+                    f"{_datasets_for_wilcoxon(alpha)} datasets.")
+    else:
+        shown = [r for r in out if r.wilcoxon_p_holm is not None and r.wilcoxon_p_holm < alpha]
+        sentence = (f"Wilcoxon's signed-rank test against {reference} on {n} datasets, Holm over "
+                    f"{len(pvalues)} variant(s): " + (", ".join(f"{r.variant} (p {r.wilcoxon_p_holm:.3g})"
+                                                       for r in shown) or "none") + f" differ at {alpha:g}.")
+    return out, sentence
+
+
+def _datasets_for_wilcoxon(alpha: float) -> int:
+    n = 1
+    while smallest_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
+

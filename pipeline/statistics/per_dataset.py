@@ -143,6 +143,18 @@ def estimate(grid: np.ndarray, test_share: float) -> Estimate | None:
     return Estimate(float(means.mean()), math.sqrt(variance), df)
 
 
+def stretch(grid: np.ndarray, test_share: float) -> float:
+    """sqrt(J V / s_b^2): how much wider than the split means' plain spread the seed-aware V is
+    (at least 1: V >= s_b^2 / J). A bootstrap that resamples the split means, stretched about
+    their mean by it, has V as its variance (statistics/across.py); 1 where there is no spread."""
+    means = split_means(grid)
+    found = estimate(grid, test_share)
+    plain = float(np.var(means, ddof=1)) / len(means) if len(means) > 1 else 0.0
+    if found is None or not plain > 0:
+        return 1.0
+    return max(math.sqrt(found.se ** 2 / plain), 1.0)
+
+
 def mean_interval(grid: np.ndarray, test_share: float, confidence: float) -> dict:
     """A variant's mean over its replicas with the corrected t interval over its split means;
     sd is the replicas' spread (ddof 1)."""

@@ -23,7 +23,7 @@ import torch
 from ..core import atomic, config, numerics
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
-from . import backends, torch_patches
+from . import backends, scores, torch_patches
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .inputs import changed, stage_files
 from .inputs import of as inputs_of
@@ -32,8 +32,8 @@ from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, repli
 from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
-from ..core.record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, StudyShape, Summary,
-                     TrainingRecord, replicas_csv)
+from ..core.record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, Scores, StudyShape,
+                           Summary, TrainingRecord, replicas_csv)
 from ..core.record import Head as RecordedHead
 from ..data.splits import Replica, replicas, scaler, split_arrays
 
@@ -55,6 +55,7 @@ class Trained:
     val_loss: np.ndarray
     val_accuracy: np.ndarray
     confusion: np.ndarray              # (replicas, actual, predicted) after the last epoch
+    scores: dict                       # record.SCORES -> (replicas,) after the last epoch (scores.py)
     non_finite_epoch: np.ndarray       # first epoch with a non-finite loss, 0 for none
     canonical: dict                    # replica 0's state dict: the model that is logged
     scalers: dict                      # split -> its training part's scaler, None where unscaled
@@ -225,7 +226,17 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
         for values in history.values():
             values[r, non_finite[r] - 1:] = np.nan
     return Trained(replicas=replicas, confusion=_confusion(labels_val, predicted, classes), non_finite_epoch=non_finite,
+                   scores=_scores(model, x_val, labels_val, variant.loss, shape.last_activation),
                    canonical=unstack(model.params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
+
+
+def _scores(model: _Stack, x_val, labels_val, loss: str, last_activation: str) -> dict:
+    """Each replica's class probabilities on its validation rows, scored (scores.py)."""
+    with torch.no_grad():
+        outputs = stacked_forward(model.template, model.params, x_val).numpy()
+    with np.errstate(invalid="ignore"):  # a replica that broke: NaN outputs, NaN scores, left out
+        return scores.scores(scores.probabilities(outputs, scores.probability_rule(loss, last_activation)),
+                             labels_val.numpy())
 
 
 def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaResult]:
@@ -236,13 +247,14 @@ def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaRe
         where = {"replica": r, "seed": replica.seed, "split": replica.split}
         epoch = int(trained.non_finite_epoch[r])
         if epoch:
-            results.append(ReplicaResult(**where, summary=None, non_finite_epoch=epoch, diagnosis=Diagnosis(
+            results.append(ReplicaResult(**where, summary=None, scores=None, non_finite_epoch=epoch, diagnosis=Diagnosis(
                 status=NON_FINITE, reason=f"the loss became non-finite at epoch {epoch}")))
             continue
         history = trained.history(r)
         found = diagnose([h.train_loss for h in history], [h.val_loss for h in history], spec.lower_bound,
                          variant.loss, trained.confusion[r].tolist())
-        results.append(ReplicaResult(**where, summary=Summary.of(history), diagnosis=Diagnosis(**found)))
+        results.append(ReplicaResult(**where, summary=Summary.of(history), diagnosis=Diagnosis(**found),
+                                     scores=Scores(**{name: float(trained.scores[name][r]) for name in trained.scores})))
     return results
 
 

@@ -13,6 +13,8 @@ RUN_NAME = "across-datasets"
 # key before the "/" is a section of the chart view. The intervals are in the table (artifact):
 # as metrics they would be a section of one-bar charts each.
 VARIANT_METRICS = ("iqm", "diff", "mean_rank")
+# Per distinct sound variant against the reference: the Bayesian signed-rank test's posterior.
+AGAINST_METRICS = ("p_worse", "p_equivalent", "p_better")
 
 
 def digest() -> str:
@@ -34,7 +36,7 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
             **references(report_ids, champion_ids),
             **{f"verdicts.{row.variant}": row.verdicts for row in summary.variants},
             **{f"champion.{dataset}": row.champion for dataset, row in summary.datasets.items()},
-            "square_loss": summary.square_loss, "ranks": ranks.sentence,
+            "square_loss": summary.square_loss, "ranks": ranks.sentence, "separates": summary.separates,
             "mlflow.note.content": ACROSS_MD.read_text(), **extra_tags}
     run = client.create_run(experiment_id, run_name=RUN_NAME, tags=tags)
     run_id = run.info.run_id
@@ -47,6 +49,8 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
         stamp = run.info.start_time
         metrics = [Metric(f"across.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
                    for row in summary.variants for key in VARIANT_METRICS if getattr(row, key) is not None]
+        metrics += [Metric(f"against.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+                    for row in summary.against_reference for key in AGAINST_METRICS]
         # Without ranks (one dataset, or under three variants) the page says why, and so does the run.
         metrics += [Metric(f"friedman.{key}", float(getattr(ranks, key)), stamp, 0) for key in ("chi2", "f", "p", "cd")
                     if getattr(ranks, key, None) is not None]

@@ -5,17 +5,16 @@ calibration error, the confusion matrix and a reliability diagram.
 By hand rather than `mlflow.models.evaluate`: its classifier evaluator takes a model that
 answers labels (and a `predict_proba` for the probability metrics), while the served model
 answers a table of probabilities and a label. The metrics are scikit-learn's; scikit-learn has
-no expected calibration error, which is Guo et al.'s (ICML 2017, "On calibration of modern
-neural networks", eq. 3): the top class's confidence in equal-width bins, the bins' gaps
-between accuracy and confidence weighted by their share of the rows.
+no expected calibration error, which is the study's (study/scores.py, Guo et al. 2017): the top
+class's confidence in equal-width bins, the bins' gaps between accuracy and confidence weighted
+by their share of the rows.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..core.figures import png, pyplot
-
-BINS = 10
+from ..study.scores import BINS, calibration_error
 # The run's metrics are validation.<name>: after study.*, train/ and val/ in name order, so the
 # compare view's first rows (about 17 drawn, sorted by name) stay the study's summary.
 METRIC_PREFIX = "validation."
@@ -32,9 +31,8 @@ def calibration_bins(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> list[dic
             for b in range(bins)]
 
 
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = BINS) -> float:
-    found = [b for b in calibration_bins(p, y, bins) if b["rows"]]
-    return float(sum(b["rows"] * abs(b["accuracy"] - b["confidence"]) for b in found) / len(y))
+def expected_calibration_error(p: np.ndarray, y: np.ndarray) -> float:
+    return float(calibration_error(p, y))
 
 
 def metrics(p: np.ndarray, predicted: np.ndarray, y: np.ndarray) -> dict[str, float]:

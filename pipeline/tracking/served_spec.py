@@ -12,6 +12,7 @@ from ..core import config
 from ..core.catalog import DatasetFiles
 from ..data import preprocess
 from ..core.record import TrainingRecord
+from ..study import scores
 
 # pandas' dtype kind of a column as the file was read -> MLflow's column type
 COLUMN_TYPES = {"i": "long", "u": "long", "f": "double", "b": "boolean", "O": "string"}
@@ -45,19 +46,9 @@ class Table:
 
 
 def probability_rule(record: TrainingRecord) -> str:
-    """How the variant's outputs become class probabilities (served_model.probabilities): as its
-    loss reads them first (whatever the last layer gave it), then as its last layer made them."""
-    last, loss = record.head.last_activation, record.config.loss
-    if loss in ("CrossEntropyLoss", "NLLLoss", "KLDivLoss"):
-        # Logits, or what the loss takes for log-probabilities (a ReLU's scores included): softmax.
-        return "softmax"
-    if loss == "BCEWithLogitsLoss":
-        return "sigmoid"
-    if last in ("Sigmoid", "Softmax"):
-        return "as_is"
-    if last == "LogSoftmax":
-        return "exp"
-    return "clipped"  # scores regressing the targets (L1, MSE, CosineEmbedding on none, ReLU or Tanh)
+    """How the variant's outputs become class probabilities (served_model.probabilities), as the
+    study scored them (study/scores.py)."""
+    return scores.probability_rule(record.config.loss, record.head.last_activation)
 
 
 def preprocessing(table: Table, prepared: dict, scaler: dict | None) -> dict:

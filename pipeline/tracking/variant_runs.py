@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
-from ..core.record import TrainingRecord
+from ..core.record import SCORES, TrainingRecord
 from ..core.summaries import ReportSummary, VariantRow
 from .store import DIGEST_TAG, again_if_raced, closing_run
 
@@ -25,7 +25,8 @@ from .store import DIGEST_TAG, again_if_raced, closing_run
 # metrics belong after the train/ and val/ curves, in its last section.
 STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
                  "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low",
-                 "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm")
+                 "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm",
+                 *(f"{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")))
 
 
 # A curve's metric name is the replicas' mean; its canonical run's (params' seed, split 0) ends in
@@ -35,10 +36,12 @@ CURVES = ("val_accuracy", "train_loss", "val_loss")  # in the order logged (see 
 CURVE_NAMES = {"train_loss": "train/loss", "val_loss": "val/loss", "val_accuracy": "val/accuracy"}
 CANONICAL = "_canonical"
 
-# What a run's logged model is: the code of the served model, its config and its evaluation. A
-# change to it makes every run new (logged again, once), so no run holds a model older than its code.
-MODEL_CODE = hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
-                                     for name in ("served_model.py", "served_spec.py", "evaluation.py"))).hexdigest()
+# What a run's logged model is: the code of the served model, its config (its probability rule
+# study/scores.py's) and its evaluation. A change to it makes every run new (logged again, once),
+# so no run holds a model older than its code.
+MODEL_CODE = hashlib.sha256(b"".join((Path(__file__).parents[1] / name).read_bytes() for name in (
+    "tracking/served_model.py", "tracking/served_spec.py", "tracking/evaluation.py", "study/scores.py"))).hexdigest()
+REPLICA_SCORES = "replica_scores.csv"  # every replica's final accuracy and SCORES, one row each
 EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (its reliability diagram)
 
 
@@ -268,6 +271,18 @@ def log_training(client, run_id: str, run: VariantRun, inputs: list) -> None:
     # The same artifact names in every run (the catalog's), so the UI lines them up across variants.
     for path in VariantFiles(record.variant, record.dataset).artifacts():
         client.log_artifact(run_id, str(path))
+    client.log_text(run_id, replica_scores(record), REPLICA_SCORES)
+
+
+def replica_scores(record: TrainingRecord) -> str:
+    """REPLICA_SCORES' text: a replica that broke has empty cells."""
+    lines = [",".join(("replica", "seed", "split", "accuracy", *SCORES))]
+    for r in record.replicas:
+        values = [r.summary.final_val_accuracy if r.summary else None,
+                  *(getattr(r.scores, name) if r.scores else None for name in SCORES)]
+        lines.append(",".join([str(r.replica), str(r.seed), str(r.split),
+                               *("" if v is None else repr(float(v)) for v in values)]))
+    return "\n".join(lines) + "\n"
 
 
 def log_served_model(client, run_id: str, run: VariantRun, model, served: Evaluated, closing) -> None:
