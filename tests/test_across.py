@@ -310,10 +310,12 @@ def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
     assert shots[0] == shots[1] == shots[2]
 
 
-def test_wilcoxon_needs_six_datasets_to_reject_at_005():
+def test_wilcoxon_needs_six_datasets_for_one_variant_and_nine_for_nine_under_holm():
     assert across.smallest_wilcoxon_p(5) == 0.0625 and across.smallest_wilcoxon_p(6) == 0.03125
     # scipy's exact test agrees: five differences all of one sign give 2/2^5.
     assert scipy_stats.wilcoxon([0.01, 0.02, 0.03, 0.04, 0.05], method="exact").pvalue == pytest.approx(0.0625)
+    assert across.datasets_for_wilcoxon(0.05, 1) == 6 and across.datasets_for_wilcoxon(0.05, 9) == 9
+    assert across.datasets_for_wilcoxon(0.05, 2) == 7  # 2 * 2/2^6 = 0.0625: not yet
 
 
 def _accuracy(differences: dict[str, list[float]], reference: str = "ce") -> pd.DataFrame:
@@ -329,19 +331,23 @@ def test_against_the_reference_on_five_datasets_bayes_only_and_wilcoxon_says_why
     assert by["same"].p_equivalent > 0.95 and by["up"].p_better > 0.95
     assert by["up"].mean_diff == pytest.approx(0.045)
     assert all(r.wilcoxon_p is None for r in rows)
-    assert "not run" in sentence and "2/2^5 = 0.0625" in sentence and "needs 6 datasets" in sentence
+    assert "not run" in sentence and "2/2^5 = 0.0625" in sentence and "before 7 datasets" in sentence
     # The same seed, the same posterior: a DVC output.
     again, _ = across.against_reference(accuracy, "ce", ["same", "up"], rope=0.01, alpha=0.05, seed=0)
     assert again == rows
 
 
-def test_from_six_datasets_wilcoxon_runs_with_holm_over_the_variants():
-    accuracy = _accuracy({"up": [0.04, 0.05, 0.03, 0.06, 0.045, 0.05], "mixed": [0.01, -0.02, 0.0, 0.02, -0.01, 0.005]})
+def test_from_the_datasets_holm_can_use_wilcoxon_runs_on_the_non_zero_differences():
+    up = [0.04, 0.05, 0.03, 0.06, 0.045, 0.05, 0.02]
+    accuracy = _accuracy({"up": up, "mixed": [0.01, -0.02, 0.0, 0.02, -0.01, 0.005, 0.003]})
     rows, sentence = across.against_reference(accuracy, "ce", ["up", "mixed"], rope=0.01, alpha=0.05, seed=0)
     by = {r.variant: r for r in rows}
-    assert by["up"].wilcoxon_p == pytest.approx(0.03125)
-    assert by["up"].wilcoxon_p_holm == pytest.approx(min(1.0, 2 * 0.03125))  # the smaller of two p's, times 2
-    assert "up (p 0.0625)" not in sentence and "none differ" in sentence
+    assert by["up"].wilcoxon_p == pytest.approx(2 / 2 ** 7)
+    assert by["up"].wilcoxon_p_holm == pytest.approx(2 * 2 / 2 ** 7)  # the smaller of two p-values, times 2
+    assert "up (p 0.0312)" in sentence and "mixed" not in sentence
+    # mixed has a zero difference: its test is on its six others, as scipy's zero_method "wilcox" has it.
+    nonzero = np.array([0.01, -0.02, 0.02, -0.01, 0.005, 0.003])
+    assert by["mixed"].wilcoxon_p == pytest.approx(scipy_stats.wilcoxon(nonzero, method="exact").pvalue)
 
 
 def test_the_bayesian_posterior_finds_a_known_truth_on_this_design():
@@ -378,3 +384,23 @@ def test_copies_and_unsound_pairings_are_set_apart_before_ranking():
     assert apart == {"nll_logsoftmax": "identical to ce on every dataset",
                      "nll_relu": "unsound pairing: NLLLoss expects log-probabilities",
                      "kldiv_relu": "identical to nll_relu on every dataset"}
+
+
+def test_the_stretched_bootstrap_has_the_t_interval_of_the_seed_aware_variance():
+    """per_dataset.stretch: split means stretched by it and resampled give a percentile interval
+    as wide as the t interval of estimate()'s V (the per-dataset tests'), on a grid with both split
+    and seed noise."""
+    from pipeline.statistics import per_dataset
+
+    rng = np.random.default_rng(5)
+    grid = 0.8 + rng.normal(0, 0.02, 20)[None, :] + rng.normal(0, 0.03, (5, 20))
+    share = 0.25
+    factor = per_dataset.stretch(grid, share, 0.95)
+    found = per_dataset.estimate(grid, share)
+    means = per_dataset.split_means(grid)
+    stretched = means.mean() + (means - means.mean()) * factor
+    boot = stretched[rng.integers(0, 20, (40_000, 20))].mean(axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    t_low, t_high = found.interval(0.05)
+    assert high - low == pytest.approx(t_high - t_low, rel=0.03)
+    assert factor > 1 and per_dataset.stretch(np.full((3, 4), 0.7), share, 0.95) == 1.0

@@ -27,17 +27,41 @@ def test_only_values_that_differ_become_overrides():
     params = config.load(ROOT / "params.yaml")
     args = launch.parser().parse_args(["train", "--variant", "mse", "--epochs", "20", "--lr", "0.01", "--seed", "42"])
     assert launch.overrides(args, params) == ["variants.mse.lr=0.01"]
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert launch.apply(raw, ["variants.mse.lr=0.01", "seed=7"]) == ["+variants.mse.lr=0.01", "seed=7"]
-    assert launch.command("train", []) == ["dvc", "repro", "publish"]
+    assert launch.values(["variants.mse.lr=0.01", "seed=7", "iris.model=ridge"]) == {
+        "variants.mse.lr": 0.01, "seed": 7, "iris.model": "ridge"}
+    assert launch.command("train", False) == ["dvc", "repro", "publish"]
+    assert launch.command("sweep", True) == ["dvc", "exp", "run", "sweep_alpha"]
     args = launch.parser().parse_args(["sweep", "--alpha-count", "5", "--model", "ridge"])
     assert launch.overrides(args, params) == ["iris.alpha_count=5", "iris.model=ridge"]
 
 
-def test_a_bad_override_is_refused_before_dvc_runs():
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+def test_a_bad_override_is_refused_before_a_byte_is_written(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
     with pytest.raises(config.PipelineError, match="variants.mse.epochs: must be >= 1"):
-        launch.apply(raw, ["variants.mse.epochs=0"])
+        config.set_values(path, {"variants.mse.epochs": 0})
+    with pytest.raises(config.PipelineError, match="variants.nothing.lr: nothing is not a section"):
+        config.set_values(path, {"variants.nothing.lr": 0.1})
+    assert path.read_text() == (ROOT / "params.yaml").read_text()
+
+
+def test_an_override_changes_that_value_and_nothing_else_in_params_yaml(tmp_path):
+    """Comments, flow lists, quoting, long lines and order stay: the diff is the value alone
+    (`dvc exp run --set-param` rewrote about 80 lines of the file to change one)."""
+    import difflib
+
+    path = tmp_path / "params.yaml"
+    before = (ROOT / "params.yaml").read_text()
+    path.write_text(before)
+    config.set_values(path, {"variants.mse.epochs": 5, "seed": 7})
+    after = path.read_text()
+    changed = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    seed_line = next(line for line in before.splitlines() if line.startswith("seed:"))
+    mse_line = next(line for line in before.splitlines() if line.startswith("  mse: {"))
+    assert changed == [f"-{seed_line}", f"+{seed_line.replace('42', '7')}", f"-{mse_line}",
+                       f"+{mse_line[:-1]}, epochs: 5}}"], changed
+    assert config.load(path).variant("mse").training.epochs == 5 and config.load(path).seed == 7
 
 
 @pytest.mark.slow
@@ -49,9 +73,13 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == launch_run.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["comparison-report", "mse", "nll_logsoftmax", "nll_relu"]
 
-    # An override goes through `dvc exp run --set-param`: params.yaml, dvc.lock and MLflow agree.
+    # An override sets its value alone in params.yaml, then `dvc exp run`: params.yaml, dvc.lock
+    # and MLflow agree, and the file differs from before by that one line.
+    before = (repo / "params.yaml").read_text().splitlines()
     sh(repo, "mlflow", "run", ".", "--env-manager", "local", "-e", "train", "-P", "variant=mse", "-P", "epochs=3",
        "--experiment-name", "titanic-loss-functions")
+    after = (repo / "params.yaml").read_text().splitlines()
+    assert [line for line in after if line not in before] == ["    epochs: 3"] and set(before) <= set(after)
     assert yaml.safe_load((repo / "params.yaml").read_text())["variants"]["mse"]["epochs"] == 3
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert lock["stages"]["train@titanic"]["params"]["params.yaml"]["variants"]["mse"]["epochs"] == 3

@@ -169,7 +169,7 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(reproduced):
     assert summary["ranks"] == {"sentence": "No ranks: Friedman's test needs 2 or more datasets and 3 or more "
                                             "variants (this study compares 2 on 2)."}
     assert [(row["variant"], row["datasets"]) for row in summary["against_reference"]] == [("mse", 2)]
-    assert "needs 6 datasets" in summary["wilcoxon"]
+    assert "before 6 datasets" in summary["wilcoxon"]
     record = json.loads((repo / "results/wine/mse/record.json").read_text())
     assert record["head"] == {"encoding": "onehot", "outputs": 3, "last_activation": "Softmax"}
     assert not (repo / "reports/across/critical_difference.png").exists()

@@ -7,7 +7,7 @@ import pytest
 import pipeline  # noqa: F401  (pins the numerics before numpy computes)
 from pipeline.core.record import SCORES
 from pipeline.study import scores
-from pipeline.tracking import evaluation, served_model
+from pipeline.tracking import served_model
 
 RULES = ("sigmoid", "softmax", "exp", "as_is", "clipped")
 
@@ -47,7 +47,6 @@ def test_log_loss_and_brier_are_scikit_learn_s_per_replica():
         assert found["log_loss"][r] == pytest.approx(log_loss(labels[r], p[r], labels=[0, 1, 2]), rel=1e-12)
         onehot = np.eye(3)[labels[r]]
         assert found["brier"][r] == pytest.approx(((p[r] - onehot) ** 2).sum(axis=1).mean(), rel=1e-12)
-        assert found["calibration_error"][r] == pytest.approx(evaluation.expected_calibration_error(p[r], labels[r]))
     # On two classes the Brier score over both classes is twice scikit-learn's of the positive one.
     two = rng.dirichlet(np.ones(2), size=80)
     y = rng.integers(0, 2, 80)
@@ -64,3 +63,14 @@ def test_the_calibration_error_with_a_known_value_per_replica():
     p = np.stack([np.tile([0.2, 0.8], (10, 1)), np.tile([0.0, 1.0], (10, 1))])
     labels = np.array([[1] * 5 + [0] * 5, [1] * 10])
     np.testing.assert_allclose(scores.calibration_error(p, labels), [0.3, 0.0], atol=1e-12)
+
+
+def test_the_calibration_error_over_several_bins_and_replicas_with_known_values():
+    """Replica 0: four rows at 0.95 all right (gap 0.05) and four at 0.55, three right (gap 0.2):
+    (4 * 0.05 + 4 * 0.2) / 8. Replica 1: a confidence of exactly 0.6 sits in the bin (0.5, 0.6],
+    with 0.55: two rows, one right, mean confidence 0.575, gap 0.075; and 1.0 in the last bin, right."""
+    p = np.array([[[0.05, 0.95]] * 4 + [[0.45, 0.55]] * 4,
+                  [[0.4, 0.6], [0.45, 0.55], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]])
+    labels = np.array([[1, 1, 1, 1, 1, 1, 1, 0], [1, 0, 1, 1, 1, 1, 1, 1]])
+    np.testing.assert_allclose(scores.calibration_error(p, labels), [(4 * 0.05 + 4 * 0.2) / 8, 2 * 0.075 / 8],
+                               atol=1e-12)

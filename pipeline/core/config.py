@@ -429,3 +429,35 @@ def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
 
 def as_dict(obj) -> dict:
     return dataclasses.asdict(obj)
+
+
+def set_values(path: str | os.PathLike, values: dict[str, object]) -> None:
+    """Set each dotted key (`variants.mse.epochs`) of the params file to its value and change
+    nothing else: comments, flow style, quoting and order stay (ruamel.yaml's round trip); a key
+    the file lacks is added at the end of its mapping. The result is validated first (one
+    PipelineError, the file untouched) and written whole or not at all."""
+    import io
+    import json
+
+    from ruamel.yaml import YAML
+
+    from . import atomic
+
+    path = Path(path)
+    round_trip = YAML()  # typ "rt": the file's own layout kept
+    round_trip.preserve_quotes = True
+    round_trip.width = 4096  # never fold a long line the file had on one
+    document = round_trip.load(path.read_text())
+    for key, value in values.items():
+        *parents, leaf = key.split(".")
+        node = document
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise PipelineError(f"{path}: {key}: {part} is not a section of it")
+            node = node[part]
+        node[leaf] = value
+    parse(json.loads(json.dumps(document)), str(path))  # plain mappings, as the pipeline reads them
+    text = io.StringIO()
+    round_trip.dump(document, text)
+    atomic.write_text(path, text.getvalue())
+

@@ -79,16 +79,17 @@ class VariantRow(Summary):
     identical_to: str
     diagnoses: str
     # Secondary scores of the probabilities (record.SCORES), each mean with its interval, as
-    # accuracy's is computed; no verdicts on them.
-    log_loss_mean: Number
-    log_loss_ci_low: Number
-    log_loss_ci_high: Number
-    brier_mean: Number
-    brier_ci_low: Number
-    brier_ci_high: Number
-    calibration_error_mean: Number
-    calibration_error_ci_low: Number
-    calibration_error_ci_high: Number
+    # accuracy's is computed; no verdicts on them. Named val_*: MLflow's compare view lists a run's
+    # metrics by name, about 17 in view, and study.val_accuracy_mean must stay among them.
+    val_log_loss_mean: Number
+    val_log_loss_ci_low: Number
+    val_log_loss_ci_high: Number
+    val_brier_mean: Number
+    val_brier_ci_low: Number
+    val_brier_ci_high: Number
+    val_calibration_error_mean: Number
+    val_calibration_error_ci_low: Number
+    val_calibration_error_ci_high: Number
 
     @classmethod
     def of(cls, row: dict) -> VariantRow:
@@ -172,8 +173,8 @@ class NoRanks(Summary):
 
 class AgainstReference(Summary):
     """One distinct, sound variant against the reference over the datasets (statistics/across.py):
-    the Bayesian signed-rank test's posterior with the margin as its rope, and Wilcoxon's test
-    where there are datasets enough for it."""
+    the Bayesian signed-rank test with the margin as its rope (p_*: the posterior probability that
+    each region is the likeliest), and Wilcoxon's test where there are datasets enough for it."""
     variant: str
     datasets: int
     mean_diff: float

@@ -72,12 +72,13 @@ def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSum
 
 
 def _scores(record: TrainingRecord, test_share: float, study: config.Study) -> dict:
-    """Each of SCORES' mean over the replicas with its interval, as accuracy's (mean_interval)."""
+    """Each of SCORES' mean over the replicas with its interval, as accuracy's (mean_interval); the
+    scores are never below 0, nor is the interval's lower end."""
     out = {}
     for name in SCORES:
         spread = statistics.mean_interval(record.score_grid(name), test_share, study.confidence)
-        out.update({f"{name}_mean": spread["mean"], f"{name}_ci_low": spread["ci_low"],
-                    f"{name}_ci_high": spread["ci_high"]})
+        out.update({f"val_{name}_mean": spread["mean"], f"val_{name}_ci_low": max(spread["ci_low"], 0.0),
+                    f"val_{name}_ci_high": spread["ci_high"]})
     return out
 
 
@@ -153,8 +154,8 @@ def score_table(summary: ReportSummary) -> list[str]:
     head = ["variant", *(f"{SCORE_HEADS[name]} [{level}% CI]" for name in SCORES)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary.variants.values():
-        cells = [_with_interval(_number(getattr(row, f"{name}_mean")), _number(getattr(row, f"{name}_ci_low")),
-                                _number(getattr(row, f"{name}_ci_high"))) for name in SCORES]
+        cells = [_with_interval(_number(getattr(row, f"val_{name}_mean")), _number(getattr(row, f"val_{name}_ci_low")),
+                                _number(getattr(row, f"val_{name}_ci_high"))) for name in SCORES]
         lines.append("| " + " | ".join([row.variant, *cells]) + " |")
     return [
         "## Scores beyond accuracy", "",
@@ -163,7 +164,9 @@ def score_table(summary: ReportSummary) -> list[str]:
         "and the champion stay on accuracy, the score fixed before the study. Log-loss is the mean -log p(true "
         "class), a p of 0 clipped to float64's epsilon (36 per such row); the Brier score sums the squared "
         "errors over the classes (0 to 2); the expected calibration error weighs 10 equal-width bins of the "
-        "top class's confidence (Guo et al., ICML 2017). A variant trained to regress its targets (L1, MSE, "
+        "top class's confidence (Guo et al., ICML 2017), biased upward where a split has few validation rows "
+        "(a bin of few rows shows a gap by chance), so compare it between variants of one dataset, not across "
+        "datasets. Intervals are t intervals, their lower end clipped at 0. A variant trained to regress its targets (L1, MSE, "
         "cosine) has its scores clipped to [0, 1] and normalised into probabilities, as its served model has "
         "them (study/scores.py).", "", *lines, ""]
 

@@ -63,7 +63,7 @@ def set_apart(records: dict[str, dict[str, TrainingRecord]], per_dataset: dict[s
     return out
 
 
-def _stretches(records: dict[str, dict[str, TrainingRecord]], reference: str):
+def _stretches(records: dict[str, dict[str, TrainingRecord]], reference: str, confidence: float):
     """per_dataset.stretch's factor of each variant's accuracy and of its difference to the
     reference, per dataset: the bootstrap's intervals as wide as the per-dataset tests' (seed-aware)."""
     own, diff = {}, {}
@@ -71,8 +71,9 @@ def _stretches(records: dict[str, dict[str, TrainingRecord]], reference: str):
         data = next(iter(by_variant.values())).data
         share = data.val_rows / data.train_rows
         base = by_variant[reference].accuracy_grid()
-        own[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid(), share) for name, r in by_variant.items()}
-        diff[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid() - base, share)
+        own[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid(), share, confidence)
+                        for name, r in by_variant.items()}
+        diff[dataset] = {name: per_dataset_stats.stretch(r.accuracy_grid() - base, share, confidence)
                          for name, r in by_variant.items()}
     return own, diff
 
@@ -87,7 +88,7 @@ def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
     table = split_means(records)
     reference = params.study.reference
     alpha = 1 - params.study.confidence
-    own, diff = _stretches(records, reference)
+    own, diff = _stretches(records, reference, params.study.confidence)
     aggregated = across.aggregate(table, majority, confidence=params.study.confidence, seed=params.seed,
                                   reference=reference, inflation=own, diff_inflation=diff)
     means = across.dataset_means(table, majority)
@@ -131,15 +132,16 @@ def separates(ranks: RankTests | NoRanks, against: list[AgainstReference], wilco
             return ", ".join(f"{r.variant} ({getattr(r, key):.2f})" for r in rows) or "none"
 
         sure = confidence
-        regions = {"p_equivalent": "practically equivalent", "p_better": "better", "p_worse": "worse"}
-        said = [f"{words} with P >= {sure:g}: {named([r for r in against if getattr(r, key) >= sure], key)}"
+        regions = {"p_equivalent": "within it", "p_better": "better by more", "p_worse": "worse by more"}
+        said = [f"{words}: {named([r for r in against if getattr(r, key) >= sure], key)}"
                 for key, words in regions.items()]
         open_rows = [r for r in against if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
-        undecided = ", ".join(f"{r.variant} (worse {r.p_worse:.2f}, equivalent {r.p_equivalent:.2f}, better "
+        undecided = ", ".join(f"{r.variant} (worse {r.p_worse:.2f}, within {r.p_equivalent:.2f}, better "
                               f"{r.p_better:.2f})" for r in open_rows) or "none"
-        parts.append(f"Against {reference} on {datasets} datasets' mean accuracies, the Bayesian signed-rank test "
-                     f"(Benavoli et al. 2017, baycomp; the rope +-{rope:g}, the study's margin) finds "
-                     + "; ".join(said) + f"; undecided: {undecided}.")
+        parts.append(f"Against {reference}, on the {datasets} datasets' mean accuracies taken as known, the Bayesian "
+                     f"signed-rank test (Benavoli et al. 2017, baycomp) gives the posterior probability that each "
+                     f"region is the likeliest for a dataset like these, the rope +-{rope:g} (the study's margin); "
+                     f"at least {sure:g} for " + "; ".join(said) + f"; none of them: {undecided}.")
     parts.append(wilcoxon)
     if apart:
         parts.append("Set apart, neither ranked nor tested: " + "; ".join(f"{n} ({why.split(':')[0]})"
@@ -202,17 +204,21 @@ def against_table(summary: AcrossSummary) -> list[str]:
     """The Bayesian signed-rank test's posterior per distinct sound variant, Wilcoxon's p beside."""
     if not summary.against_reference:
         return []
-    head = ["variant", "datasets", f"mean diff in accuracy vs {summary.reference}", f"P(worse by > {summary.rope:g})",
-            f"P(within +-{summary.rope:g})", f"P(better by > {summary.rope:g})", "Wilcoxon p (Holm)"]
+    head = ["variant", "datasets", f"mean diff in accuracy vs {summary.reference}",
+            f"P(worse by > {summary.rope:g} likeliest)", f"P(within +-{summary.rope:g} likeliest)",
+            f"P(better by > {summary.rope:g} likeliest)", "Wilcoxon p (Holm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary.against_reference:
         wilcoxon = "not run" if r.wilcoxon_p_holm is None else f"{r.wilcoxon_p_holm:.3g}"
         lines.append("| " + " | ".join([r.variant, str(r.datasets), f"{r.mean_diff:+.4f}", f"{r.p_worse:.3f}",
                                         f"{r.p_equivalent:.3f}", f"{r.p_better:.3f}", wilcoxon]) + " |")
     return ["## Against the reference, across datasets", "",
-            f"Each distinct sound variant against {summary.reference} on the datasets' mean accuracies: the "
-            f"posterior probabilities of the Bayesian signed-rank test (Benavoli et al., JMLR 2017; baycomp), "
-            f"the region of practical equivalence the study's margin +-{summary.rope:g}.", "", *lines, ""]
+            f"Each distinct sound variant against {summary.reference} on the datasets' mean accuracies, each "
+            f"taken as known (how sure each dataset's own estimate is, its report says): the Bayesian signed-rank "
+            f"test (Benavoli et al., JMLR 2017; baycomp), the region of practical equivalence the study's margin "
+            f"+-{summary.rope:g}. Its posterior gives, for a dataset like these, the probabilities that the "
+            f"difference is worse by more than the margin, within it, or better by more; each column is the "
+            f"posterior probability that its region is the likeliest of the three.", "", *lines, ""]
 
 
 def markdown(summary: AcrossSummary) -> str:

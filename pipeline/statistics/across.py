@@ -372,17 +372,29 @@ class AgainstReference:
     variant: str
     datasets: int
     mean_diff: float  # the datasets' mean of (variant - reference) mean accuracy
-    p_worse: float  # Bayesian signed-rank posterior (baycomp): P(the difference is below -rope)
-    p_equivalent: float  # P(within the rope)
-    p_better: float  # P(above +rope)
-    wilcoxon_p: float | None  # Wilcoxon's signed-rank test (two-sided, exact), None where too few datasets
+    # The Bayesian signed-rank test's posterior (baycomp): the probability that each region is the
+    # likeliest for the difference on a dataset like these (below -rope, within +-rope, above +rope).
+    p_worse: float
+    p_equivalent: float
+    p_better: float
+    wilcoxon_p: float | None  # Wilcoxon's signed-rank test (two-sided, exact), None where it cannot reject
     wilcoxon_p_holm: float | None
 
 
 def smallest_wilcoxon_p(datasets: int) -> float:
-    """The smallest two-sided p-value Wilcoxon's exact signed-rank test reaches on N differences
-    (every sign alike): 2 / 2^N; 0.0625 with five datasets, so it needs six to reject at 0.05."""
+    """The smallest two-sided p-value Wilcoxon's exact signed-rank test reaches on N non-zero
+    differences (every sign alike): 2 / 2^N; 0.0625 with five."""
     return 2.0 / 2 ** datasets
+
+
+def datasets_for_wilcoxon(alpha: float, compared: int) -> int:
+    """The fewest datasets on which Wilcoxon's test, Holm-adjusted over `compared` variants, can
+    reject anything: Holm multiplies the smallest p-value by their number, so compared * 2/2^N <
+    alpha (6 datasets for one variant at 0.05, 9 for nine)."""
+    n = 1
+    while compared * smallest_wilcoxon_p(n) >= alpha:
+        n += 1
+    return n
 
 
 def against_reference(accuracy: pd.DataFrame, reference: str, variants: list[str], rope: float, alpha: float,
@@ -394,52 +406,49 @@ def against_reference(accuracy: pd.DataFrame, reference: str, variants: list[str
     The Bayesian signed-rank test (Benavoli, Corani, Demšar and Zaffalon, "Time for a Change: a
     Tutorial for Comparing Multiple Classifiers Through Bayesian Analysis", JMLR 18, 2017; baycomp's
     SignedRankTest, its Dirichlet-process prior of strength 0.5 at a zero difference, 50000 samples
-    drawn from `seed`) gives the posterior probabilities that the variant is worse, practically
-    equivalent (within +-rope, the study's margin) or better. Each probability is the share of
-    posterior samples in which that region is the likeliest. From the datasets where Wilcoxon's
-    exact test can reject at alpha (smallest_wilcoxon_p), its two-sided p-values, Holm-adjusted
-    over the variants compared (scipy, statsmodels); below that, none, and the sentence says why."""
+    drawn from `seed`): each posterior sample gives the probabilities that a dataset like these
+    has the variant worse by more than the rope (the study's margin), within it, or better; the
+    test reports how often each region is the likeliest of the three. It takes each dataset's mean
+    difference as known: the per-dataset uncertainty is the per-dataset verdicts'.
+
+    Wilcoxon's exact test (scipy), Holm-adjusted over the variants compared (statsmodels), runs
+    only where that family can reject at alpha (datasets_for_wilcoxon); below that, none, and the
+    sentence says why. A variant's zero differences are dropped (zero_method "wilcox"), so its
+    test is on its non-zero ones."""
     import baycomp
     from scipy import stats
 
     from .per_dataset import holm
 
+    compared = [name for name in variants if name != reference]
+    n = len(accuracy)
+    runs = n >= datasets_for_wilcoxon(alpha, len(compared))
     rows, pvalues = [], {}
-    for name in variants:
-        if name == reference:
-            continue
+    for name in compared:
         both = accuracy[[name, reference]].dropna()
         x, y = both[reference].to_numpy(dtype=float), both[name].to_numpy(dtype=float)
-        n = len(both)
-        if n < 2:
-            raise PipelineError(f"{name} and {reference} share {n} dataset(s): comparing them across datasets "
-                                "needs 2 or more")
+        if len(both) < 2:
+            raise PipelineError(f"{name} and {reference} share {len(both)} dataset(s): comparing them across "
+                                "datasets needs 2 or more")
         # baycomp's order: x first, y second; its "right" is y - x above the rope.
         worse, equivalent, better = baycomp.SignedRankTest.probs(x, y, rope=rope, random_state=seed)
         differences = y - x
-        if smallest_wilcoxon_p(n) < alpha and np.any(differences != 0):
+        if runs and np.count_nonzero(differences):
             pvalues[name] = float(stats.wilcoxon(differences, zero_method="wilcox", method="exact").pvalue)
-        rows.append(dict(variant=name, datasets=n, mean_diff=float(differences.mean()), p_worse=float(worse),
+        rows.append(dict(variant=name, datasets=len(both), mean_diff=float(differences.mean()), p_worse=float(worse),
                          p_equivalent=float(equivalent), p_better=float(better)))
     adjusted = holm(pvalues, alpha) if pvalues else {}
     out = [AgainstReference(**row, wilcoxon_p=pvalues.get(row["variant"]), wilcoxon_p_holm=adjusted.get(row["variant"]))
            for row in rows]
-    n = len(accuracy)
-    if smallest_wilcoxon_p(n) >= alpha:
+    if not runs:
+        needed = datasets_for_wilcoxon(alpha, len(compared))
         sentence = (f"Wilcoxon's signed-rank test is not run: on {n} datasets its smallest two-sided p-value is "
-                    f"2/2^{n} = {smallest_wilcoxon_p(n):.4g}, never below {alpha:g}; it needs "
-                    f"{_datasets_for_wilcoxon(alpha)} datasets.")
+                    f"2/2^{n} = {smallest_wilcoxon_p(n):.4g}, and Holm over the {len(compared)} variant(s) "
+                    f"compared multiplies it by {len(compared)}; nothing could fall below {alpha:g} before "
+                    f"{needed} datasets.")
     else:
         shown = [r for r in out if r.wilcoxon_p_holm is not None and r.wilcoxon_p_holm < alpha]
         sentence = (f"Wilcoxon's signed-rank test against {reference} on {n} datasets, Holm over "
                     f"{len(pvalues)} variant(s): " + (", ".join(f"{r.variant} (p {r.wilcoxon_p_holm:.3g})"
                                                        for r in shown) or "none") + f" differ at {alpha:g}.")
     return out, sentence
-
-
-def _datasets_for_wilcoxon(alpha: float) -> int:
-    n = 1
-    while smallest_wilcoxon_p(n) >= alpha:
-        n += 1
-    return n
-

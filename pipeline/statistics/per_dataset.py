@@ -143,16 +143,21 @@ def estimate(grid: np.ndarray, test_share: float) -> Estimate | None:
     return Estimate(float(means.mean()), math.sqrt(variance), df)
 
 
-def stretch(grid: np.ndarray, test_share: float) -> float:
-    """sqrt(J V / s_b^2): how much wider than the split means' plain spread the seed-aware V is
-    (at least 1: V >= s_b^2 / J). A bootstrap that resamples the split means, stretched about
-    their mean by it, has V as its variance (statistics/across.py); 1 where there is no spread."""
+def stretch(grid: np.ndarray, test_share: float, confidence: float) -> float:
+    """How far to stretch a (seeds, splits) grid's split means about their mean so that a
+    percentile bootstrap over them gives the t interval of the seed-aware V (statistics/across.py):
+    the resampled mean's variance is the split means' spread (ddof 0) over J, so the factor is
+    sqrt(V / (s0^2 / J)), times t_(J-1) / z at `confidence` (the percentile interval's quantiles
+    are the normal's). 1 where there is nothing to stretch (no spread, or under two splits)."""
+    from scipy import stats
+
     means = split_means(grid)
     found = estimate(grid, test_share)
-    plain = float(np.var(means, ddof=1)) / len(means) if len(means) > 1 else 0.0
+    plain = float(np.var(means)) / len(means) if len(means) > 1 else 0.0
     if found is None or not plain > 0:
         return 1.0
-    return max(math.sqrt(found.se ** 2 / plain), 1.0)
+    tail = (1 + confidence) / 2
+    return max(math.sqrt(found.se ** 2 / plain) * stats.t.ppf(tail, found.df) / stats.norm.ppf(tail), 1.0)
 
 
 def mean_interval(grid: np.ndarray, test_share: float, confidence: float) -> dict:

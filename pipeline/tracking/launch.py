@@ -1,8 +1,10 @@
 """The `mlflow run .` entry points (see MLproject): main, train and sweep.
 
-Overrides never edit params.yaml behind DVC's back: they go through
-`dvc exp run --set-param`, so params.yaml, dvc.lock and the MLflow runs tell one story (and
-DVC records the experiment: `dvc exp show`). Without overrides it is a plain `dvc repro`.
+An override sets its value in params.yaml and changes nothing else there (config.set_values:
+comments, flow style and order stay; `dvc exp run --set-param` would rewrite the whole file),
+then `dvc exp run` runs the experiment from that workspace, so params.yaml, dvc.lock and the
+MLflow runs tell one story (and DVC records the experiment: `dvc exp show`). Without overrides it
+is a plain `dvc repro`.
 Afterwards the launch's own run (MLFLOW_RUN_ID, opened by `mlflow run`) is tagged with every
 run it stands for, even when nothing had to run.
 """
@@ -54,40 +56,27 @@ def overrides(args, params: config.Params) -> list[str]:
     return sets
 
 
-def command(entry: str, sets: list[str]) -> list[str]:
+def command(entry: str, overridden: bool) -> list[str]:
     # The sweep has its own chain of stages; train and main end in publish, which needs every
     # variant, so DVC re-runs only the stages whose settings changed and reuses the rest.
     target = "sweep_alpha" if entry == "sweep" else "publish"
-    if not sets:
-        return ["dvc", "repro", target]
-    return ["dvc", "exp", "run", *[arg for s in sets for arg in ("--set-param", s)], target]
+    return ["dvc", "exp", "run", target] if overridden else ["dvc", "repro", target]
 
 
-def apply(raw: dict, sets: list[str]) -> list[str]:
-    """Apply the overrides to a copy of params (checked against the schema before DVC writes
-    them); return them in DVC's syntax, where a key params.yaml lacks needs a leading '+'."""
+def values(sets: list[str]) -> dict[str, object]:
+    """`key=value` overrides as {key: value}, each value read as YAML reads it."""
     import yaml
 
-    spelled = []
-    for item in sets:
-        key, _, value = item.partition("=")
-        *parents, leaf = key.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-        spelled.append(item if leaf in node else f"+{item}")
-        node[leaf] = yaml.safe_load(value)
-    config.parse(raw)
-    return spelled
+    return {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in sets)}
 
 
 def main(argv: list[str], params_path: str = config.PARAMS_FILE) -> None:
-    import yaml
-
     args = parser().parse_args(argv)
     params = config.load(params_path)
-    sets = apply(yaml.safe_load(open(params_path)), overrides(args, params))
-    cmd = command(args.entry, sets)
+    changed = values(overrides(args, params))
+    if changed:  # validated before a byte is written: a bad value leaves params.yaml as it was
+        config.set_values(params_path, changed)
+    cmd = command(args.entry, bool(changed))
     print("launch: " + " ".join(cmd), flush=True)
     done = subprocess.run(cmd, env=os.environ.copy())
     if done.returncode != 0:

@@ -26,7 +26,7 @@ from .store import DIGEST_TAG, again_if_raced, closing_run
 STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
                  "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low",
                  "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm",
-                 *(f"{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")))
+                 *(f"val_{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")))
 
 
 # A curve's metric name is the replicas' mean; its canonical run's (params' seed, split 0) ends in
