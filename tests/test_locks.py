@@ -2,13 +2,14 @@
 import re
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .conftest import ROOT
 
 
 def pins(name: str) -> dict[str, str]:
     found = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / name).read_text(), flags=re.M)
-    return {package.lower().replace("_", "-"): version for package, version in found}
+    return {canonicalize_name(package): version for package, version in found}
 
 
 def direct(name: str) -> list[Requirement]:
@@ -21,7 +22,7 @@ def test_every_direct_dependency_is_pinned_within_its_bounds():
                          ("requirements-dev.txt", "requirements-dev.lock")):
         locked = pins(lock)
         for requirement in direct(source):
-            name = requirement.name.lower().replace("_", "-")
+            name = canonicalize_name(requirement.name)  # ruamel.yaml is locked as ruamel-yaml
             assert name in locked, f"{lock} lacks {name}: run `make lock`"
             assert requirement.specifier.contains(locked[name], prereleases=True), (
                 f"{lock} pins {name}=={locked[name]}, outside {source}'s {requirement.specifier}: run `make lock`")

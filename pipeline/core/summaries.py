@@ -79,8 +79,7 @@ class VariantRow(Summary):
     identical_to: str
     diagnoses: str
     # Secondary scores of the probabilities (record.SCORES), each mean with its interval, as
-    # accuracy's is computed; no verdicts on them. Named val_*: MLflow's compare view lists a run's
-    # metrics by name, about 17 in view, and study.val_accuracy_mean must stay among them.
+    # accuracy's is computed; no verdicts on them.
     val_log_loss_mean: Number
     val_log_loss_ci_low: Number
     val_log_loss_ci_high: Number

@@ -25,8 +25,11 @@ from .store import DIGEST_TAG, again_if_raced, closing_run
 # metrics belong after the train/ and val/ curves, in its last section.
 STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", "val_accuracy_ci_high",
                  "diff_vs_reference", "diff_ci_low", "diff_ci_high", "p_improvement", "p_improvement_ci_low",
-                 "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm",
-                 *(f"val_{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")))
+                 "p_improvement_ci_high", "p_value", "p_holm", "p_equivalence", "p_equivalence_holm")
+# The probabilities' secondary scores (the report's val_<score>_<part>) as val/<score>_<part>: in the
+# chart view's val section, and in the compare view after study.* and train/ (it lists a run's
+# metrics by name, about 17 in view: nine more study.* would push train/ out of it).
+SCORE_METRICS = {f"val_{name}_{part}": f"val/{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")}
 
 
 # A curve's metric name is the replicas' mean; its canonical run's (params' seed, split 0) ends in
@@ -162,6 +165,8 @@ def run_metrics(record: TrainingRecord, stats: VariantRow, times: dict | None):
         metrics += [Metric("val/best_accuracy" + CANONICAL, record.summary.best_val_accuracy, stamp, last),
                     Metric("val/best_epoch" + CANONICAL, record.summary.best_epoch, stamp, last)]
     metrics += [Metric(f"study.{key}", float(getattr(stats, key)), stamp, last) for key in STUDY_METRICS
+                if getattr(stats, key) is not None]
+    metrics += [Metric(name, float(getattr(stats, key)), stamp, last) for key, name in SCORE_METRICS.items()
                 if getattr(stats, key) is not None]
     if times:
         metrics.append(Metric("train_seconds", (times["ended_ms"] - times["started_ms"]) / 1000, stamp, last))
