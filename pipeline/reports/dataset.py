@@ -130,7 +130,10 @@ def markdown(summary: ReportSummary) -> str:
         f"{summary.seeds} seeds x {summary.splits} splits per variant, every replica its own seed "
         f"({summary.train_rows} training, {summary.val_rows} validation rows each); final "
         f"validation accuracy; reference **{summary.reference}**; intervals at {level}% from the split "
-        f"means ({summary.test}). Verdicts against the reference at level {1 - summary.confidence:.2g}, "
+        f"means ({summary.test}); in the coverage simulation of the study's design (docs/study.md) "
+        f"the differences' intervals keep their promise, while a variant's own mean-accuracy interval "
+        f"covers less often than it says (about 90% at 95%). Verdicts against the reference at level "
+        f"{1 - summary.confidence:.2g}, "
         f"Holm-corrected over {summary.hypotheses} distinct hypotheses (the family: every variant not "
         f"identical to another, against the reference). A difference the test shows is sized by its "
         f"interval at the level Holm tested it: **better** or **worse** when it lies beyond +-{margin:g} "
@@ -166,7 +169,8 @@ def score_table(summary: ReportSummary) -> list[str]:
         "errors over the classes (0 to 2); the expected calibration error weighs 10 equal-width bins of the "
         "top class's confidence (Guo et al., ICML 2017), biased upward where a split has few validation rows "
         "(a bin of few rows shows a gap by chance), so compare it between variants of one dataset, not across "
-        "datasets. Intervals are t intervals, their lower end clipped at 0. A variant trained to regress its targets (L1, MSE, "
+        "datasets. Intervals are t intervals, their lower end clipped at 0. A variant trained to regress its "
+        "targets (L1, MSE, "
         "cosine) has its scores clipped to [0, 1] and normalised into probabilities, as its served model has "
         "them (study/scores.py).", "", *lines, ""]
 

@@ -93,5 +93,6 @@ def calibration_error(p: np.ndarray, labels: np.ndarray, bins: int = BINS) -> np
 
 def scores(p: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """The record's SCORES -> one value per leading index (a replica's)."""
-    found = {"log_loss": log_loss(p, labels), "brier": brier(p, labels), "calibration_error": calibration_error(p, labels)}
+    found = {"log_loss": log_loss(p, labels), "brier": brier(p, labels),
+             "calibration_error": calibration_error(p, labels)}
     return {name: found[name] for name in SCORES}

@@ -29,7 +29,8 @@ STUDY_METRICS = ("val_accuracy_mean", "val_accuracy_sd", "val_accuracy_ci_low", 
 # The probabilities' secondary scores (the report's val_<score>_<part>) as val/<score>_<part>: in the
 # chart view's val section, and in the compare view after study.* and train/ (it lists a run's
 # metrics by name, about 17 in view: nine more study.* would push train/ out of it).
-SCORE_METRICS = {f"val_{name}_{part}": f"val/{name}_{part}" for name in SCORES for part in ("mean", "ci_low", "ci_high")}
+SCORE_METRICS = {f"val_{name}_{part}": f"val/{name}_{part}"
+                 for name in SCORES for part in ("mean", "ci_low", "ci_high")}
 
 
 # A curve's metric name is the replicas' mean; its canonical run's (params' seed, split 0) ends in
