@@ -11,7 +11,6 @@ is cited). Writes comparison.md/.csv, summary.json and two figures.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 
 import numpy as np
@@ -99,15 +98,14 @@ def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
     ranked = (across.ranks(kept, alpha=alpha) if len(records) >= 2 and kept.notna().all().sum() >= 3 else None)
     accuracy = table.groupby(["dataset", "variant"], sort=False)["accuracy"].mean().unstack()
     if len(records) >= 2:
-        bayes, wilcoxon = across.against_reference(accuracy, reference, compared, params.study.margin, alpha,
+        against, wilcoxon = across.against_reference(accuracy, reference, compared, params.study.margin, alpha,
                                                    params.seed)
     else:
-        bayes, wilcoxon = [], "No tests across datasets: there is one dataset."
+        against, wilcoxon = [], "No tests across datasets: there is one dataset."
     counts = across.verdict_counts(verdicts)
     variants = [AcrossVariant(variant=name, **{k: _plain(row[k]) for k in COLUMNS[1:11]},
                               mean_rank=ranked.mean_ranks.get(name) if ranked else None, verdicts=counts[name])
                 for name, row in aggregated.iterrows()]
-    against = [AgainstReference(**dataclasses.asdict(row)) for row in bayes]
     ranks = _ranks(ranked, len(records), len(compared))
     return AcrossSummary(
         datasets={d: AcrossDataset(majority_share=majority[d], classes=len(r0.classes), val_rows=r0.data.val_rows,

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import PipelineError
+from ..core.summaries import AgainstReference
 from ..core.vocabulary import NOT_APPLICABLE, VERDICTS, kind as verdict_kind
 
 COLUMNS = ("dataset", "variant", "split", "accuracy")
@@ -364,21 +365,6 @@ def ranks(means: pd.DataFrame, alpha: float = 0.05) -> Ranks:
     return Ranks(mean_ranks={str(name): float(r) for name, r in mean_ranks.items()}, chi2=chi2, f=f, p=p,
                  datasets=n, variants=k, alpha=alpha, q_alpha=q, cd=cd, excluded=tuple(map(str, excluded)),
                  pvalues=pvalues)
-
-
-@dataclass(frozen=True)
-class AgainstReference:
-    """One variant against the reference over the datasets, on each dataset's mean accuracy."""
-    variant: str
-    datasets: int
-    mean_diff: float  # the datasets' mean of (variant - reference) mean accuracy
-    # The Bayesian signed-rank test's posterior (baycomp): the probability that each region is the
-    # likeliest for the difference on a dataset like these (below -rope, within +-rope, above +rope).
-    p_worse: float
-    p_equivalent: float
-    p_better: float
-    wilcoxon_p: float | None  # Wilcoxon's signed-rank test (two-sided, exact), None where it cannot reject
-    wilcoxon_p_holm: float | None
 
 
 def smallest_wilcoxon_p(datasets: int) -> float:
