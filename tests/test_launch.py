@@ -19,6 +19,8 @@ def test_mlproject_defaults_are_params_yaml():
     assert sweep.pop("seed") == params.seed
     assert sweep == {key: getattr(params.iris, key) for key in sweep}
     assert set(sweep) == set(launch.SWEEP_KEYS) and set(train) == set(launch.TRAIN_KEYS)
+    main = project["entry_points"]["main"]["parameters"]
+    assert main["tuning"]["default"] == str(params.tuning.enabled).lower()
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     assert env["dependencies"] == ["-r requirements.lock"]
 
@@ -33,6 +35,11 @@ def test_only_values_that_differ_become_overrides():
     assert launch.command("sweep", True) == ["dvc", "exp", "run", "sweep_alpha"]
     args = launch.parser().parse_args(["sweep", "--alpha-count", "5", "--model", "ridge"])
     assert launch.overrides(args, params) == ["iris.alpha_count=5", "iris.model=ridge"]
+    # The tuned study's switch (main's): an override only when it differs.
+    assert launch.overrides(launch.parser().parse_args(["main", "--tuning", "true"]), params) == []
+    assert launch.overrides(launch.parser().parse_args(["main", "--tuning", "false"]), params) == [
+        "tuning.enabled=false"]
+    assert launch.values(["tuning.enabled=false"]) == {"tuning.enabled": False}
 
 
 def test_a_bad_override_is_refused_before_a_byte_is_written(tmp_path):

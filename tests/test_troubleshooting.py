@@ -127,6 +127,11 @@ PARAMS = {
                                                          "degrees of freedom"),
     "standardize not true or false": ({"variants.mse.standardize": "yes"},
                                       "variants.mse.standardize: must be true or false, got 'yes'"),
+    "a learning-rate grid of one": ({"tuning.lr": [0.001]},
+                                    "tuning.lr: must list two or more values to choose from, got 1"),
+    "a learning-rate grid out of order": ({"tuning.lr": [0.01, 0.001]},
+                                          "tuning.lr: must list distinct values in increasing order, got 0.01, 0.001"),
+    "an inner share of 1": ({"tuning.inner_share": 1.0}, "tuning.inner_share: must be < 1, got 1.0"),
 }
 
 

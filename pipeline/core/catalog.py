@@ -88,6 +88,10 @@ class VariantFiles:
         return self.results / "replicas.csv"
 
     @property
+    def tuned_record(self) -> Path:        # the tuned study's record (study/tuning.py), when it runs
+        return self.results / "tuned.json"
+
+    @property
     def inputs(self) -> Path:              # what it was trained from (study/inputs.py)
         return self.results / "inputs.json"
 
@@ -115,10 +119,11 @@ class VariantFiles:
     def run_times(self) -> Path:
         return RUN_TIMES / self.dataset / f"{self.name}.json"
 
-    def outputs(self) -> tuple[Path, ...]:
-        """Everything train@<dataset> writes for it (inputs.json last, once the rest is in place)."""
-        return (self.model, self.record, self.replicas, self.metrics, self.history, self.loss_curve,
-                self.confusion_matrix, self.inputs)
+    def outputs(self, tuned: bool = False) -> tuple[Path, ...]:
+        """Everything train@<dataset> writes for it (inputs.json last, once the rest is in place),
+        the tuned study's record too when it runs."""
+        return (self.model, self.record, self.replicas, *((self.tuned_record,) if tuned else ()), self.metrics,
+                self.history, self.loss_curve, self.confusion_matrix, self.inputs)
 
     def artifacts(self) -> tuple[Path, ...]:
         """The files its MLflow run holds, under these names."""
@@ -152,6 +157,10 @@ class ReportFiles:
         return self.folder / "summary.json"
 
     @property
+    def tuned_summary(self) -> Path:       # the tuned study's (study/tuning.py), when it runs
+        return self.folder / "tuned_summary.json"
+
+    @property
     def intervals(self) -> Path:
         return self.folder / "intervals.png"
 
@@ -169,5 +178,6 @@ ACROSS = Path("reports/across")
 ACROSS_MD = ACROSS / "comparison.md"
 ACROSS_CSV = ACROSS / "comparison.csv"
 ACROSS_SUMMARY = ACROSS / "summary.json"
+ACROSS_TUNED_SUMMARY = ACROSS / "tuned_summary.json"  # the tuned study's, when it runs
 ACROSS_NORMALISED = ACROSS / "normalised.png"      # normalised accuracy per dataset and across them
 ACROSS_RANKS = ACROSS / "critical_difference.png"  # mean ranks with the Nemenyi critical difference

@@ -257,6 +257,27 @@ class Study:
         return self.seeds * self.splits
 
 
+def _grid(values: tuple[float, ...]) -> tuple[float, ...]:
+    if len(values) < 2:
+        raise PydanticCustomError("grid", "must list two or more values to choose from, got {count}",
+                                  {"count": len(values)})
+    if len(set(values)) != len(values) or list(values) != sorted(values):
+        raise PydanticCustomError("grid", "must list distinct values in increasing order, got {values}",
+                                  {"values": ", ".join(f"{v:g}" for v in values)})
+    return values
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
+class Tuning:
+    """The tuned study (study/tuning.py): every variant again, its learning rate chosen on each
+    split from `lr` on an inner validation part of that split's training rows (inner_share of
+    them), then retrained on the split's training rows and judged on its validation rows."""
+    enabled: Flag = True
+    lr: Annotated[tuple[Positive, ...], AfterValidator(_grid)] = (
+        0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
+    inner_share: Share = 0.2
+
+
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class IrisSweep:
     alpha_min: Positive = 1e-3
@@ -320,10 +341,14 @@ class Params:
     train: Training = dataclasses.field(default_factory=Training)  # what every variant inherits
     variants: Annotated[dict[VariantKey, Variant], Field(min_length=1)]
     study: Study  # its reference has no default: params.yaml names it
+    tuning: Tuning = dataclasses.field(default_factory=Tuning)
     iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
     report: Report = dataclasses.field(default_factory=Report)
     # Where the trainings run (study/backends.py); not a stage's param: either gives the same bytes.
     backend: Backend = "local"
+    # The local backend's processes for the trainings; 0: one per core (study/backends.py). Not a
+    # stage's param either: any count gives the same bytes.
+    workers: Annotated[Integer, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _plotted_is_a_dataset(self):
@@ -360,7 +385,7 @@ _MESSAGES = {
 
 
 _SECTIONS = {None: Params, "train": Training, "regularization": Regularization,
-             "study": Study, "iris": IrisSweep, "report": Report}
+             "study": Study, "tuning": Tuning, "iris": IrisSweep, "report": Report}
 
 
 def _describe(error: dict) -> str:

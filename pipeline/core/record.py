@@ -121,6 +121,17 @@ class Scaler(BaseModel):
     scale: list[float]
 
 
+class Tuned(BaseModel):
+    """How the tuned study chose each split's learning rate (study/tuning.py): every value of
+    the grid trained on the split's inner training part, judged on its inner validation part."""
+    model_config = MODEL
+    grid: list[float]
+    inner_share: float
+    inner_rows: int                     # of the inner validation part, per split
+    chosen: list[float]                 # per split, the learning rate its replicas trained at
+    inner_accuracy: list[list[float]]   # (grid, splits): the tuning run's final inner validation accuracy
+
+
 class TrainingRecord(BaseModel):
     model_config = MODEL
     variant: str
@@ -144,6 +155,7 @@ class TrainingRecord(BaseModel):
     # it made the same predictions throughout (the same function of the logits), so the report
     # counts them as one hypothesis. Their losses may differ in the last bits (KLDiv's reduction).
     predictions_sha256: str
+    tuned: Optional[Tuned] = None       # the tuned study's choices; None in the fixed study's record
     digest: str = ""                    # of everything above and the canonical weights
 
     @property
@@ -185,21 +197,24 @@ class TrainingRecord(BaseModel):
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def load(cls, name: str, dataset: str) -> "TrainingRecord":
+    def load(cls, name: str, dataset: str, tuned: bool = False) -> "TrainingRecord":
+        """The fixed study's record of the variant on the dataset, or the tuned study's."""
         files = VariantFiles(name, dataset)
+        path = files.tuned_record if tuned else files.record
         try:
-            return cls.model_validate_json(files.record.read_bytes())
+            return cls.model_validate_json(path.read_bytes())
         except FileNotFoundError:
-            raise PipelineError(f"{files.record}: not found; run `dvc repro {files.stage}` first") from None
+            raise PipelineError(f"{path}: not found; run `dvc repro {files.stage}` first") from None
         except ValueError as exc:  # written by another version of the code
-            raise PipelineError(f"{files.record}: not a training record of this version "
+            raise PipelineError(f"{path}: not a training record of this version "
                                 f"({str(exc).splitlines()[0]}); run `dvc repro {files.stage}`") from None
 
 
-def dataset_records(params, dataset: str) -> list[TrainingRecord]:
-    """Every variant's record on `dataset`, in params.yaml's order (one line if it names no such dataset)."""
+def dataset_records(params, dataset: str, tuned: bool = False) -> list[TrainingRecord]:
+    """Every variant's record on `dataset` (the tuned study's: `tuned`), in params.yaml's order
+    (one line if it names no such dataset)."""
     params.dataset(dataset)
-    return [TrainingRecord.load(name, dataset) for name in params.variants]
+    return [TrainingRecord.load(name, dataset, tuned) for name in params.variants]
 
 
 def replicas_csv(replicas: list, histories: dict) -> str:

@@ -14,7 +14,7 @@ from typing import Optional, Union
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import atomic
-from .catalog import ACROSS_SUMMARY, SWEEP_RECORD, ReportFiles
+from .catalog import ACROSS_SUMMARY, ACROSS_TUNED_SUMMARY, SWEEP_RECORD, ReportFiles
 from .errors import PipelineError
 
 MODEL = ConfigDict(extra="forbid", frozen=True)
@@ -118,10 +118,13 @@ class ReportSummary(Summary):
     variants: dict[str, VariantRow]
     digests: dict[str, str]       # each variant's training record digest, as reported
     contrasts: list[str]
+    # The tuned study's summary only: per variant, how many splits chose each learning rate.
+    chosen_lr: Optional[dict[str, dict[str, int]]] = None
 
     @classmethod
-    def load(cls, dataset: str) -> ReportSummary:
-        return cls.read(ReportFiles(dataset).summary)
+    def load(cls, dataset: str, tuned: bool = False) -> ReportSummary:
+        files = ReportFiles(dataset)
+        return cls.read(files.tuned_summary if tuned else files.summary)
 
 
 class AcrossDataset(Summary):
@@ -203,8 +206,8 @@ class AcrossSummary(Summary):
     square_loss: str
 
     @classmethod
-    def load(cls) -> AcrossSummary:
-        return cls.read(ACROSS_SUMMARY)
+    def load(cls, tuned: bool = False) -> AcrossSummary:
+        return cls.read(ACROSS_TUNED_SUMMARY if tuned else ACROSS_SUMMARY)
 
 
 def read_sweep() -> dict:

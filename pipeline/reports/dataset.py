@@ -71,6 +71,55 @@ def summarise(records: list[TrainingRecord], params: config.Params) -> ReportSum
                          contrasts=sorted({r.config.contrast for r in records if r.config.contrast}))
 
 
+def tuned_summary(records: list[TrainingRecord], params: config.Params) -> ReportSummary:
+    """The tuned study's summary (its own reference and verdicts, as summarise computes them) and
+    how many splits chose each learning rate, per variant."""
+    chosen = {r.variant: {f"{lr:g}": n for lr, n in sorted(Counter(r.tuned.chosen).items())} for r in records}
+    return summarise(records, params).model_copy(update={"chosen_lr": chosen})
+
+
+def changed_verdicts(fixed: ReportSummary, tuned: ReportSummary) -> list[tuple[str, str, str]]:
+    """(variant, fixed verdict, tuned verdict) of each variant whose verdict differs between them."""
+    return [(name, row.verdict, tuned.variants[name].verdict) for name, row in fixed.variants.items()
+            if name in tuned.variants and tuned.variants[name].verdict != row.verdict]
+
+
+def tuning_section(fixed: ReportSummary, tuned: ReportSummary, records: list[TrainingRecord]) -> list[str]:
+    """The tuned study beside the fixed one: each variant's mean and verdict in both, the rates its
+    splits chose, the verdicts that change, and the tuned study's own verdict lines."""
+    level = round(100 * fixed.confidence)
+    choice = records[0].tuned
+    head = ["variant", f"fixed: mean [{level}% CI]", "fixed verdict", f"tuned: mean [{level}% CI]", "tuned verdict",
+            "lr chosen (splits)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in fixed.variants.items():
+        best = tuned.variants[name]
+        lines.append("| " + " | ".join([
+            name, f"{_number(row.val_accuracy_mean)} [{_number(row.val_accuracy_ci_low)}, "
+                  f"{_number(row.val_accuracy_ci_high)}]", row.verdict,
+            f"{_number(best.val_accuracy_mean)} [{_number(best.val_accuracy_ci_low)}, "
+            f"{_number(best.val_accuracy_ci_high)}]", best.verdict,
+            ", ".join(f"{lr} x{n}" for lr, n in tuned.chosen_lr[name].items())]) + " |")
+    changes = changed_verdicts(fixed, tuned)
+    changed = ("; ".join(f"{name}: {was} -> {now}" for name, was, now in changes) if changes
+               else "none: every variant keeps its verdict")
+    champion = tuned.variants[tuned.champion]
+    return [
+        "## Each loss at its best learning rate (the tuned study)", "",
+        f"Every variant trained again, each split choosing its learning rate from "
+        f"{', '.join(f'{lr:g}' for lr in choice.grid)} by the final accuracy of its first seed on an inner "
+        f"validation part ({choice.inner_share:g} of the split's training rows: {choice.inner_rows} rows; the "
+        f"split's validation rows are never seen), then every replica of the split retrained at that rate on "
+        f"the split's training rows and judged on its validation rows as above, with the same statistics "
+        f"against the tuned {tuned.reference}. A rate chosen by one run on {choice.inner_rows} rows is a noisy "
+        f"choice; its noise is part of each split's mean, and so of the intervals (docs/study.md, \"Each loss at "
+        f"its best\").", "", *lines, "",
+        f"Verdicts that change when each loss gets its own rate: {changed}.", "",
+        *verdict_lines(tuned), "",
+        f"Champion of the tuned study: **{tuned.champion}**, {_number(champion.val_accuracy_mean)} "
+        f"[{_number(champion.val_accuracy_ci_low)}, {_number(champion.val_accuracy_ci_high)}].", ""]
+
+
 def _scores(record: TrainingRecord, test_share: float, study: config.Study) -> dict:
     """Each of SCORES' mean over the replicas with its interval, as accuracy's (mean_interval); the
     scores are never below 0, nor is the interval's lower end."""
@@ -361,17 +410,20 @@ def intervals_figure(summary: ReportSummary, grids: dict[str, np.ndarray]):
     return fig
 
 
-def write(dataset: str, params: config.Params, records: list[TrainingRecord]) -> ReportSummary:
-    """reports/<dataset>/: its table, figures and summary.json."""
+def write(dataset: str, params: config.Params, records: list[TrainingRecord],
+          tuned_records: list[TrainingRecord] | None = None) -> tuple[ReportSummary, ReportSummary | None]:
+    """reports/<dataset>/: its table, figures and summary.json (and the tuned study's, given its records)."""
     files = ReportFiles(dataset)
     summary = summarise(records, params)
+    tuned = tuned_summary(tuned_records, params) if tuned_records else None
     rows = list(summary.variants.values())
     by_name = {r.variant: r for r in records}
     with atomic.directory(files.folder) as tmp:
         def there(path):
             return tmp / path.relative_to(files.folder)
 
-        there(files.comparison_md).write_text(markdown(summary))
+        there(files.comparison_md).write_text(markdown(summary) + (
+            "\n".join(["", *tuning_section(summary, tuned, tuned_records)]) if tuned else ""))
         with open(there(files.comparison_csv), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
@@ -387,9 +439,12 @@ def write(dataset: str, params: config.Params, records: list[TrainingRecord]) ->
         grids = {r.variant: r.accuracy_grid() for r in records}
         there(files.intervals).write_bytes(png(intervals_figure(summary, grids), DPI))
         summary.save(there(files.summary))
+        if tuned:
+            tuned.save(there(files.tuned_summary))
     champion = summary.variants[summary.champion]
     counts = Counter(kind(row.verdict) for row in rows)
     verdicts = describe({v: counts[v] for v in VERDICT_COLOURS if counts[v]})
     print(f"report {dataset}: {len(rows)} variants against {summary.reference}, {summary.hypotheses} "
-          f"hypotheses: {verdicts}; champion {summary.champion} ({champion.val_accuracy_mean:.2%} mean)")
-    return summary
+          f"hypotheses: {verdicts}; champion {summary.champion} ({champion.val_accuracy_mean:.2%} mean)"
+          + (f"; tuned study: {len(changed_verdicts(summary, tuned))} verdict(s) change" if tuned else ""))
+    return summary, tuned

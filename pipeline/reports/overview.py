@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from ..core import atomic, config
-from ..core.catalog import ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY
+from ..core.catalog import (ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY,
+                            ACROSS_TUNED_SUMMARY)
 from ..statistics import across
 from ..statistics import per_dataset as per_dataset_stats
 from ..core.record import TrainingRecord
@@ -198,7 +199,7 @@ def _rank_cell(summary: AcrossSummary, v: AcrossVariant) -> str:
     return "n/a" if v.mean_rank is None else f"{v.mean_rank:.2f}"
 
 
-def against_table(summary: AcrossSummary) -> list[str]:
+def against_table(summary: AcrossSummary, title: str = "## Against the reference, across datasets") -> list[str]:
     """The Bayesian signed-rank test's posterior per distinct sound variant, Wilcoxon's p beside."""
     if not summary.against_reference:
         return []
@@ -210,7 +211,7 @@ def against_table(summary: AcrossSummary) -> list[str]:
         wilcoxon = "not run" if r.wilcoxon_p_holm is None else f"{r.wilcoxon_p_holm:.3g}"
         lines.append("| " + " | ".join([r.variant, str(r.datasets), f"{r.mean_diff:+.4f}", f"{r.p_worse:.3f}",
                                         f"{r.p_equivalent:.3f}", f"{r.p_better:.3f}", wilcoxon]) + " |")
-    return ["## Against the reference, across datasets", "",
+    return [title, "",
             f"Each distinct sound variant against {summary.reference} on the datasets' mean accuracies, each "
             f"taken as known (how sure each dataset's own estimate is, its report says): the Bayesian signed-rank "
             f"test (Benavoli et al., JMLR 2017; baycomp), the region of practical equivalence the study's margin "
@@ -306,15 +307,39 @@ def diagram_png(result: across.Ranks) -> bytes:
     return png(cd_diagram(result), 120, bbox_inches="tight")
 
 
-def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict[str, ReportSummary]
-          ) -> None:
-    """reports/across/, from each dataset's records and report summary."""
+def tuning_section(fixed: AcrossSummary, tuned: AcrossSummary) -> list[str]:
+    """The tuned study across datasets beside the fixed one: each variant's difference to the
+    reference, mean rank and verdicts in both; then what the tuned study can tell apart."""
+    level = round(100 * fixed.confidence)
+    head = ["variant", f"fixed: diff [{level}% CI]", "fixed rank", "fixed verdicts", f"tuned: diff [{level}% CI]",
+            "tuned rank", "tuned verdicts"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = {v.variant: v for v in tuned.variants}
+    for v in fixed.variants:
+        t = best[v.variant]
+        lines.append("| " + " | ".join([
+            v.variant, f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]", _rank_cell(fixed, v), v.verdicts,
+            f"{t.diff:+.3f} [{t.diff_low:+.3f}, {t.diff_high:+.3f}]", _rank_cell(tuned, t), t.verdicts]) + " |")
+    return ["## Each loss at its best learning rate, across datasets", "",
+            "The tuned study (each split choosing its learning rate on an inner validation part of its training "
+            "rows; each dataset's report has the protocol and the rates chosen) beside the fixed one, with the "
+            "same statistics.", "", *lines, "", "In the tuned study: " + tuned.separates, "",
+            *against_table(tuned, "### Against the reference, in the tuned study")]
+
+
+def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_dataset: dict[str, ReportSummary],
+          tuned_records: dict[str, list[TrainingRecord]] | None = None,
+          tuned_per_dataset: dict[str, ReportSummary] | None = None) -> None:
+    """reports/across/, from each dataset's records and report summary (and the tuned study's)."""
     summary, ranked = study(params, {d: {r.variant: r for r in rs} for d, rs in records.items()}, per_dataset)
+    tuned = (study(params, {d: {r.variant: r for r in rs} for d, rs in tuned_records.items()}, tuned_per_dataset)[0]
+             if tuned_records else None)
     with atomic.directory(ACROSS) as tmp:
         def there(path):
             return tmp / path.relative_to(ACROSS)
 
-        there(ACROSS_MD).write_text(markdown(summary))
+        there(ACROSS_MD).write_text(markdown(summary) + ("\n".join(["", *tuning_section(summary, tuned)])
+                                                         if tuned else ""))
         with open(there(ACROSS_CSV), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
@@ -323,5 +348,7 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
         if ranked:
             there(ACROSS_RANKS).write_bytes(diagram_png(ranked))
         summary.save(there(ACROSS_SUMMARY))
+        if tuned:
+            tuned.save(there(ACROSS_TUNED_SUMMARY))
     print(f"report across: {len(summary.variants)} variants on {len(summary.datasets)} datasets; "
-          f"{summary.ranks.sentence}")
+          f"{summary.ranks.sentence}" + (f" Tuned study: {tuned.ranks.sentence}" if tuned else ""))

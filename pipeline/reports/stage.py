@@ -11,4 +11,7 @@ def main(params_path: str = config.PARAMS_FILE) -> None:
     process: its libraries are imported once, each dataset's verdicts computed once."""
     params = config.load(params_path)
     records = {d: dataset_records(params, d) for d in params.datasets}
-    overview.write(params, records, {d: dataset.write(d, params, r) for d, r in records.items()})
+    tuned = {d: dataset_records(params, d, tuned=True) for d in params.datasets} if params.tuning.enabled else {}
+    summaries = {d: dataset.write(d, params, r, tuned.get(d)) for d, r in records.items()}
+    overview.write(params, records, {d: fixed for d, (fixed, _) in summaries.items()},
+                   tuned, {d: best for d, (_, best) in summaries.items() if best})

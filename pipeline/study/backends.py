@@ -34,13 +34,42 @@ CellTrainer = Callable[[config.Params, str, str, dict, dict], object]
 
 @dataclass
 class Local:
-    """Every cell in this process, in order."""
+    """Every cell on this machine: in this process, one after another, or (workers > 1) spread over
+    that many processes of one thread each, one cell to a process at a time. A cell's bytes are the
+    same wherever it trains; they are written in the cells' order either way."""
+    workers: int = 1
     where: str = ""
 
     def run(self, train_cell: CellTrainer, params: config.Params, cells: list[Cell],
             data: dict[str, tuple[dict, dict]]) -> Iterator[tuple[Cell, object]]:
-        for dataset, name in cells:
-            yield (dataset, name), train_cell(params, dataset, name, *data[dataset])
+        if self.workers <= 1 or len(cells) <= 1:
+            for dataset, name in cells:
+                yield (dataset, name), train_cell(params, dataset, name, *data[dataset])
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.where = f"in {min(self.workers, len(cells))} processes"
+        # spawn: a fresh interpreter imports the package, pinned first (core/__init__.py), and
+        # inherits no torch state of this one.
+        pool = ProcessPoolExecutor(min(self.workers, len(cells)), mp_context=multiprocessing.get_context("spawn"))
+        try:
+            futures = [pool.submit(train_cell, params, dataset, name, *data[dataset]) for dataset, name in cells]
+            for cell, future in zip(cells, futures):
+                yield cell, future.result()
+        finally:  # a failed cell or a failed write: the others are not waited for
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+# A worker process costs about a second to start (torch's import): below this many replicas a
+# cell, one process trains the cells sooner.
+POOLED_REPLICAS = 20
+
+
+def local(params: config.Params) -> Local:
+    """The local backend with params' `workers` (0: one per core, when the cells are worth it)."""
+    workers = params.workers or ((os.cpu_count() or 1) if params.study.replicas >= POOLED_REPLICAS else 1)
+    return Local(workers)
 
 
 def _cell_task(train_cell: CellTrainer, params: config.Params, dataset: str, name: str, prepared: dict,
@@ -173,4 +202,4 @@ def chosen(params: config.Params):
     address = os.environ.get("RAY_ADDRESS") or None
     if params.backend == "ray" or address:
         return Ray(address)
-    return Local()
+    return local(params)

@@ -49,18 +49,24 @@ def of(files: dict[str, str], variant: config.Variant, params: config.Params) ->
     return json.loads(json.dumps({
         "files": files, "libraries": {name: version(name) for name in LIBRARIES},
         "variant": dataclasses.asdict(variant), "seed": params.seed,
-        "study": {"seeds": params.study.seeds, "splits": params.study.splits}}))
+        "study": {"seeds": params.study.seeds, "splits": params.study.splits},
+        "tuning": dataclasses.asdict(params.tuning) if params.tuning.enabled else None}))
+
+
+def _tuned(inputs: dict) -> bool:
+    return bool(inputs.get("tuning"))
 
 
 def record(files: VariantFiles, inputs: dict) -> str:
     """inputs.json: the inputs and every other output's sha256 (write it once they are in place)."""
-    written = {str(path): _sha256(path) for path in files.outputs() if path != files.inputs}
+    written = {str(path): _sha256(path) for path in files.outputs(_tuned(inputs)) if path != files.inputs}
     return json.dumps({"inputs": inputs, "outputs": written}, indent=2, sort_keys=True) + "\n"
 
 
 def changed(files: VariantFiles, inputs: dict) -> str | None:
     """Why this variant must be trained again, or None when its outputs are those of `inputs`."""
-    missing = [path for path in files.outputs() if not path.exists()]
+    outputs = files.outputs(_tuned(inputs))
+    missing = [path for path in outputs if not path.exists()]
     if missing:
         return f"{missing[0]} is missing"
     try:
@@ -74,7 +80,7 @@ def changed(files: VariantFiles, inputs: dict) -> str | None:
             edited = sorted(k for k in inputs["files"] if kept.get("files", {}).get(k) != inputs["files"][k])
             return f"{', '.join(edited) or 'the stage files'} changed"
         return f"its {', '.join(differ)} changed"
-    for path in files.outputs():
+    for path in outputs:
         if path != files.inputs and written.get(str(path)) != _sha256(path):
             return f"{path} changed since it was written"
     return None

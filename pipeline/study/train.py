@@ -12,9 +12,11 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +26,7 @@ from ..core import atomic, config, numerics
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
 from . import backends, scores, torch_patches
+from . import tuning as tuning_protocol
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
 from .inputs import changed, stage_files
 from .inputs import of as inputs_of
@@ -33,7 +36,7 @@ from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
 from ..core.record import (HISTORY_KEYS, Curve, Data, Diagnosis, Epoch, ReplicaResult, Scaler, Scores, StudyShape,
-                           Summary, TrainingRecord, replicas_csv)
+                           Summary, TrainingRecord, Tuned, replicas_csv)
 from ..core.record import Head as RecordedHead
 from ..data.splits import Replica, replicas, scaler, split_arrays
 
@@ -149,12 +152,13 @@ def _epoch(model: _Stack, rows: _Rows, order: torch.Tensor, t: config.Training, 
 
 
 def _stop_if_all_broke(variant: config.Variant, replicas: list[Replica], history: dict, non_finite: np.ndarray,
-                       epoch: int) -> None:
-    """Record the epoch each replica's loss first turned non-finite; stop with one line once all have."""
+                       epoch: int, give_up: bool = True) -> None:
+    """Record the epoch each replica's loss first turned non-finite; stop with one line once all
+    have (unless not `give_up`: a tuning run at a rate too high for the loss is an answer)."""
     e = epoch - 1
     broken = ~(np.isfinite(history["train_loss"][:, e]) & np.isfinite(history["val_loss"][:, e]))
     non_finite[broken & (non_finite == 0)] = epoch
-    if broken.all():
+    if broken.all() and give_up:
         count = len(replicas)
         first = int(np.argmin(np.where(non_finite > 0, non_finite, epoch + 1)))
         raise PipelineError(
@@ -180,7 +184,7 @@ def _confusion(labels_val, predicted, classes: int) -> np.ndarray:
 
 
 def train(variant: config.Variant, replicas: list[Replica], prepared: dict, progress: bool | None = None,
-          classes: int = 2) -> Trained:
+          classes: int = 2, give_up: bool = True) -> Trained:
     """Train every replica of one variant as one batched computation, on `classes` classes.
 
     Each replica starts from what nn.Linear gives under its own seed, shuffles with its own
@@ -221,7 +225,7 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
                             ("val_accuracy", accuracy)):
             history[key][:, epoch - 1] = values.numpy()
         epoch_ms.append(int(time.time() * 1000))
-        _stop_if_all_broke(variant, replicas, history, non_finite, epoch)
+        _stop_if_all_broke(variant, replicas, history, non_finite, epoch, give_up)
     for r in np.flatnonzero(non_finite):  # what a replica recorded after it broke means nothing
         for values in history.values():
             values[r, non_finite[r] - 1:] = np.nan
@@ -237,6 +241,66 @@ def _scores(model: _Stack, x_val, labels_val, loss: str, last_activation: str) -
     with np.errstate(invalid="ignore"):  # a replica that broke: NaN outputs, NaN scores, left out
         return scores.scores(scores.probabilities(outputs, scores.probability_rule(loss, last_activation)),
                              labels_val.numpy())
+
+
+def _at(variant: config.Variant, lr: float) -> config.Variant:
+    return dataclasses.replace(variant, training=dataclasses.replace(variant.training, lr=lr))
+
+
+def _merge(count: int, parts: list[tuple[list[int], Trained]], scalers: dict) -> Trained:
+    """One Trained of `count` replicas from parts that each trained some of them (their indices),
+    on splits whose training parts `scalers` has."""
+    first = parts[0][1]
+    replicas_of = [None] * count
+    arrays = {key: np.empty((count, *getattr(first, key).shape[1:]), getattr(first, key).dtype)
+              for key in (*HISTORY_KEYS, "confusion", "non_finite_epoch")}
+    scored = {name: np.empty(count) for name in first.scores}
+    canonical = None
+    for members, part in parts:
+        for i, r in enumerate(members):
+            replicas_of[r] = part.replicas[i]
+        for key, values in arrays.items():
+            values[members] = getattr(part, key)
+        for name, values in scored.items():
+            values[members] = part.scores[name]
+        if 0 in members:  # members ascend: replica 0 is the part's first, whose weights it kept
+            canonical = part.canonical
+    return Trained(replicas=replicas_of, scores=scored, canonical=canonical, scalers=scalers,
+                   epoch_ms=first.epoch_ms, **arrays)
+
+
+def tuned(variant: config.Variant, replicas: list[Replica], prepared: dict, classes: int, tuning: config.Tuning,
+          seed: int, fixed: Trained) -> tuple[Trained, Tuned]:
+    """The tuned study's replicas of one variant (study/tuning.py has the protocol): each split's
+    rate chosen on its inner parts, then every replica trained at its split's rate, those at the
+    variant's own rate taken from `fixed` (the same computation)."""
+    splits = sorted({r.split for r in replicas})
+    tuners = [next(r for r in replicas if r.split == k) for k in splits]  # each split's first seed
+    part = tuning_protocol.inner(prepared, seed, tuning.inner_share)
+    accuracy = np.stack([train(_at(variant, lr), tuners, part, classes=classes, give_up=False).val_accuracy[:, -1]
+                         for lr in tuning.lr])
+    own = variant.training.lr
+    chosen = dict(zip(splits, tuning_protocol.choose(accuracy, tuning.lr, own)))
+    parts = []
+    for lr in sorted(set(chosen.values())):
+        members = [i for i, r in enumerate(replicas) if chosen[r.split] == lr]
+        if lr == own:
+            parts.append((members, _take(fixed, members)))
+        else:
+            parts.append((members, train(_at(variant, lr), [replicas[i] for i in members], prepared,
+                                         classes=classes, give_up=False)))
+    info = Tuned(grid=list(tuning.lr), inner_share=tuning.inner_share, inner_rows=part["val_index"].shape[1],
+                 chosen=[chosen[k] for k in splits], inner_accuracy=accuracy.tolist())
+    return _merge(len(replicas), parts, fixed.scalers), info
+
+
+def _take(trained: Trained, members: list[int]) -> Trained:
+    """The replicas `members` of `trained` (the canonical weights only when replica 0 is among them)."""
+    return dataclasses.replace(
+        trained, replicas=[trained.replicas[i] for i in members],
+        scores={name: values[members] for name, values in trained.scores.items()},
+        canonical=trained.canonical if 0 in members else None,
+        **{key: getattr(trained, key)[members] for key in (*HISTORY_KEYS, "confusion", "non_finite_epoch")})
 
 
 def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaResult]:
@@ -299,42 +363,64 @@ class CellOutputs:
     line: str                             # what the stage prints of it
 
 
-def train_cell(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict) -> CellOutputs:
-    """Train one variant's replicas on the dataset: every output as bytes, nothing written.
-    Reads no file, so that a Ray worker with its arguments computes what this process would."""
-    numerics.check()  # also in a Ray worker, whose process Ray started
-    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
-    variant = params.variant(name)
-    files = VariantFiles(name, dataset)
-    warning = mismatch(variant.loss, variant.last_activation)
-    study = params.study
-    classes = len(meta["classes"])
-    shape = variant_head(variant, classes)
-    started = int(time.time() * 1000)
-    trained = train(variant, replicas(params.seed, study.seeds, study.splits), prepared, classes=classes)
-    results = replica_results(variant, trained)
-    table = replicas_csv(trained.replicas, {key: getattr(trained, key) for key in HISTORY_KEYS})
-    canonical_scaler = trained.scalers[0]
+def _weights(trained: Trained) -> bytes:
     buffer = io.BytesIO()
     torch.save(trained.canonical, buffer)
-    weights = buffer.getvalue()
-    record = TrainingRecord(
-        variant=name, dataset=dataset, classes=meta["classes"], config=variant,
+    return buffer.getvalue()
+
+
+def _record(params: config.Params, dataset: str, variant: config.Variant, prepared: dict, meta: dict,
+            trained: Trained, results: list[ReplicaResult], tuned: Tuned | None = None) -> TrainingRecord:
+    """The training record of one variant's replicas (the fixed study's, or the tuned one's)."""
+    study = params.study
+    shape = variant_head(variant, len(meta["classes"]))
+    canonical_scaler = trained.scalers[0]
+    return TrainingRecord(
+        variant=variant.name, dataset=dataset, classes=meta["classes"], config=variant,
         head=RecordedHead(**dataclasses.asdict(shape)), seed=params.seed, loss_family=LOSSES[variant.loss].family,
         layer_sizes=layer_sizes(prepared["x"].shape[1], variant.training.hidden_size,
                                 variant.training.hidden_layers, shape.outputs),
         data=Data(**{key: meta[key] for key in Data.model_fields}),
         study=StudyShape(seeds=study.seeds, splits=study.splits, replicas=study.replicas),
-        scaler=Scaler(**canonical_scaler) if canonical_scaler else None, warning=warning, replicas=results,
+        scaler=Scaler(**canonical_scaler) if canonical_scaler else None,
+        warning=mismatch(variant.loss, variant.last_activation), replicas=results,
         history=trained.history(0), confusion_matrix=trained.confusion[0].tolist(),
         diagnoses=distribution([r.diagnosis.status for r in results]), curves=curves(trained),
         predictions_sha256=hashlib.sha256(np.ascontiguousarray(trained.val_accuracy).tobytes()).hexdigest(),
-    ).with_digest(weights)
+        tuned=tuned,
+    ).with_digest(_weights(trained))
+
+
+def train_cell(params: config.Params, dataset: str, name: str, prepared: dict, meta: dict) -> CellOutputs:
+    """Train one variant's replicas on the dataset (and, with `tuning` on, its tuned study's): every
+    output as bytes, nothing written. Reads no file, so that a Ray worker with its arguments
+    computes what this process would."""
+    numerics.check()  # also in a Ray worker, whose process Ray started
+    torch.set_num_threads(1)  # tiny batches: a second thread only adds contention (10x slower under load)
+    variant = params.variant(name)
+    files = VariantFiles(name, dataset)
+    study = params.study
+    classes = len(meta["classes"])
+    started = int(time.time() * 1000)
+    every = replicas(params.seed, study.seeds, study.splits)
+    trained = train(variant, every, prepared, classes=classes)
+    results = replica_results(variant, trained)
+    table = replicas_csv(trained.replicas, {key: getattr(trained, key) for key in HISTORY_KEYS})
+    record = _record(params, dataset, variant, prepared, meta, trained, results)
     finite = np.array([r.summary.final_val_accuracy for r in results if r.summary])
     # Two headline figures per variant: `dvc exp show` stays readable; the rest is the report's.
     metrics = {"val_accuracy_mean": float(finite.mean()), "diagnoses": describe(record.diagnoses)}
-    folders = {str(files.results): {files.model.name: weights, files.record.name: record.dumps().encode(),
-                                    files.replicas.name: table.encode()},
+    kept = {files.model.name: _weights(trained), files.record.name: record.dumps().encode(),
+            files.replicas.name: table.encode()}
+    tuned_line = ""
+    if params.tuning.enabled:
+        at_best, choices = tuned(variant, every, prepared, classes, params.tuning, params.seed, trained)
+        best = _record(params, dataset, variant, prepared, meta, at_best, replica_results(variant, at_best), choices)
+        kept[files.tuned_record.name] = best.dumps().encode()
+        accuracies = [r.summary.final_val_accuracy for r in best.replicas if r.summary]
+        tuned_line = (f"; tuned: mean {np.mean(accuracies) if accuracies else math.nan:.2%}, lr chosen "
+                      + ", ".join(f"{lr:g} x{n}" for lr, n in sorted(Counter(choices.chosen).items())))
+    folders = {str(files.results): kept,
                str(files.history.parent): {files.history.name: history_plot(record).encode()},
                str(files.figures): draw(record)}
     s = record.summary
@@ -342,7 +428,7 @@ def train_cell(params: config.Params, dataset: str, name: str, prepared: dict, m
                  else record.diagnosis.reason)
     line = (f"train {dataset} {name}: {study.replicas} replica(s), final val accuracy mean "
             f"{metrics['val_accuracy_mean']:.2%} (sd {finite.std(ddof=1) if len(finite) > 1 else 0:.2%}); "
-            f"canonical run {canonical}; diagnoses: {describe(record.diagnoses, record.non_finite)}")
+            f"canonical run {canonical}; diagnoses: {describe(record.diagnoses, record.non_finite)}{tuned_line}")
     return CellOutputs(folders=folders, metrics=metrics, line=line, run_times={
         "started_ms": started, "ended_ms": int(time.time() * 1000), "epoch_ms": trained.epoch_ms})
 

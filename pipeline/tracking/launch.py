@@ -25,7 +25,8 @@ SWEEP_KEYS = ("alpha_min", "alpha_max", "alpha_count", "model", "neurons", "max_
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline launch")
     sub = p.add_subparsers(dest="entry", required=True)
-    sub.add_parser("main", help="the whole pipeline (dvc repro)")
+    main = sub.add_parser("main", help="the whole pipeline (dvc repro)")
+    main.add_argument("--tuning", choices=("true", "false"), help="the tuned study on or off (tuning.enabled)")
     train = sub.add_parser("train", help="one variant, with overrides of its settings")
     train.add_argument("--variant", required=True)
     sweep = sub.add_parser("sweep", help="the Iris alpha sweep, with overrides")
@@ -46,6 +47,9 @@ def overrides(args, params: config.Params) -> list[str]:
             value = getattr(args, key)
             if value is not None and value != getattr(variant.training, key):
                 sets.append(f"variants.{args.variant}.{key}={value}")
+    elif args.entry == "main":
+        if args.tuning is not None and (args.tuning == "true") != params.tuning.enabled:
+            sets.append(f"tuning.enabled={args.tuning}")
     elif args.entry == "sweep":
         for key in SWEEP_KEYS:
             value = getattr(args, key)

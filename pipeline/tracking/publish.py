@@ -25,7 +25,7 @@ import random
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..core import config
 from ..core.errors import PipelineError
@@ -35,7 +35,7 @@ from ..core.summaries import AcrossSummary, ReportSummary, read_run_times, read_
 from ..data.preprocess import load_prepared
 from ..core.record import TrainingRecord
 from ..data.splits import split_arrays
-from . import across_runs, iris_runs, report_runs, served_spec, store, study_view
+from . import across_runs, iris_runs, report_runs, served_spec, store, study_view, tuned_runs
 from .variant_runs import VariantRun, datasets, log_run
 
 SWEEP, REPORT_NAME, ACROSS_NAME = "sweep", "report", "across"
@@ -172,6 +172,8 @@ class DatasetStudy:
     records: list[TrainingRecord]
     summary: ReportSummary
     settings: config.Dataset    # its params.yaml entry: how its file is read (the served model's inputs)
+    tuned_records: list[TrainingRecord] = field(default_factory=list)  # the tuned study's, when it ran
+    tuned: ReportSummary | None = None                                  # ... and its report's summary
 
     def key(self, name: str) -> str:
         """A run's name in the outcome: <dataset>/<variant> or <dataset>/report."""
@@ -279,6 +281,12 @@ class Publishing:
                 inputs[standardize] = datasets(run.split, run.source, study.dataset)
             self.logs(study.key(run.record.variant), log_run(self.client, exp_id, run, inputs[standardize],
                                                              launch.tags(exp_id), launch.named(run.record.variant)))
+        for record in study.tuned_records:
+            stats = study.tuned.variants[record.variant]
+            key = study.key(tuned_runs.run_name(record.variant))
+            if not self.look_up(Target(key, exp_id, tuned_runs.digest(record, stats, study.tuned))):
+                self.logs(key, tuned_runs.log_tuned(self.client, exp_id, record, stats, study.tuned,
+                                                    launch.tags(exp_id)))
         if self.report and not self.look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
             self.logs(study.key(REPORT_NAME), report_runs.log_report(
                 self.client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(self.outcome)),
@@ -511,17 +519,22 @@ def patiently(attempt, uri: str, patience: Patience):
 
 def _studies(params: config.Params, wanted: list[str]) -> list[DatasetStudy]:
     """Each dataset's records of the `wanted` variants with its report's summary, which must be
-    made from these very results."""
+    made from these very results (and the tuned study's, when it runs)."""
     studies = []
     for dataset in params.datasets if wanted else ():
         records = [TrainingRecord.load(name, dataset) for name in wanted]
+        tuned_records = [TrainingRecord.load(name, dataset, tuned=True) for name in wanted] \
+            if params.tuning.enabled else []
         # Each variant's run carries what its dataset's report concluded about it.
         summary = ReportSummary.load(dataset)
-        for record in records:
-            if summary.digests.get(record.variant) != record.digest:
-                raise PipelineError(f"{ReportFiles(dataset).summary}: made from other results than "
-                                    f"{VariantFiles(record.variant, dataset).results}; run `dvc repro report` first")
-        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset)))
+        tuned = ReportSummary.load(dataset, tuned=True) if tuned_records else None
+        for record, concluded in [*((r, summary) for r in records), *((r, tuned) for r in tuned_records)]:
+            if concluded.digests.get(record.variant) != record.digest:
+                files = ReportFiles(dataset)
+                raise PipelineError(f"{files.tuned_summary if record.tuned else files.summary}: made from other "
+                                    f"results than {VariantFiles(record.variant, dataset).results}; run "
+                                    f"`dvc repro report` first")
+        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset), tuned_records, tuned))
     return studies
 
 

@@ -49,6 +49,9 @@ REPLICA_SCORES = "replica_scores.csv"  # every replica's final accuracy and SCOR
 EVALUATION = "evaluation"  # the run's folder of the served model's evaluation (its reliability diagram)
 
 
+# Which study a run is of: the fixed one here, the tuned one in tuned_runs.py.
+STUDY_TAG, FIXED = "study", "fixed"
+
 # How a run is laid out (its metrics' names, its tags): a new layout logs every run again, once.
 RUN_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
@@ -124,7 +127,7 @@ def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummar
         "last_activation": c.last_activation, "diagnosis": diagnosis.status,
         "diagnosis.reason": diagnosis.reason, "diagnoses": stats.diagnoses,
         **{f"diagnoses.{status}": f"{n}/{record.study.replicas}" for status, n in record.diagnoses.items()},
-        "verdict": stats.verdict, "champion": "yes" if name == champion else "no",
+        "verdict": stats.verdict, "champion": "yes" if name == champion else "no", STUDY_TAG: FIXED,
         "mismatch_warning": record.warning or "none",
         "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
         "mlflow.runColor": run_color(record, conclusion.contrasts),
