@@ -81,6 +81,19 @@ def conclusion(report: Path) -> str:
     return "\n".join(lines[end:after]).strip()
 
 
+TUNED_SECTION = "Each loss at its best learning rate (the tuned study)"
+TUNED_ACROSS = "Each loss at its best learning rate, across datasets"
+CHANGES = "Verdicts that change when each loss gets its own rate:"
+
+
+def changes(report: Path) -> str:
+    """The report's line naming the verdicts the tuned study changes."""
+    line = next((line for line in report.read_text().splitlines() if line.startswith(CHANGES)), None)
+    if line is None:
+        sys.exit(f"error: {report.relative_to(ROOT)}: no line '{CHANGES} ...' (tuning.enabled is false?)")
+    return line
+
+
 def replace_between_markers(path: Path, name: str, body: str) -> None:
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
     text = path.read_text()
@@ -144,7 +157,11 @@ def main() -> None:
         small_png(Image.open(report / name), IMAGES / name)
     for name in ("normalised.png", "critical_difference.png"):
         small_png(Image.open(across / name), IMAGES / name)
-    replace_between_markers(README, "across", results_table(across / "comparison.md"))
+    replace_between_markers(README, "across", section_table(across / "comparison.md", TUNED_ACROSS))
+    replace_between_markers(ROOT / "docs/study.md", "across", results_table(across / "comparison.md"))
+    replace_between_markers(README, "tuned", changes(report / "comparison.md"))
+    replace_between_markers(ROOT / "docs/study.md", "tuned", section_table(report / "comparison.md", TUNED_SECTION)
+                            + "\n\n" + changes(report / "comparison.md"))
     replace_between_markers(README, "across-conclusion", conclusion(across / "comparison.md"))
     (IMAGES / "alpha_sweep.gif").write_bytes((ROOT / "plots/iris/alpha_sweep.gif").read_bytes())
     screenshots(IMAGES / "mlflow-study-view.png", IMAGES / "mlflow-contrast.png")
