@@ -86,12 +86,29 @@ TUNED_ACROSS = "Each loss at its best learning rate, across datasets"
 CHANGES = "Verdicts that change when each loss gets its own rate:"
 
 
+IN_TUNED = "In the tuned study: "
+
+
+def _line(page: Path, start: str) -> str:
+    line = next((line for line in page.read_text().splitlines() if line.startswith(start)), None)
+    if line is None:
+        sys.exit(f"error: {page.relative_to(ROOT)}: no line '{start}...' (tuning.enabled is false?)")
+    return line
+
+
 def changes(report: Path) -> str:
     """The report's line naming the verdicts the tuned study changes."""
-    line = next((line for line in report.read_text().splitlines() if line.startswith(CHANGES)), None)
-    if line is None:
-        sys.exit(f"error: {report.relative_to(ROOT)}: no line '{CHANGES} ...' (tuning.enabled is false?)")
-    return line
+    return _line(report, CHANGES)
+
+
+def tuned_answer(report: Path, across: Path) -> str:
+    """One line: the verdicts the tuned study changes on the report's dataset, and what its ranks
+    across datasets can tell apart (the page's own first two sentences of it)."""
+    changed = changes(report).removeprefix(CHANGES).strip().rstrip(".")
+    ranks = " ".join(re.split(r"(?<=\.) ", _line(across, IN_TUNED).removeprefix(IN_TUNED))[:2])
+    return (f"**Each loss at its best learning rate** (the tuned study, [docs/study.md](docs/study.md#each-loss-at-"
+            f"its-best); [the rates chosen](docs/images/chosen_lr.png)): on Titanic the verdicts that change are "
+            f"{changed}. Across the datasets: {ranks}")
 
 
 def replace_between_markers(path: Path, name: str, body: str) -> None:
@@ -155,11 +172,11 @@ def main() -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
     for name in ("intervals.png", "contrast_nll.png"):
         small_png(Image.open(report / name), IMAGES / name)
-    for name in ("normalised.png", "critical_difference.png"):
+    for name in ("normalised.png", "critical_difference.png", "chosen_lr.png"):
         small_png(Image.open(across / name), IMAGES / name)
     replace_between_markers(README, "across", section_table(across / "comparison.md", TUNED_ACROSS))
     replace_between_markers(ROOT / "docs/study.md", "across", results_table(across / "comparison.md"))
-    replace_between_markers(README, "tuned", changes(report / "comparison.md"))
+    replace_between_markers(README, "tuned", tuned_answer(report / "comparison.md", across / "comparison.md"))
     replace_between_markers(ROOT / "docs/study.md", "tuned", section_table(report / "comparison.md", TUNED_SECTION)
                             + "\n\n" + changes(report / "comparison.md"))
     replace_between_markers(README, "across-conclusion", conclusion(across / "comparison.md"))

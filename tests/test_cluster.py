@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 
 RAY = Path(sys.executable).parent / "ray"
 # Long enough per cell (about a second) for a kill to land mid-task, short enough for CI.
-STUDY = {"train.epochs": 25, "iris.alpha_count": 4, "iris.max_iter": 200}
+# The tuned study too: its cells carry it to the workers, and its bytes must be the local ones.
+STUDY = {"train.epochs": 25, "iris.alpha_count": 4, "iris.max_iter": 200, "tuning.enabled": True}
 VARIANTS = ["nll_relu", "nll_logsoftmax", "mse"]
 DATASETS = ["titanic", "wine"]
 OUTPUTS = ("results", "metrics", "plots", "reports")
@@ -176,6 +177,7 @@ def test_the_study_on_two_nodes_writes_the_local_bytes(studies):
         assert f"train@{dataset}: 3 variant(s) trained, 0 kept (inputs unchanged) (on the Ray cluster at" in outs["ray"]
     assert "2 node(s))" in outs["ray"]
     assert tree(local) == tree(ray) and len(tree(local)) > 40
+    assert "results/wine/mse/tuned.json" in tree(ray)
     # backend is no stage's param: the two locks are the same file
     assert (local / "dvc.lock").read_text() == (ray / "dvc.lock").read_text()
     assert sorted(r.info.run_name for r in store_runs(ray)) == sorted(r.info.run_name for r in store_runs(local))

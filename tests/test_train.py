@@ -300,18 +300,18 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     assert "train@titanic: 3 variant(s) trained, 0 kept" in first
     assert "train titanic mse: training (results/titanic/mse/model.pt is missing)" in first
     mse = VariantFiles("mse", "titanic")
-    before = {path: path.read_bytes() for path in mse.outputs(tuned=True)}
+    before = {path: path.read_bytes() for path in mse.outputs()}
     saved = json.loads(mse.inputs.read_text())
     inputs = saved["inputs"]
     assert set(inputs) == {"files", "libraries", "variant", "seed", "study", "tuning"}
     assert "pipeline/study/train.py" in inputs["files"] and "data/titanic/prepared.npz" in inputs["files"]
-    assert set(saved["outputs"]) == {str(path) for path in mse.outputs(tuned=True) if path != mse.inputs}
+    assert set(saved["outputs"]) == {str(path) for path in mse.outputs() if path != mse.inputs}
 
     assert "3 kept (inputs unchanged)" in stage()
     # Another variant's edit: mse is kept, byte for byte.
     edited = stage(**{"variants.nll_relu.lr": 0.002})
     assert "train titanic nll_relu: training (its variant changed)" in edited and "2 kept" in edited
-    assert {path: path.read_bytes() for path in mse.outputs(tuned=True)} == before
+    assert {path: path.read_bytes() for path in mse.outputs()} == before
     # The study's shape is every variant's input; a lost output trains its variant again.
     assert "3 variant(s) trained" in stage(**{"variants.nll_relu.lr": 0.002, "study.seeds": 1})
     mse.loss_curve.unlink()
@@ -325,7 +325,7 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     leftover.mkdir()
     out = stage(variants=["nll_relu", "nll_logsoftmax"], **{"variants.nll_relu.lr": 0.002, "study.seeds": 1})
     assert "0 variant(s) trained, 2 kept (inputs unchanged), 2 removed (.mse.x1.tmp, mse)" in out
-    assert not any(path.exists() for path in mse.outputs(tuned=True)) and not leftover.exists()
+    assert not any(path.exists() for path in mse.outputs()) and not leftover.exists()
 
 
 def test_the_cells_spread_over_processes_write_what_one_process_writes(prepared, capsys):
@@ -334,7 +334,7 @@ def test_the_cells_spread_over_processes_write_what_one_process_writes(prepared,
         prepared.params(**{"workers": workers})
         train.main("titanic")
         folders = [VariantFiles(name, "titanic") for name in ("nll_relu", "nll_logsoftmax", "mse")]
-        return {path: path.read_bytes() for files in folders for path in files.outputs(tuned=True)
+        return {path: path.read_bytes() for files in folders for path in files.outputs()
                 if path != files.inputs}
 
     alone = trained(1)

@@ -91,6 +91,7 @@ def test_a_split_at_the_variants_own_rate_keeps_the_fixed_replicas_which_retrain
 
 
 def test_the_stage_writes_the_tuned_record_beside_the_fixed_one(prepared, capsys):
+    prepared.params(**{"tuning.enabled": True})
     train.main("titanic", "mse")
     fixed, tuned = TrainingRecord.load("mse", "titanic"), TrainingRecord.load("mse", "titanic", tuned=True)
     assert fixed.tuned is None and tuned.tuned.grid == [0.001, 0.01]
@@ -119,3 +120,49 @@ def test_a_wrong_grid_is_one_line_naming_the_key(project, grid, message):
     raw["tuning"]["lr"] = grid
     with pytest.raises(Exception, match=message.replace(".", r"\.").replace("(", r"\(")):
         config.parse(raw)
+
+
+def test_the_tuned_study_is_reported_beside_the_fixed_one_and_published_apart(prepared):
+    from mlflow import MlflowClient
+
+    from pipeline.core.catalog import ACROSS_CHOSEN, ACROSS_MD, ReportFiles
+    from pipeline.core.record import dataset_records
+    from pipeline.core.summaries import AcrossSummary, ReportSummary
+    from pipeline.reports import stage as report_stage
+    from pipeline.tracking import publish, study_view
+
+    prepared.params(**{"tuning.enabled": True})
+    params = config.load("params.yaml")
+    train.main("titanic")
+    report_stage.main()
+    text = ReportFiles("titanic").comparison_md.read_text()
+    assert "## Each loss at its best learning rate (the tuned study)" in text
+    assert "Verdicts that change when each loss gets its own rate:" in text
+    tuned, fixed = ReportSummary.load("titanic", tuned=True), ReportSummary.load("titanic")
+    records = dataset_records(params, "titanic", tuned=True)
+    assert tuned.digests == {r.variant: r.digest for r in records} and fixed.chosen_lr is None
+    # Each variant's rates, counted over its splits, as its record holds them.
+    assert tuned.chosen_lr == {r.variant: {f"{lr:g}": r.tuned.chosen.count(lr) for lr in sorted(set(r.tuned.chosen))}
+                               for r in records}
+    for name, row in fixed.variants.items():
+        assert f"| {name} | " in text and row.verdict in text and tuned.variants[name].verdict in text
+    assert AcrossSummary.load(tuned=True).reference == fixed.reference
+    assert ACROSS_CHOSEN.exists() and "## Each loss at its best learning rate, across datasets" in ACROSS_MD.read_text()
+
+    publish.main(only=["report"])
+    client = MlflowClient(prepared.uri())
+    exp = client.get_experiment_by_name("titanic-loss-functions").experiment_id
+    runs = client.search_runs([exp], "tags.study = 'tuned'")
+    assert sorted(r.info.run_name for r in runs) == ["mse (tuned lr)", "nll_logsoftmax (tuned lr)",
+                                                     "nll_relu (tuned lr)"]
+    for run in runs:
+        name = run.data.tags["tuned_variant"]
+        assert run.data.tags["verdict"] == tuned.variants[name].verdict
+        assert run.data.metrics["study.val_accuracy_mean"] == pytest.approx(tuned.variants[name].val_accuracy_mean)
+        assert run.data.params["lr_per_split"] == ",".join(
+            f"{lr:g}" for lr in next(r for r in records if r.variant == name).tuned.chosen)
+        assert study_view.CURRENT_TAG not in run.data.tags  # the study view's current runs are the fixed study's
+    assert len(client.search_runs([exp], f"tags.study = 'fixed' and tags.{study_view.CURRENT_TAG} = 'yes'")) == 3
+    # Published again: nothing new.
+    publish.main(only=["report"])
+    assert len(client.search_runs([exp], "tags.study = 'tuned'")) == 3

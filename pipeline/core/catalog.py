@@ -179,5 +179,6 @@ ACROSS_MD = ACROSS / "comparison.md"
 ACROSS_CSV = ACROSS / "comparison.csv"
 ACROSS_SUMMARY = ACROSS / "summary.json"
 ACROSS_TUNED_SUMMARY = ACROSS / "tuned_summary.json"  # the tuned study's, when it runs
+ACROSS_CHOSEN = ACROSS / "chosen_lr.png"            # the rates its splits chose, per dataset and variant
 ACROSS_NORMALISED = ACROSS / "normalised.png"      # normalised accuracy per dataset and across them
 ACROSS_RANKS = ACROSS / "critical_difference.png"  # mean ranks with the Nemenyi critical difference

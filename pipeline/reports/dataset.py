@@ -100,9 +100,12 @@ def tuning_section(fixed: ReportSummary, tuned: ReportSummary, records: list[Tra
             f"{_number(best.val_accuracy_mean)} [{_number(best.val_accuracy_ci_low)}, "
             f"{_number(best.val_accuracy_ci_high)}]", best.verdict,
             ", ".join(f"{lr} x{n}" for lr, n in tuned.chosen_lr[name].items())]) + " |")
+    def held(row) -> str:  # the difference with its interval at Holm's level
+        return f"{_signed(row.diff_vs_reference)} [{_signed(row.diff_holm_low)}, {_signed(row.diff_holm_high)}]"
+
     changes = changed_verdicts(fixed, tuned)
-    changed = ("; ".join(f"{name}: {was} -> {now}" for name, was, now in changes) if changes
-               else "none: every variant keeps its verdict")
+    changed = ("; ".join(f"{name}: {was} -> {now} ({held(fixed.variants[name])} -> {held(tuned.variants[name])})"
+                         for name, was, now in changes) if changes else "none: every variant keeps its verdict")
     champion = tuned.variants[tuned.champion]
     return [
         "## Each loss at its best learning rate (the tuned study)", "",

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core import atomic, config
 from ..core.catalog import (ACROSS, ACROSS_CSV, ACROSS_MD, ACROSS_NORMALISED, ACROSS_RANKS, ACROSS_SUMMARY,
-                            ACROSS_TUNED_SUMMARY)
+                            ACROSS_TUNED_SUMMARY, ACROSS_CHOSEN)
 from ..statistics import across
 from ..statistics import per_dataset as per_dataset_stats
 from ..core.record import TrainingRecord
@@ -270,6 +270,33 @@ def normalised_figure(summary: AcrossSummary):
     return fig
 
 
+def chosen_figure(tuned_records: dict[str, list[TrainingRecord]]):
+    """The learning rates the tuned study's splits chose: a panel per dataset, a row per variant, a
+    column per rate of the grid, each cell the number of splits that chose it (written in it)."""
+    plt = pyplot()
+
+    datasets = list(tuned_records)
+    variants = [r.variant for r in tuned_records[datasets[0]]]
+    grid = tuned_records[datasets[0]][0].tuned.grid
+    fig, axes = plt.subplots(1, len(datasets), figsize=(2.3 * len(datasets) + 2.2, 0.32 * len(variants) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        counts = np.array([[r.tuned.chosen.count(lr) for lr in grid] for r in tuned_records[dataset]])
+        ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(1, len(tuned_records[dataset][0].tuned.chosen)),
+                  aspect="auto")
+        for (i, j), n in np.ndenumerate(counts):
+            if n:
+                ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
+                        color="white" if n > counts.max() / 2 else "black")
+        ax.set_xticks(range(len(grid)), [f"{lr:g}" for lr in grid], rotation=60, fontsize=7)
+        ax.set_title(dataset, fontsize=9)
+    axes[0][0].set_yticks(range(len(variants)), variants, fontsize=8)
+    fig.suptitle("Learning rate each split chose in the tuned study (splits per rate)", fontsize=10)
+    fig.supxlabel("learning rate", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def cd_diagram(result: across.Ranks):
     """The critical difference diagram (scikit-posthocs): mean ranks on the
     axis, 1 = best on the left, a bar joining variants Nemenyi cannot tell apart, the CD drawn
@@ -323,7 +350,8 @@ def tuning_section(fixed: AcrossSummary, tuned: AcrossSummary) -> list[str]:
     return ["## Each loss at its best learning rate, across datasets", "",
             "The tuned study (each split choosing its learning rate on an inner validation part of its training "
             "rows; each dataset's report has the protocol and the rates chosen) beside the fixed one, with the "
-            "same statistics.", "", *lines, "", "In the tuned study: " + tuned.separates, "",
+            "same statistics. The rates each split chose, per dataset and variant: `chosen_lr.png`.", "", *lines, "",
+            "In the tuned study: " + tuned.separates, "",
             *against_table(tuned, "### Against the reference, in the tuned study")]
 
 
@@ -350,5 +378,6 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
         summary.save(there(ACROSS_SUMMARY))
         if tuned:
             tuned.save(there(ACROSS_TUNED_SUMMARY))
+            there(ACROSS_CHOSEN).write_bytes(png(chosen_figure(tuned_records), DPI))
     print(f"report across: {len(summary.variants)} variants on {len(summary.datasets)} datasets; "
           f"{summary.ranks.sentence}" + (f" Tuned study: {tuned.ranks.sentence}" if tuned else ""))
