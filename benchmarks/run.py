@@ -92,24 +92,26 @@ def project_copy(where: Path, variants=SEED_VARIANTS, seeds: int = 1, splits: in
     return repo
 
 
+def seed_tracked(tmp: Path) -> float:
+    """The seed's script with MLflow as its documentation shows, into a fresh store."""
+    work = tmp / "tracked"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV), "--track", f"sqlite:///{work / 'mlflow.db'}"],
+                 work)
+
+
 def cold_pipeline(tmp: Path, n: int) -> tuple[float, float, float]:
     def ours():
         repo = project_copy(tmp)
         return timed(["dvc", "repro"], repo)
-
-    def tracked():
-        work = tmp / "tracked"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
-        return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV), "--track",
-                      f"sqlite:///{work / 'mlflow.db'}"], work)
 
     def untracked():
         work = tmp / "untracked"
         work.mkdir(exist_ok=True)
         return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV)], work)
 
-    return median(ours, n), median(tracked, n), median(untracked, n)
+    return median(ours, n), median(lambda: seed_tracked(tmp), n), median(untracked, n)
 
 
 def whole_study(tmp: Path, n: int, seeds: int, splits: int) -> list[str]:
@@ -120,14 +122,7 @@ def whole_study(tmp: Path, n: int, seeds: int, splits: int) -> list[str]:
         repo = project_copy(tmp, variants=None, seeds=seeds, splits=splits, name="whole", tuning=tuning)
         return timed(["dvc", "repro"], repo, MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}")
 
-    def tracked():
-        work = tmp / "tracked"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
-        return timed([PY, "-m", "benchmarks.seed_style", str(TITANIC_CSV), "--track",
-                      f"sqlite:///{work / 'mlflow.db'}"], work)
-
-    seed = median(tracked, n)
+    seed = median(lambda: seed_tracked(tmp), n)
     fixed = median(lambda: cold(False), n)
     tuned = median(lambda: cold(True), n)
     return [row(f"cold `dvc repro`, the whole default study ({seeds} x {splits} replicas, tuning off) vs the seed "

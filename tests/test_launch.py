@@ -19,8 +19,10 @@ def test_mlproject_defaults_are_params_yaml():
     assert sweep.pop("seed") == params.seed
     assert sweep == {key: getattr(params.iris, key) for key in sweep}
     assert set(sweep) == set(launch.SWEEP_KEYS) and set(train) == set(launch.TRAIN_KEYS)
+    # main's one parameter leaves params.yaml's tuning.enabled as it is unless given.
     main = project["entry_points"]["main"]["parameters"]
-    assert main["tuning"]["default"] == str(params.tuning.enabled).lower()
+    assert main["tuning"]["default"] == "params"
+    assert launch.overrides(launch.parser().parse_args(["main", "--tuning", "params"]), params) == []
     env = yaml.safe_load((ROOT / "python_env.yaml").read_text())
     assert env["dependencies"] == ["-r requirements.lock"]
 
@@ -106,3 +108,18 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
                 key=lambda r: r.info.start_time)
     assert third.data.tags["pipeline.run.titanic/mse"] == mse[0].info.run_id
     assert third.data.tags["pipeline.run.sweep"]
+
+    # The tuned study's switch: one line of params.yaml, then `dvc exp run`; its runs say whose they are.
+    before = (repo / "params.yaml").read_text().splitlines()
+    out = sh(repo, "mlflow", "run", ".", "--env-manager", "local", "-P", "tuning=true",
+             "--experiment-name", "titanic-loss-functions")
+    after = (repo / "params.yaml").read_text().splitlines()
+    assert [line for line in after if line not in before] == ["  enabled: true"]
+    assert "tuned study:" in out
+    tuned = [r for r in store_runs(repo) if r.data.tags.get("study") == "tuned"]
+    assert sorted(r.data.tags["tuned_variant"] for r in tuned) == ["mse", "nll_logsoftmax", "nll_relu"]
+    assert all(r.info.run_name == f"{r.data.tags['tuned_variant']} (tuned lr) ({r.data.tags['dvc.exp_name']})"
+               for r in tuned)
+    fourth = max((r for r in store_runs(repo) if r.data.tags.get("mlflow.project.entryPoint") == "main"),
+                 key=lambda r: r.info.start_time)
+    assert fourth.data.tags["pipeline.run.titanic/tuned/mse"] in {r.info.run_id for r in tuned}

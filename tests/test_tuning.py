@@ -166,3 +166,11 @@ def test_the_tuned_study_is_reported_beside_the_fixed_one_and_published_apart(pr
     # Published again: nothing new.
     publish.main(only=["report"])
     assert len(client.search_runs([exp], "tags.study = 'tuned'")) == 3
+    # The page across datasets' run holds the tuned page's figures beside the fixed one's.
+    publish.main(only=["across"])
+    [across] = client.search_runs([client.get_experiment_by_name("loss-functions-across-datasets").experiment_id])
+    page = AcrossSummary.load(tuned=True)
+    for row in page.variants:
+        assert across.data.tags[f"tuned.verdicts.{row.variant}"] == row.verdicts
+        assert across.data.metrics[f"tuned.across.diff/{row.variant}"] == pytest.approx(row.diff)
+    assert across.data.tags["tuned.separates"] == page.separates

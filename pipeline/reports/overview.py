@@ -282,12 +282,12 @@ def chosen_figure(tuned_records: dict[str, list[TrainingRecord]]):
                              sharey=True, squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         counts = np.array([[r.tuned.chosen.count(lr) for lr in grid] for r in tuned_records[dataset]])
-        ax.imshow(counts, cmap="Blues", vmin=0, vmax=max(1, len(tuned_records[dataset][0].tuned.chosen)),
-                  aspect="auto")
+        splits = max(1, len(tuned_records[dataset][0].tuned.chosen))
+        ax.imshow(counts, cmap="Blues", vmin=0, vmax=splits, aspect="auto")
         for (i, j), n in np.ndenumerate(counts):
-            if n:
+            if n:  # white only on the darker blues, where black would not read
                 ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                        color="white" if n > counts.max() / 2 else "black")
+                        color="white" if n > 0.55 * splits else "black")
         ax.set_xticks(range(len(grid)), [f"{lr:g}" for lr in grid], rotation=60, fontsize=7)
         ax.set_title(dataset, fontsize=9)
     axes[0][0].set_yticks(range(len(variants)), variants, fontsize=8)

@@ -3,7 +3,7 @@ each variant's figures across datasets as metrics, its verdict counts as tags, a
 each dataset's report run and champion run."""
 from __future__ import annotations
 
-from ..core.catalog import ACROSS, ACROSS_MD
+from ..core.catalog import ACROSS, ACROSS_MD, ACROSS_TUNED_SUMMARY
 from ..core.summaries import AcrossSummary
 from .report_runs import folder_digest
 from .store import DIGEST_TAG, closing_run
@@ -32,12 +32,17 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
     from mlflow.entities import Metric, Param
 
     ranks = summary.ranks
+    # The tuned study's page, when the report wrote one: the same figures under `tuned.` (study/tuning.py).
+    tuned = AcrossSummary.load(tuned=True) if ACROSS_TUNED_SUMMARY.exists() else None
     tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
             **references(report_ids, champion_ids),
             **{f"verdicts.{row.variant}": row.verdicts for row in summary.variants},
             **{f"champion.{dataset}": row.champion for dataset, row in summary.datasets.items()},
             "square_loss": summary.square_loss, "ranks": ranks.sentence, "separates": summary.separates,
             "mlflow.note.content": ACROSS_MD.read_text(), **extra_tags}
+    if tuned:
+        tags.update({"tuned.separates": tuned.separates,
+                     **{f"tuned.verdicts.{row.variant}": row.verdicts for row in tuned.variants}})
     run = client.create_run(experiment_id, run_name=RUN_NAME, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:
@@ -47,10 +52,12 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
                   **{f"data.{dataset}.majority_share": row.majority_share
                      for dataset, row in summary.datasets.items()}}
         stamp = run.info.start_time
-        metrics = [Metric(f"across.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
-                   for row in summary.variants for key in VARIANT_METRICS if getattr(row, key) is not None]
-        metrics += [Metric(f"against.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
-                    for row in summary.against_reference for key in AGAINST_METRICS]
+        metrics = []
+        for prefix, page in [("", summary), *([("tuned.", tuned)] if tuned else [])]:
+            metrics += [Metric(f"{prefix}across.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+                        for row in page.variants for key in VARIANT_METRICS if getattr(row, key) is not None]
+            metrics += [Metric(f"{prefix}against.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+                        for row in page.against_reference for key in AGAINST_METRICS]
         # Without ranks (one dataset, or under three variants) the page says why, and so does the run.
         metrics += [Metric(f"friedman.{key}", float(getattr(ranks, key)), stamp, 0) for key in ("chi2", "f", "p", "cd")
                     if getattr(ranks, key, None) is not None]

@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline launch")
     sub = p.add_subparsers(dest="entry", required=True)
     main = sub.add_parser("main", help="the whole pipeline (dvc repro)")
-    main.add_argument("--tuning", choices=("true", "false"), help="the tuned study on or off (tuning.enabled)")
+    main.add_argument("--tuning", choices=("true", "false", "params"), default="params",
+                      help="the tuned study on or off (tuning.enabled); params: as params.yaml says")
     train = sub.add_parser("train", help="one variant, with overrides of its settings")
     train.add_argument("--variant", required=True)
     sweep = sub.add_parser("sweep", help="the Iris alpha sweep, with overrides")
@@ -48,7 +49,7 @@ def overrides(args, params: config.Params) -> list[str]:
             if value is not None and value != getattr(variant.training, key):
                 sets.append(f"variants.{args.variant}.{key}={value}")
     elif args.entry == "main":
-        if args.tuning is not None and (args.tuning == "true") != params.tuning.enabled:
+        if args.tuning != "params" and (args.tuning == "true") != params.tuning.enabled:
             sets.append(f"tuning.enabled={args.tuning}")
     elif args.entry == "sweep":
         for key in SWEEP_KEYS:

@@ -283,10 +283,11 @@ class Publishing:
                                                              launch.tags(exp_id), launch.named(run.record.variant)))
         for record in study.tuned_records:
             stats = study.tuned.variants[record.variant]
-            key = study.key(tuned_runs.run_name(record.variant))
+            key = study.key(tuned_runs.key(record.variant))
             if not self.look_up(Target(key, exp_id, tuned_runs.digest(record, stats, study.tuned))):
                 self.logs(key, tuned_runs.log_tuned(self.client, exp_id, record, stats, study.tuned,
-                                                    launch.tags(exp_id)))
+                                                    launch.tags(exp_id), launch.named(tuned_runs.run_name(
+                                                        record.variant))))
         if self.report and not self.look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
             self.logs(study.key(REPORT_NAME), report_runs.log_report(
                 self.client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(self.outcome)),

@@ -27,6 +27,12 @@ def run_name(variant: str) -> str:
     return f"{variant} (tuned lr)"
 
 
+def key(variant: str) -> str:
+    """Its name in a publish's outcome (DatasetStudy.key adds the dataset): a tag key of the launch
+    run names it, so it holds only what MLflow allows there (no parentheses)."""
+    return f"tuned/{variant}"
+
+
 def chosen(record: TrainingRecord) -> str:
     """The rates the splits chose, with how many chose each: `0.001 x6, 0.003 x4`."""
     return ", ".join(f"{lr:g} x{n}" for lr, n in sorted(Counter(record.tuned.chosen).items()))
@@ -39,7 +45,8 @@ def digest(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary)
 
 
 def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary,
-              extra_tags: dict) -> str:
+              extra_tags: dict, name_as: str | None = None) -> str:
+    """The run (named `name_as`, else run_name's: a DVC experiment's runs say whose they are)."""
     from mlflow.entities import Metric, Param
 
     name, tuning = record.variant, record.tuned
@@ -58,7 +65,7 @@ def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: Variant
               "inner_rows": tuning.inner_rows, "lr_per_split": ",".join(f"{lr:g}" for lr in tuning.chosen),
               "study.seeds": record.study.seeds, "study.splits": record.study.splits,
               "study.reference": conclusion.reference}
-    run = client.create_run(experiment_id, run_name=run_name(name), tags=tags)
+    run = client.create_run(experiment_id, run_name=name_as or run_name(name), tags=tags)
     run_id, stamp = run.info.run_id, run.info.start_time
     with closing_run(client, run_id) as closing:
         values = stats.model_dump()
