@@ -63,7 +63,7 @@ repro: install
 # once): docs/development.md says what each test shares.
 PYTEST_WORKERS := -n 2 --dist loadfile
 test: install-dev
-	pytest $(PYTEST_WORKERS)
+	pytest $(PYTEST_WORKERS) --durations=15   # the slowest tests named at the end: where CI's minutes go
 
 # The fast part (no `slow`, no `integration`: no `dvc repro`, no servers), under 3 minutes.
 test-fast: install-dev
