@@ -267,8 +267,14 @@ def test_the_cluster_stopped_mid_study_leaves_nothing_half_written(prepared):
         first = lambda: list(Path("results/titanic").glob("*/inputs.json")) or train.poll() is not None  # noqa: E731
         wait_for(first, timeout=180, every=0.02)  # one cell written, the others still to come
         assert train.poll() is None, train.communicate()
+        # The driver frozen while the next cell finishes and the cluster stops, as a loaded
+        # machine can leave it: it wakes to outputs Ray called ready on a node now gone, and to
+        # its own node's raylet gone (once a broken pipe, once a minute's wait and a silent exit).
+        train.send_signal(signal.SIGSTOP)
+        time.sleep(5)
     finally:
         lone.stop()
+        train.send_signal(signal.SIGCONT)
     try:
         out, err = train.communicate(timeout=120)
     finally:

@@ -144,6 +144,25 @@ class Ray:
                              f"{done} of {total} cell(s) trained and written, none half-written; "
                              f"re-run to train the rest")
 
+    def _check(self, done: int, total: int) -> None:
+        """Raise the study's stop where the head no longer answers (only a host:port can be asked)."""
+        why = self._host_port and reachable(self.address)
+        if why:
+            raise self._lost(done, total, why)
+
+    def _get(self, ray, ref, done: int, total: int):
+        """A finished cell's outputs. Where its node died after ray.wait saw them, Ray tries to
+        rebuild them and ray.get would wait until the driver's core worker gives up on the head
+        (a minute) and ends the process with no word: so ask again and again, checking the head
+        between tries."""
+        from ray import exceptions
+
+        while True:
+            try:
+                return ray.get(ref, timeout=POLL_S)
+            except exceptions.GetTimeoutError:
+                self._check(done, total)
+
     def run(self, train_cell: CellTrainer, params: config.Params, cells: list[Cell],
             data: dict[str, tuple[dict, dict]]) -> Iterator[tuple[Cell, object]]:
         if not cells:
@@ -161,22 +180,18 @@ class Ray:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 if not ready:
-                    why = self._host_port and reachable(self.address)
-                    if why:
-                        raise self._lost(done, len(cells), why)
+                    self._check(done, len(cells))
                     continue
                 ref = ready[0]
                 dataset, name = pending.pop(ref)
                 try:
-                    node, outputs = ray.get(ref)
+                    node, outputs = self._get(ray, ref, done, len(cells))
                 except exceptions.RayTaskError as exc:
                     if isinstance(exc.cause, PipelineError):  # the cell's own one-line error
                         raise exc.cause from None
                     raise PipelineError(f"train {dataset} {name} on the Ray cluster: {exc.cause!r}") from None
                 except exceptions.RayError as exc:  # its node gone, or its retries spent on a live cluster
-                    why = self._host_port and reachable(self.address)
-                    if why:
-                        raise self._lost(done, len(cells), why) from None
+                    self._check(done, len(cells))
                     raise PipelineError(f"train {dataset} {name} on the Ray cluster at {self.address or 'this machine'}: "
                                         f"{type(exc).__name__} after {RETRIES} retries ({str(exc).splitlines()[0]}); "
                                         f"{done} of {len(cells)} cell(s) trained and written") from None
@@ -185,6 +200,9 @@ class Ray:
                 yield (dataset, name), outputs
         except exceptions.RayError as exc:  # the cluster failing under ray.put, .remote or ray.wait
             raise self._lost(done, len(cells), type(exc).__name__) from None
+        except OSError:  # a driver that finds its node's raylet gone: a broken pipe under ray.wait
+            self._check(done, len(cells))
+            raise
         finally:
             _shutdown(ray)
 
