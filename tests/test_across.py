@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
+from pipeline.core.figures import variant_colours
 from pipeline.core.errors import PipelineError
 from pipeline.reports import overview
 from pipeline.statistics import across
@@ -236,7 +237,7 @@ def test_a_critical_difference_diagram_of_14_variants(tmp_path):
     means = pd.DataFrame(np.arange(14)[::-1] / 20 + rng.normal(0, 0.15, (5, 14)), columns=names)
     result = across.ranks(means)
     path = tmp_path / "diagram.png"
-    path.write_bytes(overview.diagram_png(result))
+    path.write_bytes(overview.diagram_png(result, variant_colours(names)))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width = image.imread(path).shape[:2]
     assert width > 1000 and height > 400  # room for 7 label lines a side
@@ -297,10 +298,10 @@ def test_the_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path):
     import sys
 
     code = ("import sys; import pandas as pd; from pathlib import Path; from pipeline.statistics import across\n"
-            "from pipeline.reports import overview\n"
+            "from pipeline.core.figures import variant_colours; from pipeline.reports import overview\n"
             "means = pd.DataFrame({v: [0.9 - 0.01 * i * (d + 1) % 0.07 for d in range(5)] for i, v in "
             "enumerate(['square_loss', 'bce_with_logits', 'cross_entropy', 'mse', 'l1', 'nll_relu', 'kldiv_relu'])})\n"
-            "Path(sys.argv[1]).write_bytes(overview.diagram_png(across.ranks(means)))\n")
+            "Path(sys.argv[1]).write_bytes(overview.diagram_png(across.ranks(means), variant_colours(means)))\n")
     shots = []
     for seed in ("1", "2", "3"):
         target = tmp_path / f"cd{seed}.png"

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from pipeline import plots_template
+from pipeline.core.figures import variant_colours
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
 from pipeline.tracking import publish
@@ -116,9 +117,14 @@ def test_first_look_at_the_chart_view_shows_the_contrast_runs(prepared, browser)
         described = page.inner_text("body")
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=SHOTS / "mlflow-chart-first-look.png")
-    # Contrast pairs in the project's colours, never alike: the mismatched ReLU run against the sound one.
+    # Every run drawn in its variant's colour of the figures, never two alike: the contrast pairs'
+    # mismatched ReLU run red and pink against the sound one's green and cyan.
+    colours = variant_colours(every)
+    assert {name: colour for name, colour in drawn.items() if name in colours} == {
+        name: colours[name] for name in drawn if name in colours}, drawn
+    assert len(set(drawn.values())) == len(drawn), drawn
     assert (drawn.get("nll_relu"), drawn.get("nll_logsoftmax")) == ("#d62728", "#2ca02c"), drawn
-    assert (drawn.get("kldiv_relu"), drawn.get("kldiv_logsoftmax")) == ("#ff7f0e", "#1f77b4"), drawn
+    assert (drawn.get("kldiv_relu"), drawn.get("kldiv_logsoftmax")) == ("#e377c2", "#17becf"), drawn
     assert "The loss study on titanic." in described and "tags.contrast = 'nll'" in described
     assert len(shown) == len(every) + 1
     assert sum(shown.values()) == 10  # the UI's default, so the test can tell hidden from drawn

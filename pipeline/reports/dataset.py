@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core import atomic, config
 from ..core.catalog import ReportFiles
-from ..core.figures import png, pyplot
+from ..core.figures import png, pyplot, variant_colours
 from ..statistics import per_dataset as statistics
 from ..study.diagnosis import describe
 from ..core.record import SCORES, TrainingRecord, read_replicas
@@ -297,8 +297,9 @@ def _replica_panel(ax, epochs, values, colour, label):
     ax.plot(epochs, np.nanmean(values, axis=0), color=colour, lw=2.4, label=label)
 
 
-def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
-    """Loss (top) and validation accuracy (bottom), one column per variant, every replica drawn."""
+def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str, colours: dict[str, str]):
+    """Loss (top) and validation accuracy (bottom), one column per variant (titled in its colour),
+    every replica drawn."""
     plt = pyplot()
 
     fig, axes = plt.subplots(2, len(records), figsize=(4.6 * len(records), 6.8), squeeze=False)
@@ -313,7 +314,7 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
             top.set_yscale("symlog", linthresh=1)
         top.set(title=f"{record.variant}: {record.config.loss} on {record.head.last_activation}\n"
                       f"{describe(record.diagnoses)}", xlabel="epoch", ylabel="loss")
-        top.title.set_fontsize(9)
+        top.title.set(fontsize=9, color=colours[record.variant])
         top.legend(fontsize=8)
         _replica_panel(bottom, epochs, runs["val_accuracy"], "tab:green", "mean")
         bottom.set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1),
@@ -324,29 +325,54 @@ def contrast_figure(records: list[dict], replicas: dict[str, dict], title: str):
     return fig
 
 
-def compare_figure(records: list[dict]):
-    """Mean validation accuracy and training loss per epoch over the replicas, each with a band of
-    one standard error of that mean (the min-max spread of 25 replicas would bury the means)."""
+def compare_figure(records: list[dict], colours: dict[str, str]):
+    """Mean validation accuracy per epoch over the replicas, a small panel per variant (the others
+    faint behind it: their means lie within a point of each other and would hide one another in
+    one panel), each with a band of one standard error of that mean; right: each one's training
+    loss, where variants of one loss lie on one curve and the others stand apart."""
     plt = pyplot()
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 4.6))
-    for record in records:
-        for ax, key in ((left, "val_accuracy"), (right, "train_loss")):
-            curve = record.curves[key]
-            epochs = np.arange(1, len(curve.mean) + 1)
-            mean = np.array(curve.mean)
-            error = np.array(curve.sd) / np.sqrt(np.maximum(curve.n, 1))
-            line, = ax.plot(epochs, mean, label=record.variant, lw=1.8)
-            ax.fill_between(epochs, mean - error, mean + error, color=line.get_color(), alpha=0.18)
-    left.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy: mean over replicas, ±1 s.e.")
-    right.set(xlabel="epoch", ylabel="training loss (each its own loss)", title="training loss: mean, ±1 s.e.")
-    right.legend(fontsize=8)
-    fig.suptitle("Regression losses, regularized and unscaled variants, over their replicas")
+    columns = math.ceil(len(records) / 2)
+    fig = plt.figure(figsize=(3.1 * columns + 5.2, 5.6))
+    grid = fig.add_gridspec(2, columns + 2)
+    loss = fig.add_subplot(grid[:, columns:])
+    panels = [fig.add_subplot(grid[i // columns, i % columns]) for i in range(len(records))]
+    for panel in panels[1:]:
+        panel.sharex(panels[0])
+        panel.sharey(panels[0])
+
+    def spread(record, key):
+        curve = record.curves[key]
+        mean = np.array(curve.mean)
+        return np.arange(1, len(mean) + 1), mean, np.array(curve.sd) / np.sqrt(np.maximum(curve.n, 1))
+
+    for panel, record in zip(panels, records):
+        for other in records:
+            if other is not record:
+                epochs, mean, _ = spread(other, "val_accuracy")
+                panel.plot(epochs, mean, color="#cccccc", lw=0.9)
+        epochs, mean, error = spread(record, "val_accuracy")
+        colour = colours[record.variant]
+        panel.plot(epochs, mean, color=colour, lw=2)
+        panel.fill_between(epochs, mean - error, mean + error, color=colour, alpha=0.2)
+        panel.set_title(record.variant, color=colour, fontsize=9)
+        panel.tick_params(labelsize=7)
+        epochs, mean, error = spread(record, "train_loss")
+        loss.plot(epochs, mean, color=colour, lw=1.8, label=record.variant)
+        loss.fill_between(epochs, mean - error, mean + error, color=colour, alpha=0.18)
+    for i, panel in enumerate(panels):
+        if i % columns == 0:
+            panel.set_ylabel("validation accuracy", fontsize=8)
+        if i // columns == 1 or i + columns >= len(records):
+            panel.set_xlabel("epoch", fontsize=8)
+    loss.set(xlabel="epoch", ylabel="training loss (each its own loss)", title="training loss: mean, ±1 s.e.")
+    loss.legend(fontsize=8)
+    fig.suptitle("Regression losses, regularized and unscaled variants: validation accuracy per variant, "
+                 "mean over replicas ±1 s.e. (the others in grey)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-# Each verdict its own hue (a sized difference's beside its plain one would read alike otherwise).
 VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_UNSIZED: "tab:olive", WORSE_UNSIZED: "tab:pink",
                    BETTER_BELOW: "tab:cyan", WORSE_BELOW: "tab:brown",
                    EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange", IDENTICAL: "tab:grey", REFERENCE: "black",
@@ -365,7 +391,8 @@ def _nan(value: float | None) -> float:
 def intervals_figure(summary: ReportSummary, grids: dict[str, np.ndarray]):
     """Every variant's replicas (dots), mean and interval (bar); right: its difference to the
     reference against the equivalence margin (shaded), on a scale where the margin shows: a
-    difference beyond it is an arrow at the edge with its numbers written out."""
+    difference beyond it is an arrow at the edge with its numbers written out. The marks are in
+    their verdict's colour, so the names stay black: no variant's colour to read as a verdict."""
     plt = pyplot()
     from matplotlib.patches import Patch
 
@@ -421,6 +448,7 @@ def write(dataset: str, params: config.Params, records: list[TrainingRecord],
     tuned = tuned_summary(tuned_records, params) if tuned_records else None
     rows = list(summary.variants.values())
     by_name = {r.variant: r for r in records}
+    colours = variant_colours(params.variants)
     with atomic.directory(files.folder) as tmp:
         def there(path):
             return tmp / path.relative_to(files.folder)
@@ -435,10 +463,11 @@ def write(dataset: str, params: config.Params, records: list[TrainingRecord],
         for name in summary.contrasts:
             group = [r for r in records if r.config.contrast == name]
             replicas = {r.variant: read_replicas(r.variant, dataset) for r in group}
-            there(files.contrast(name)).write_bytes(png(contrast_figure(group, replicas, f"{dataset}: contrast {name}"),
-                                                        DPI))
+            drawn = contrast_figure(group, replicas, f"{dataset}: contrast {name}", colours)
+            there(files.contrast(name)).write_bytes(png(drawn, DPI))
         if params.report.compare:
-            there(files.compare).write_bytes(png(compare_figure([by_name[n] for n in params.report.compare]), DPI))
+            compared = [by_name[n] for n in params.report.compare]
+            there(files.compare).write_bytes(png(compare_figure(compared, colours), DPI))
         grids = {r.variant: r.accuracy_grid() for r in records}
         there(files.intervals).write_bytes(png(intervals_figure(summary, grids), DPI))
         summary.save(there(files.summary))

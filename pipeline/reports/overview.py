@@ -25,7 +25,7 @@ from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, Acro
                               NoRanks, RankTests, ReportSummary)
 from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, INCONCLUSIVE, WORSE, WORSE_BELOW,
                                WORSE_UNSIZED, kind)
-from ..core.figures import png, pyplot
+from ..core.figures import paint_labels, png, pyplot, variant_colours
 from .dataset import DPI
 
 COLUMNS = ACROSS_COLUMNS
@@ -243,8 +243,9 @@ def markdown(summary: AcrossSummary) -> str:
         *([f"Set apart: {apart}.", ""] if apart else [])])
 
 
-def normalised_figure(summary: AcrossSummary):
-    """Each variant's normalised accuracy on every dataset (a dot each) and across them (mean, interval)."""
+def normalised_figure(summary: AcrossSummary, colours: dict[str, str]):
+    """Each variant's normalised accuracy on every dataset (a dot each, the dataset its marker, the
+    variant its colour) and across them (mean, interval)."""
     plt = pyplot()
 
     variants = [v.variant for v in summary.variants]
@@ -255,7 +256,8 @@ def normalised_figure(summary: AcrossSummary):
         values = summary.normalised[dataset]
         ys = [len(variants) - 1 - j + (i - (len(datasets) - 1) / 2) * 0.1 for j in range(len(variants))]
         ax.scatter([values[v] for v in variants], ys, marker=markers[i % len(markers)], s=22, alpha=0.75,
-                   label=dataset, zorder=3)
+                   color=[colours[v] for v in variants], zorder=3)
+        ax.scatter([], [], marker=markers[i % len(markers)], s=22, color="#555555", label=dataset)
     for j, v in enumerate(summary.variants):
         y = len(variants) - 1 - j
         ax.errorbar(v.mean, y, xerr=[[v.mean - v.mean_low], [v.mean_high - v.mean]], fmt="|",
@@ -263,6 +265,7 @@ def normalised_figure(summary: AcrossSummary):
     ax.plot([], [], "|", color="black", ms=12, label=f"mean, {round(100 * summary.confidence)}% interval")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(variants)), list(reversed(variants)))
+    paint_labels(ax.get_yticklabels(), colours)
     ax.set(xlabel="normalised accuracy: (acc - majority share) / (1 - majority share)",
            title=f"Normalised validation accuracy on {len(datasets)} datasets")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: no dot hidden
@@ -270,7 +273,7 @@ def normalised_figure(summary: AcrossSummary):
     return fig
 
 
-def chosen_figure(tuned_records: dict[str, list[TrainingRecord]]):
+def chosen_figure(tuned_records: dict[str, list[TrainingRecord]], colours: dict[str, str]):
     """The learning rates the tuned study's splits chose: a panel per dataset, a row per variant, a
     column per rate of the grid, each cell the number of splits that chose it (written in it)."""
     plt = pyplot()
@@ -291,13 +294,14 @@ def chosen_figure(tuned_records: dict[str, list[TrainingRecord]]):
         ax.set_xticks(range(len(grid)), [f"{lr:g}" for lr in grid], rotation=60, fontsize=7)
         ax.set_title(dataset, fontsize=9)
     axes[0][0].set_yticks(range(len(variants)), variants, fontsize=8)
+    paint_labels(axes[0][0].get_yticklabels(), colours)
     fig.suptitle("Learning rate each split chose in the tuned study (splits per rate)", fontsize=10)
     fig.supxlabel("learning rate", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def cd_diagram(result: across.Ranks):
+def cd_diagram(result: across.Ranks, colours: dict[str, str]):
     """The critical difference diagram (scikit-posthocs): mean ranks on the
     axis, 1 = best on the left, a bar joining variants Nemenyi cannot tell apart, the CD drawn
     above; the title names N, k and the CD."""
@@ -311,7 +315,7 @@ def cd_diagram(result: across.Ranks):
     drawn = scikit_posthocs.critical_difference_diagram(
         pd.Series(result.mean_ranks), result.pvalues, alpha=result.alpha, ax=ax,
         label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
-        label_props={"fontsize": 9})
+        label_props={"fontsize": 9}, color_palette=colours)
     # The library draws each crossbar through a set of variants in the set's order, which string
     # hashing makes differ from one process to the next: the same line, other PNG bytes, and DVC
     # would see a new output every run. Drawn left to right, the file is a function of the ranks.
@@ -330,8 +334,8 @@ def cd_diagram(result: across.Ranks):
     return fig
 
 
-def diagram_png(result: across.Ranks) -> bytes:
-    return png(cd_diagram(result), 120, bbox_inches="tight")
+def diagram_png(result: across.Ranks, colours: dict[str, str]) -> bytes:
+    return png(cd_diagram(result, colours), 120, bbox_inches="tight")
 
 
 def tuning_section(fixed: AcrossSummary, tuned: AcrossSummary) -> list[str]:
@@ -362,6 +366,7 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
     summary, ranked = study(params, {d: {r.variant: r for r in rs} for d, rs in records.items()}, per_dataset)
     tuned = (study(params, {d: {r.variant: r for r in rs} for d, rs in tuned_records.items()}, tuned_per_dataset)[0]
              if tuned_records else None)
+    colours = variant_colours(params.variants)
     with atomic.directory(ACROSS) as tmp:
         def there(path):
             return tmp / path.relative_to(ACROSS)
@@ -372,12 +377,12 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(v.model_dump() for v in summary.variants)
-        there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary), DPI))
+        there(ACROSS_NORMALISED).write_bytes(png(normalised_figure(summary, colours), DPI))
         if ranked:
-            there(ACROSS_RANKS).write_bytes(diagram_png(ranked))
+            there(ACROSS_RANKS).write_bytes(diagram_png(ranked, colours))
         summary.save(there(ACROSS_SUMMARY))
         if tuned:
             tuned.save(there(ACROSS_TUNED_SUMMARY))
-            there(ACROSS_CHOSEN).write_bytes(png(chosen_figure(tuned_records), DPI))
+            there(ACROSS_CHOSEN).write_bytes(png(chosen_figure(tuned_records, colours), DPI))
     print(f"report across: {len(summary.variants)} variants on {len(summary.datasets)} datasets; "
           f"{summary.ranks.sentence}" + (f" Tuned study: {tuned.ranks.sentence}" if tuned else ""))

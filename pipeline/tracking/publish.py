@@ -28,6 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from ..core import config
+from ..core.figures import variant_colours
 from ..core.errors import PipelineError
 from ..core.catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
 from ..core.progress import progress
@@ -174,6 +175,7 @@ class DatasetStudy:
     settings: config.Dataset    # its params.yaml entry: how its file is read (the served model's inputs)
     tuned_records: list[TrainingRecord] = field(default_factory=list)  # the tuned study's, when it ran
     tuned: ReportSummary | None = None                                  # ... and its report's summary
+    colours: dict[str, str] = field(default_factory=dict)               # every variant's (core/figures.py)
 
     def key(self, name: str) -> str:
         """A run's name in the outcome: <dataset>/<variant> or <dataset>/report."""
@@ -192,7 +194,8 @@ class DatasetStudy:
         return [VariantRun(record=record, stats=self.summary.variants[record.variant], conclusion=self.summary,
                            source=source, times=read_run_times(VariantFiles(record.variant, self.dataset).run_times),
                            split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None),
-                           served=served_spec.spec(record, table, prepared), rows=rows)
+                           served=served_spec.spec(record, table, prepared), rows=rows,
+                           colour=self.colours[record.variant])
                 for record in logging_order(self.records, self.summary)]
 
 
@@ -285,9 +288,9 @@ class Publishing:
             stats = study.tuned.variants[record.variant]
             key = study.key(tuned_runs.key(record.variant))
             if not self.look_up(Target(key, exp_id, tuned_runs.digest(record, stats, study.tuned))):
-                self.logs(key, tuned_runs.log_tuned(self.client, exp_id, record, stats, study.tuned,
-                                                    launch.tags(exp_id), launch.named(tuned_runs.run_name(
-                                                        record.variant))))
+                self.logs(key, tuned_runs.log_tuned(
+                    self.client, exp_id, record, stats, study.tuned, study.colours[record.variant],
+                    launch.tags(exp_id), launch.named(tuned_runs.run_name(record.variant))))
         if self.report and not self.look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
             self.logs(study.key(REPORT_NAME), report_runs.log_report(
                 self.client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(self.outcome)),
@@ -535,7 +538,8 @@ def _studies(params: config.Params, wanted: list[str]) -> list[DatasetStudy]:
                 raise PipelineError(f"{files.tuned_summary if record.tuned else files.summary}: made from other "
                                     f"results than {VariantFiles(record.variant, dataset).results}; run "
                                     f"`dvc repro report` first")
-        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset), tuned_records, tuned))
+        studies.append(DatasetStudy(dataset, records, summary, params.dataset(dataset), tuned_records, tuned,
+                                    variant_colours(params.variants)))
     return studies
 
 

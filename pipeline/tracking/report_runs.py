@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..core import config
+from ..core.figures import NEUTRAL
 from ..core.catalog import ReportFiles
 from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary
@@ -21,7 +22,6 @@ from .evaluation import METRIC_PREFIX
 from .variant_runs import MODEL_CODE
 
 ALIAS = "champion"
-REPORT_COLOR = "#000000"  # apart from every variant's (variant_runs.run_color)
 NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
 
 
@@ -57,7 +57,7 @@ def log_report(client, experiment_id: str, dataset: str, summary: ReportSummary,
             "champion_rule": summary.champion_rule, "hypotheses": str(summary.hypotheses),
             **{f"verdict.{name}": row.verdict for name, row in summary.variants.items()},
             "mlflow.note.content": files.comparison_md.read_text(),
-            "mlflow.runColor": REPORT_COLOR, **extra_tags}
+            "mlflow.runColor": NEUTRAL, **extra_tags}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:

@@ -55,9 +55,9 @@ def view_path(exp_id: str) -> str:
 
 
 def _first_search(summary: ReportSummary) -> str:
-    """The search that shows a contrast pair side by side: its mismatched member in the pair's first
-    colour, its sound one in the second (variant_runs.PAIR_COLORS); the last of the report's
-    contrasts (the default study's NLL pair: red against green)."""
+    """The search that shows a contrast pair side by side, each run in its variant's colour
+    (core/figures.py); the last of the report's contrasts (the default study's NLL pair: red
+    against green)."""
     if not summary.contrasts:
         return ""
     return (f"First search: `tags.contrast = '{summary.contrasts[-1]}' and tags.{CURRENT_TAG} = 'yes'` (the pair "

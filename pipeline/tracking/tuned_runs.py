@@ -17,7 +17,7 @@ from ..core.catalog import VariantFiles
 from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary, VariantRow
 from .store import DIGEST_TAG, closing_run
-from .variant_runs import SCORE_METRICS, STUDY_METRICS, STUDY_TAG, run_color
+from .variant_runs import SCORE_METRICS, STUDY_METRICS, STUDY_TAG
 
 TUNED = "tuned"
 RUN_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
@@ -45,8 +45,9 @@ def digest(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary)
 
 
 def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary,
-              extra_tags: dict, name_as: str | None = None) -> str:
-    """The run (named `name_as`, else run_name's: a DVC experiment's runs say whose they are)."""
+              colour: str, extra_tags: dict, name_as: str | None = None) -> str:
+    """The run (named `name_as`, else run_name's: a DVC experiment's runs say whose they are), in
+    its variant's `colour`."""
     from mlflow.entities import Metric, Param
 
     name, tuning = record.variant, record.tuned
@@ -59,7 +60,7 @@ def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: Variant
             "diagnoses": stats.diagnoses, "lr_chosen": chosen(record), "champion": "yes" if name == conclusion.champion
             else "no", DIGEST_TAG: digest(record, stats, conclusion), "mlflow.note.content": note,
             "mlflow.source.name": "dvc repro", "pipeline.stage": VariantFiles(name, record.dataset).stage,
-            "mlflow.runColor": run_color(record, conclusion.contrasts), **extra_tags}
+            "mlflow.runColor": colour, **extra_tags}
     params = {"variant": name, "loss": record.config.loss, "last_activation": record.config.last_activation,
               "lr_grid": ",".join(f"{lr:g}" for lr in tuning.grid), "inner_share": tuning.inner_share,
               "inner_rows": tuning.inner_rows, "lr_per_split": ",".join(f"{lr:g}" for lr in tuning.chosen),

@@ -90,24 +90,11 @@ def run_params(record: TrainingRecord, source: dict, conclusion: ReportSummary) 
 
 
 # MLflow's UI draws a run in the colour of its tag mlflow.runColor (checked in Chromium on 3.17.2),
-# else in one derived from its run id: the two runs of a contrast pair then often look alike.
-# A pair's mismatched member (NLL or KLDiv on ReLU) and its sound one, set apart on purpose: the
-# pairs in the order of the report's sorted contrasts (the default study's kldiv, then nll).
-PAIR_COLORS = (("#ff7f0e", "#1f77b4"), ("#d62728", "#2ca02c"), ("#e377c2", "#17becf"), ("#8c564b", "#bcbd22"))
-OTHER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
-                "#8c6d31", "#843c39", "#7b4173", "#5254a3")
+# else in one derived from its run id, which two runs may share: each variant's is its colour in
+# every figure (core/figures.py), the same on every dataset.
 
 
-def run_color(record: TrainingRecord, contrasts: list[str]) -> str:
-    """A contrast pair's colours by the pair's place among the report's contrasts; any other
-    variant one of OTHER_COLORS by its name."""
-    if record.config.contrast in contrasts:
-        mismatched, sound = PAIR_COLORS[contrasts.index(record.config.contrast) % len(PAIR_COLORS)]
-        return mismatched if record.warning else sound
-    return OTHER_COLORS[int(hashlib.sha256(record.variant.encode()).hexdigest(), 16) % len(OTHER_COLORS)]
-
-
-def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary) -> dict[str, str]:
+def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary, colour: str) -> dict[str, str]:
     c, diagnosis, name = record.config, record.diagnosis, record.variant
     champion = conclusion.champion
     standing = ("the champion" if name == champion else f"not the champion ({champion} is)")
@@ -130,7 +117,7 @@ def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummar
         "verdict": stats.verdict, "champion": "yes" if name == champion else "no", STUDY_TAG: FIXED,
         "mismatch_warning": record.warning or "none",
         "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
-        "mlflow.runColor": run_color(record, conclusion.contrasts),
+        "mlflow.runColor": colour,
     }
     if stats.identical_to:
         tags["identical_to"] = stats.identical_to
@@ -216,6 +203,7 @@ class VariantRun:
     split: dict                 # the canonical split's arrays, as this variant trained on them
     served: dict                # the served model's config (served_spec.spec)
     rows: object                # the canonical split's validation rows as the file has them (DataFrame)
+    colour: str                 # the variant's (core/figures.py)
 
     @property
     def digest(self) -> str:
@@ -227,7 +215,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
     """The run (named `run_name`, else after its variant); `inputs` are its canonical split as
     MLflow dataset inputs (see datasets)."""
     record = run.record
-    tags = {**run_tags(record, run.stats, run.conclusion), DIGEST_TAG: run.digest, **extra_tags}
+    tags = {**run_tags(record, run.stats, run.conclusion, run.colour), DIGEST_TAG: run.digest, **extra_tags}
     if run.times:
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
     # The served model answers first: a model that answers otherwise than training never gets a run.
