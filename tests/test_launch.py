@@ -33,8 +33,14 @@ def test_only_values_that_differ_become_overrides():
     assert launch.overrides(args, params) == ["variants.mse.lr=0.01"]
     assert launch.values(["variants.mse.lr=0.01", "seed=7", "iris.model=ridge"]) == {
         "variants.mse.lr": 0.01, "seed": 7, "iris.model": "ridge"}
-    assert launch.command("train", False) == ["dvc", "repro", "publish"]
-    assert launch.command("sweep", True) == ["dvc", "exp", "run", "sweep_alpha"]
+    assert launch.command("train", None) == ["dvc", "repro", "publish"]
+    assert launch.command("sweep", "alpha_count-5") == ["dvc", "exp", "run", "--name", "alpha_count-5", "sweep_alpha"]
+    # Named for what they launch, never twice the same DVC experiment name.
+    assert launch.label(args, launch.values(launch.overrides(args, params))) == "train mse: lr=0.01"
+    assert launch.experiment_name("train mse: lr=0.01", set()) == "train-mse-lr-0.01"
+    assert launch.experiment_name("train mse: lr=0.01", {"train-mse-lr-0.01", "train-mse-lr-0.01-2"}) == \
+        "train-mse-lr-0.01-3"
+    assert launch.label(launch.parser().parse_args(["main"]), {}) == "main"
     args = launch.parser().parse_args(["sweep", "--alpha-count", "5", "--model", "ridge"])
     assert launch.overrides(args, params) == ["iris.alpha_count=5", "iris.model=ridge"]
     # The tuned study's switch (main's): an override only when it differs.
@@ -42,6 +48,8 @@ def test_only_values_that_differ_become_overrides():
     assert launch.overrides(launch.parser().parse_args(["main", "--tuning", "false"]), params) == [
         "tuning.enabled=false"]
     assert launch.values(["tuning.enabled=false"]) == {"tuning.enabled": False}
+    assert launch.experiment_name(launch.label(launch.parser().parse_args(["main", "--tuning", "false"]),
+                                               {"tuning.enabled": False}), set()) == "main-tuning.enabled-false"
 
 
 def test_a_bad_override_is_refused_before_a_byte_is_written(tmp_path):
@@ -96,8 +104,10 @@ def test_mlflow_run_nests_runs_and_keeps_params_lock_and_mlflow_in_step(repo):
     second = next(r for r in runs if r.data.tags.get("mlflow.project.entryPoint") == "train")
     mse = [r for r in runs if r.data.tags.get("variant") == "mse" and r.data.params["epochs"] == "3"]
     assert len(mse) == 1 and mse[0].data.tags["mlflow.parentRunId"] == second.info.run_id
-    assert mse[0].data.tags["dvc.exp_name"] in sh(repo, "dvc", "exp", "list")
-    assert mse[0].info.run_name == f"mse ({mse[0].data.tags['dvc.exp_name']})"  # whose it is, at a glance
+    assert mse[0].data.tags["dvc.exp_name"] == "train-mse-epochs-3"  # named for what it is, not at random
+    assert "train-mse-epochs-3" in sh(repo, "dvc", "exp", "list")
+    assert mse[0].info.run_name == "mse (train-mse-epochs-3)"  # whose it is, at a glance
+    assert (launch_run.info.run_name, second.info.run_name) == ("mlflow run main", "mlflow run train mse: epochs=3")
 
     # Nothing changed: no new run, and the launch still says which runs it stands for.
     count = len(runs)

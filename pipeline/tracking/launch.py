@@ -5,13 +5,16 @@ comments, flow style and order stay; `dvc exp run --set-param` would rewrite the
 then `dvc exp run` runs the experiment from that workspace, so params.yaml, dvc.lock and the
 MLflow runs tell one story (and DVC records the experiment: `dvc exp show`). Without overrides it
 is a plain `dvc repro`.
-Afterwards the launch's own run (MLFLOW_RUN_ID, opened by `mlflow run`) is tagged with every
-run it stands for, even when nothing had to run.
+The launch's own run (MLFLOW_RUN_ID, opened by `mlflow run`) is named for what it launches
+(`mlflow run train mse: epochs=3`), its DVC experiment likewise (`train-mse-epochs-3`), and
+afterwards the run is tagged with every run it stands for, even when nothing had to run.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import re
 import subprocess
 import sys
 
@@ -61,11 +64,46 @@ def overrides(args, params: config.Params) -> list[str]:
     return sets
 
 
-def command(entry: str, overridden: bool) -> list[str]:
-    # The sweep has its own chain of stages; train and main end in publish, which needs every
-    # variant, so DVC re-runs only the stages whose settings changed and reuses the rest.
+def command(entry: str, experiment: str | None) -> list[str]:
+    """`dvc exp run` under the `experiment` name where a value was overridden, else `dvc repro`.
+    The sweep has its own chain of stages; train and main end in publish, which needs every
+    variant, so DVC re-runs only the stages whose settings changed and reuses the rest."""
     target = "sweep_alpha" if entry == "sweep" else "publish"
-    return ["dvc", "exp", "run", target] if overridden else ["dvc", "repro", target]
+    return ["dvc", "exp", "run", "--name", experiment, target] if experiment else ["dvc", "repro", target]
+
+
+def label(args, changed: dict[str, object]) -> str:
+    """What a launch is, in words: `train mse: epochs=3`, `main`, `main: tuning.enabled=false`."""
+    what = f"train {args.variant}" if args.entry == "train" else args.entry
+    prefix = f"variants.{args.variant}." if args.entry == "train" else ""
+    settings = ", ".join(f"{key.removeprefix(prefix)}={str(value).lower() if isinstance(value, bool) else value}"
+                         for key, value in changed.items())
+    return f"{what}: {settings}" if settings else what
+
+
+def experiment_name(what: str, taken: set[str]) -> str:
+    """A DVC experiment's name from the launch's label (a git ref's characters), numbered past
+    the names the baseline's experiments already have: DVC refuses a name twice."""
+    base = re.sub(r"[^A-Za-z0-9_.]+", "-", what).strip("-.")
+    return next(name for name in (base if n == 1 else f"{base}-{n}" for n in itertools.count(1))
+                if name not in taken)
+
+
+def experiments() -> set[str]:
+    """The names of the current commit's DVC experiments."""
+    listed = subprocess.run(["dvc", "exp", "list", "--name-only"], capture_output=True, text=True)
+    return set(listed.stdout.split()) if listed.returncode == 0 else set()
+
+
+def name_launch_run(what: str) -> None:
+    """The run `mlflow run` opened (MLFLOW_RUN_ID) is named for what it launches, not at random."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        from mlflow import MlflowClient
+
+        from . import store
+
+        MlflowClient(store.tracking_uri()).update_run(run_id, name=f"mlflow run {what}")
 
 
 def values(sets: list[str]) -> dict[str, object]:
@@ -81,7 +119,9 @@ def main(argv: list[str], params_path: str = config.PARAMS_FILE) -> None:
     changed = values(overrides(args, params))
     if changed:  # validated before a byte is written: a bad value leaves params.yaml as it was
         config.set_values(params_path, changed)
-    cmd = command(args.entry, bool(changed))
+    what = label(args, changed)
+    name_launch_run(what)
+    cmd = command(args.entry, experiment_name(what, experiments()) if changed else None)
     print("launch: " + " ".join(cmd), flush=True)
     done = subprocess.run(cmd, env=os.environ.copy())
     if done.returncode != 0:
