@@ -9,6 +9,7 @@ import torch
 from mlflow import MlflowClient
 
 from pipeline.core.catalog import ReportFiles, VariantFiles
+from pipeline.core.summaries import ReportSummary
 
 STUDY_REPORT = ReportFiles("titanic")
 from pipeline.reports import stage as report_stage
@@ -263,6 +264,10 @@ def test_runs_of_dvc_experiments_carry_their_name_and_only_mains_latest_study_is
     view = json.loads(experiment.tags[study_view.VIEW_TAG])
     assert view["searchFilter"] == "tags.current = 'yes'" and "metrics.`study.val_accuracy_mean`" in view["selectedColumns"]
     assert study_view.view_path(experiment.experiment_id) in experiment.tags["mlflow.note.content"]
+    summary = ReportSummary.load("titanic")
+    assert experiment.tags["mlflow.note.content"].startswith(
+        f"**The loss study on titanic.** {summary.champion} is the champion, mean accuracy "
+        f"{summary.variants[summary.champion].val_accuracy_mean:.3f} [")
 
 
 def test_views_prints_each_datasets_study_view_once_published(trained, capsys):
@@ -281,8 +286,10 @@ def test_views_prints_each_datasets_study_view_once_published(trained, capsys):
     client, _ = runs(trained.uri())
     titanic = client.get_experiment_by_name(tracking.experiment("titanic")).experiment_id
     lines = capsys.readouterr().out.splitlines()
-    assert f"http://127.0.0.1:5123/{study_view.view_path(titanic)}" in lines[0] and lines[0].startswith("titanic")
-    assert lines[1].startswith("wine") and "not published yet" in lines[1] and len(lines) == 2
+    link = f"http://127.0.0.1:5123/{study_view.view_path(titanic)}"
+    assert lines[0] == f"open first: the study on titanic, {link}"  # nothing across datasets published here
+    assert lines[1].startswith("titanic") and link in lines[1]
+    assert lines[2].startswith("wine") and "not published yet" in lines[2] and len(lines) == 3
 
 
 def test_publishers_that_meet_agree_on_the_current_study_without_taking_turns(tmp_path):

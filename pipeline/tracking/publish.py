@@ -252,6 +252,8 @@ class Publishing:
         patience.answered()
         self.sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
         self.across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
+        if across is not None:
+            study_view.describe_across(client, self.across_exp, across)
         self.planned = {study.dataset: study.runs() for study in studies}
         self.outcome: dict[str, tuple[str, str]] = {}
         self.targets: list[Target] = []

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 
-from ..core.summaries import ReportSummary
+from ..core.summaries import AcrossSummary, ReportSummary
+from ..core.vocabulary import EQUIVALENT, IDENTICAL, REFERENCE, VERDICTS, kind
 from .store import retag
 
 CURRENT_TAG = "current"
@@ -64,9 +65,31 @@ def _first_search(summary: ReportSummary) -> str:
             f"side by side, the mismatched pairing's run against the sound one's, each in its own colour). ")
 
 
+def conclusion(summary: ReportSummary) -> str:
+    """The study's answer in one sentence with its numbers: the champion's mean and interval, then
+    each verdict against the reference with the variants that got it (and their differences)."""
+    best = summary.variants[summary.champion]
+    groups: dict[str, list[str]] = {}
+    for name, row in summary.variants.items():
+        verdict = kind(row.verdict)
+        if verdict == IDENTICAL:
+            groups.setdefault(verdict, []).append(f"{name} (= {row.identical_to})")
+        elif verdict == EQUIVALENT or row.diff_vs_reference is None:
+            groups.setdefault(verdict, []).append(name)
+        elif verdict != REFERENCE:
+            groups.setdefault(verdict, []).append(f"{name} ({row.diff_vs_reference:+.3f})")
+    verdicts = "; ".join(f"{verdict}: {', '.join(groups[verdict])}" for verdict in VERDICTS if verdict in groups)
+    return (f"{summary.champion} is the champion, mean accuracy {best.val_accuracy_mean:.3f} "
+            f"[{best.val_accuracy_ci_low:.3f}, {best.val_accuracy_ci_high:.3f}] over "
+            f"{summary.seeds * summary.splits} replicas; against {summary.reference} (margin "
+            f"+-{summary.margin:g}) {verdicts}.")
+
+
 def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
-    """The experiment's description (the UI shows it above its runs) and its saved view."""
-    text = (f"**The loss study on {dataset}.** [Open the study's view]({view_path(exp_id)}): its current runs "
+    """The experiment's description (the UI shows it above its runs), opening on the study's
+    conclusion, and its saved view."""
+    text = (f"**The loss study on {dataset}.** {conclusion(summary)}\n\n"
+            f"[Open the study's view]({view_path(exp_id)}): its current runs "
             f"with mean accuracy, interval, verdict and diagnoses. One run per variant, each trained as "
             f"{summary.seeds * summary.splits} replicas ({summary.seeds} seeds on each of "
             f"{summary.splits} splits). `study.val_accuracy_mean` is their mean final validation accuracy, the "
@@ -75,9 +98,22 @@ def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
             f"the replicas' mean (`_min`, `_max` their range), `..._canonical` the canonical replica's (params' "
             f"seed, split 0). {_first_search(summary)}Runs named `(superseded)` or after a DVC experiment are "
             f"not main's current study. docs/mlflow.md says more.")
-    tags = client.get_experiment(exp_id).tags
-    for key, value in ((DESCRIPTION_TAG, text), (VIEW_TAG, view_state())):
-        if tags.get(key) != value:
+    _set_tags(client, exp_id, {DESCRIPTION_TAG: text, VIEW_TAG: view_state()})
+
+
+def describe_across(client, exp_id: str, summary: AcrossSummary) -> None:
+    """The description of the experiment across datasets: what its ranks can tell apart."""
+    _set_tags(client, exp_id, {DESCRIPTION_TAG: (
+        f"**The loss study across {len(summary.datasets)} datasets.** {summary.ranks.sentence}\n\n"
+        f"Its one run holds the page (`reports/across/comparison.md`) and its figures; each dataset's "
+        f"experiment holds that dataset's study. docs/study.md says more.")})
+
+
+def _set_tags(client, exp_id: str, tags: dict[str, str]) -> None:
+    """Only what differs: publishers that meet write nothing twice."""
+    found = client.get_experiment(exp_id).tags
+    for key, value in tags.items():
+        if found.get(key) != value:
             client.set_experiment_tag(exp_id, key, value)
 
 
@@ -131,8 +167,9 @@ def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], 
 
 
 def main(url: str, params_path: str) -> None:
-    """`python -m pipeline views [URL]`: each dataset's study view in the UI at URL (what `make ui`
-    prints before it starts the UI); a dataset not yet published says so."""
+    """`python -m pipeline views [URL]`: what to open first in the UI at URL (what `make ui` prints
+    before it starts the UI): the first dataset's study view, the experiment across datasets, then
+    each dataset's study view; a dataset not yet published says so."""
     from mlflow import MlflowClient
 
     from ..core import config
@@ -145,7 +182,14 @@ def main(url: str, params_path: str) -> None:
         print(f"no runs yet in {store.redact(uri)}: `make repro` publishes them")
         return
     client = MlflowClient(uri)
+    links = {}
     for dataset in config.load(params_path).datasets:
         found = client.get_experiment_by_name(store.experiment(dataset))
-        where = f"{base}/{view_path(found.experiment_id)}" if found else "not published yet (`make repro`)"
+        links[dataset] = f"{base}/{view_path(found.experiment_id)}" if found else "not published yet (`make repro`)"
+    across = client.get_experiment_by_name(store.ACROSS_EXPERIMENT)
+    first = next(iter(links))
+    print(f"open first: the study on {first}, {links[first]}")
+    if across:  # its one run, the page across datasets, in the runs table (not MLflow's GenAI overview)
+        print(f"then across datasets: {base}/#/experiments/{across.experiment_id}/runs?workflowType=machine_learning")
+    for dataset, where in links.items():
         print(f"{dataset:<14} {where}")
