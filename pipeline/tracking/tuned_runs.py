@@ -17,7 +17,7 @@ from ..core.catalog import VariantFiles
 from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary, VariantRow
 from .store import DIGEST_TAG, closing_run
-from .variant_runs import SCORE_METRICS, STUDY_METRICS, STUDY_TAG
+from .variant_runs import STUDY_TAG, summary_metrics
 
 TUNED = "tuned"
 RUN_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
@@ -48,7 +48,7 @@ def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: Variant
               colour: str, extra_tags: dict, name_as: str | None = None) -> str:
     """The run (named `name_as`, else run_name's: a DVC experiment's runs say whose they are), in
     its variant's `colour`."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Param
 
     name, tuning = record.variant, record.tuned
     note = (f"**{name}, each split at the learning rate its own training rows chose** (the tuned study: "
@@ -69,12 +69,8 @@ def log_tuned(client, experiment_id: str, record: TrainingRecord, stats: Variant
     run = client.create_run(experiment_id, run_name=name_as or run_name(name), tags=tags)
     run_id, stamp = run.info.run_id, run.info.start_time
     with closing_run(client, run_id) as closing:
-        values = stats.model_dump()
-        metrics = [Metric(f"study.{key}", float(values[key]), stamp, 0) for key in STUDY_METRICS
-                   if values[key] is not None]
-        metrics += [Metric(shown, float(values[key]), stamp, 0) for key, shown in SCORE_METRICS.items()
-                    if values[key] is not None]
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], metrics=metrics)
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
+                         metrics=summary_metrics(stats, stamp, 0))
         client.log_artifact(run_id, str(VariantFiles(name, record.dataset).tuned_record))
         closing.finish()
     return run_id

@@ -155,13 +155,22 @@ def run_metrics(record: TrainingRecord, stats: VariantRow, times: dict | None):
     if record.summary:
         metrics += [Metric("val/best_accuracy" + CANONICAL, record.summary.best_val_accuracy, stamp, last),
                     Metric("val/best_epoch" + CANONICAL, record.summary.best_epoch, stamp, last)]
-    metrics += [Metric(f"study.{key}", float(getattr(stats, key)), stamp, last) for key in STUDY_METRICS
-                if getattr(stats, key) is not None]
-    metrics += [Metric(name, float(getattr(stats, key)), stamp, last) for key, name in SCORE_METRICS.items()
-                if getattr(stats, key) is not None]
+    metrics += summary_metrics(stats, stamp, last)
     if times:
         metrics.append(Metric("train_seconds", (times["ended_ms"] - times["started_ms"]) / 1000, stamp, last))
     return metrics
+
+
+def summary_metrics(stats: VariantRow, stamp: int, step: int) -> list:
+    """The report's statistics of a variant as metrics (STUDY_METRICS, SCORE_METRICS), each to 4
+    significant digits: what the study's view shows a person (the UI prints a metric's every
+    digit); their full precision is the report's (summary.json, comparison.csv)."""
+    from mlflow.entities import Metric
+
+    values = stats.model_dump()
+    named = {**{key: f"study.{key}" for key in STUDY_METRICS}, **SCORE_METRICS}
+    return [Metric(name, float(f"{values[key]:.4g}"), stamp, step) for key, name in named.items()
+            if values[key] is not None]
 
 
 def load_model(record: TrainingRecord):
