@@ -137,7 +137,7 @@ def render(shown: list[dict], params_path: str = config.PARAMS_FILE, width: int 
         if changed:
             said += textwrap.wrap(f"{names[i]}: {', '.join(changed)}", width=width,
                                   subsequent_indent=" " * min(len(names[i]) + 2, 24), break_on_hyphens=False)
-    title = f"{METRIC} per variant, against {names[baseline_index]} (dvc exp show --json)"
+    title = f"{METRIC} per variant on {dataset}, against {names[baseline_index]} (dvc exp show --json)"
     return [title[:width], *said, "", *blocks(names, rows, width)]
 
 
