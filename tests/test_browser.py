@@ -16,7 +16,9 @@ from pipeline import plots_template
 from pipeline.core.figures import variant_colours
 from pipeline.reports import stage as report_stage
 from pipeline.study import train
+from pipeline.core.summaries import ReportSummary
 from pipeline.tracking import publish
+from pipeline.tracking import variant_runs
 from pipeline.tracking import store as tracking
 
 from .conftest import ROOT, free_port
@@ -209,11 +211,33 @@ def test_the_study_view_opens_on_the_current_runs_with_the_studys_columns(ui, br
     assert "viewStateShareKey=" + study_view.VIEW_KEY in view.url
     assert view.get_by_role("combobox").first.input_value() == f"tags.{study_view.CURRENT_TAG} = 'yes'"
     assert view.get_by_text("You're viewing a shared view").count() == 1
-    study = ["study.val_accuracy_mean", "study.val_accuracy_ci_low", "study.val_accuracy_ci_high",
-             "study.diff_vs_reference", "verdict", "diagnoses"]
+    study = ["verdict", "accuracy", "diagnoses", "study.val_accuracy_mean", "study.val_accuracy_ci_low",
+             "study.val_accuracy_ci_high", "study.diff_vs_reference"]
     assert [header for header in headers if header in study] == study, headers
     assert {"nll_relu", "nll_logsoftmax", "mse", study_view.REPORT_ROLE} <= set(names)
     assert "nll_relu (superseded)" not in names and "Overview" not in view.inner_text("main")
+    # Rows in the study's order: the report, then the variants as params.yaml lists them.
+    drawn = view.evaluate("() => Array.from(document.querySelectorAll('.ag-row')).filter(r => r.querySelector('a'))"
+                          ".map(r => [Number(r.getAttribute('row-index')), r.querySelector('a').innerText.trim()])")
+    assert [name for _, name in sorted(drawn)] == [study_view.REPORT_ROLE, "nll_relu", "nll_logsoftmax", "mse"]
+
+    # A newcomer's laptop: 1366 x 768, the assistant's panel open as the UI opens it. The verdict
+    # and the mean with its interval must show beside each run's name without scrolling.
+    small = browser.new_page(viewport={"width": 1366, "height": 768})
+    small.goto(f"{base}/{study_view.view_path(experiment.experiment_id)}")  # the link `make ui` prints first
+    small.get_by_role("link", name="nll_relu", exact=True).first.wait_for(timeout=60_000)
+    small.wait_for_timeout(1_000)
+    small.screenshot(path=SHOTS / "mlflow-study-view-1366.png")
+    summary = ReportSummary.load("titanic")
+    for name in ("nll_relu", "mse"):
+        text = variant_runs.accuracy(summary.variants[name])
+        cell = small.get_by_text(text, exact=True).first
+        cell.wait_for(timeout=60_000)
+        row = small.locator(".ag-row", has=cell)
+        verdict = row.get_by_text(summary.variants[name].verdict, exact=True).first
+        panel = small.get_by_text("MLflow Assistant").first.bounding_box()
+        for box in (cell.bounding_box(), verdict.bounding_box()):
+            assert box["x"] + box["width"] <= panel["x"] and box["y"] + box["height"] <= 768, (name, box, panel)
 
 
 def test_dvc_plots_render_offline(tmp_path, browser):

@@ -195,7 +195,8 @@ class DatasetStudy:
                            source=source, times=read_run_times(VariantFiles(record.variant, self.dataset).run_times),
                            split=split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None),
                            served=served_spec.spec(record, table, prepared), rows=rows,
-                           colour=self.colours[record.variant])
+                           colour=self.colours[record.variant],
+                           place=list(self.colours).index(record.variant) + 1)
                 for record in logging_order(self.records, self.summary)]
 
 

@@ -19,7 +19,7 @@ from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary
 from .store import DIGEST_TAG, again_if_raced, closing_run
 from .evaluation import METRIC_PREFIX
-from .variant_runs import MODEL_CODE
+from .variant_runs import MODEL_CODE, ORDER_TAG
 
 ALIAS = "champion"
 NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
@@ -57,7 +57,7 @@ def log_report(client, experiment_id: str, dataset: str, summary: ReportSummary,
             "champion_rule": summary.champion_rule, "hypotheses": str(summary.hypotheses),
             **{f"verdict.{name}": row.verdict for name, row in summary.variants.items()},
             "mlflow.note.content": files.comparison_md.read_text(),
-            "mlflow.runColor": NEUTRAL, **extra_tags}
+            "mlflow.runColor": NEUTRAL, ORDER_TAG: "00", **extra_tags}
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
     run_id = run.info.run_id
     with closing_run(client, run_id) as closing:

@@ -89,12 +89,26 @@ def run_params(record: TrainingRecord, source: dict, conclusion: ReportSummary) 
     return {key: str(value) for key, value in params.items()}
 
 
+# The study view's first columns and order (study_view.py): the mean with its interval as one
+# readable text, and the variant's place in the study (the report run's is 00, first).
+ACCURACY_TAG, ORDER_TAG = "accuracy", "order"
+
+
+def accuracy(stats: VariantRow) -> str:
+    values = (stats.val_accuracy_mean, stats.val_accuracy_ci_low, stats.val_accuracy_ci_high)
+    if any(value is None for value in values):  # a statistic the report could not compute
+        return "-"
+    return "{:.3f} [{:.3f}, {:.3f}]".format(*values)
+
+
 # MLflow's UI draws a run in the colour of its tag mlflow.runColor (checked in Chromium on 3.17.2),
 # else in one derived from its run id, which two runs may share: each variant's is its colour in
 # every figure (core/figures.py), the same on every dataset.
 
 
-def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary, colour: str) -> dict[str, str]:
+def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummary, colour: str, place: int
+             ) -> dict[str, str]:
+    """`colour` and `place` (1, 2, ...) are the variant's in the study (params.yaml's order)."""
     c, diagnosis, name = record.config, record.diagnosis, record.variant
     champion = conclusion.champion
     standing = ("the champion" if name == champion else f"not the champion ({champion} is)")
@@ -117,7 +131,7 @@ def run_tags(record: TrainingRecord, stats: VariantRow, conclusion: ReportSummar
         "verdict": stats.verdict, "champion": "yes" if name == champion else "no", STUDY_TAG: FIXED,
         "mismatch_warning": record.warning or "none",
         "pipeline.stage": VariantFiles(name, record.dataset).stage, "mlflow.note.content": note, "mlflow.source.name": "dvc repro",
-        "mlflow.runColor": colour,
+        "mlflow.runColor": colour, ORDER_TAG: f"{place:02d}", ACCURACY_TAG: accuracy(stats),
     }
     if stats.identical_to:
         tags["identical_to"] = stats.identical_to
@@ -213,6 +227,7 @@ class VariantRun:
     served: dict                # the served model's config (served_spec.spec)
     rows: object                # the canonical split's validation rows as the file has them (DataFrame)
     colour: str                 # the variant's (core/figures.py)
+    place: int                  # the variant's in params.yaml's `variants`, from 1
 
     @property
     def digest(self) -> str:
@@ -224,7 +239,7 @@ def log_run(client, experiment_id: str, run: VariantRun, inputs: list, extra_tag
     """The run (named `run_name`, else after its variant); `inputs` are its canonical split as
     MLflow dataset inputs (see datasets)."""
     record = run.record
-    tags = {**run_tags(record, run.stats, run.conclusion, run.colour), DIGEST_TAG: run.digest, **extra_tags}
+    tags = {**run_tags(record, run.stats, run.conclusion, run.colour, run.place), DIGEST_TAG: run.digest, **extra_tags}
     if run.times:
         tags["pipeline.trained_ms"] = f"{run.times['started_ms']}-{run.times['ended_ms']}"
     # The served model answers first: a model that answers otherwise than training never gets a run.
