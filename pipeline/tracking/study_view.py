@@ -20,7 +20,7 @@ import json
 from ..core.summaries import AcrossSummary, ReportSummary
 from ..core.vocabulary import EQUIVALENT, IDENTICAL, REFERENCE, VERDICTS, kind
 from .store import retag
-from .variant_runs import ACCURACY_TAG, ORDER_TAG
+from .variant_runs import ACCURACY_TAG, ORDER_TAG, accuracy
 
 CURRENT_TAG = "current"
 REPORT_ROLE = "comparison-report"  # the report run's name, and its role beside the variants'
@@ -73,7 +73,7 @@ def _first_search(summary: ReportSummary) -> str:
 def conclusion(summary: ReportSummary) -> str:
     """The study's answer in one sentence with its numbers: the champion's mean and interval, then
     each verdict against the reference with the variants that got it (and their differences)."""
-    best = summary.variants[summary.champion]
+    best = summary.variants[summary.champion]  # its mean and interval as the view's `accuracy` shows them
     groups: dict[str, list[str]] = {}
     for name, row in summary.variants.items():
         verdict = kind(row.verdict)
@@ -84,8 +84,7 @@ def conclusion(summary: ReportSummary) -> str:
         elif verdict != REFERENCE:
             groups.setdefault(verdict, []).append(f"{name} ({row.diff_vs_reference:+.3f})")
     verdicts = "; ".join(f"{verdict}: {', '.join(groups[verdict])}" for verdict in VERDICTS if verdict in groups)
-    return (f"{summary.champion} is the champion, mean accuracy {best.val_accuracy_mean:.3f} "
-            f"[{best.val_accuracy_ci_low:.3f}, {best.val_accuracy_ci_high:.3f}] over "
+    return (f"{summary.champion} is the champion, mean accuracy {accuracy(best)} over "
             f"{summary.seeds * summary.splits} replicas; against {summary.reference} (margin "
             f"+-{summary.margin:g}) {verdicts}.")
 
