@@ -373,6 +373,7 @@ def compare_figure(records: list[dict], colours: dict[str, str]):
     return fig
 
 
+# Each verdict its own hue (a sized difference's beside its plain one would read alike otherwise).
 VERDICT_COLOURS = {BETTER: "tab:green", WORSE: "tab:red", BETTER_UNSIZED: "tab:olive", WORSE_UNSIZED: "tab:pink",
                    BETTER_BELOW: "tab:cyan", WORSE_BELOW: "tab:brown",
                    EQUIVALENT: "tab:blue", INCONCLUSIVE: "tab:orange", IDENTICAL: "tab:grey", REFERENCE: "black",
