@@ -60,6 +60,9 @@ def test_each_variant_becomes_one_complete_run(trained):
     assert (params["study.seeds"], params["study.splits"], params["study.replicas"]) == ("2", "2", "4")
     assert params["study.reference"] == "nll_logsoftmax" and params["study.confidence"] == "0.95"
     assert params["study.margin"] == "0.01"
+    # The run's params are the training's alone: the served model's spec is an artifact, not
+    # params MLflow would draw as axes of the compare view's parallel coordinates.
+    assert set(params) == set(variant_run.run_params(record, {}, ReportSummary.load("titanic"))), sorted(params)
     tags = run.data.tags
     assert tags["variant"] == "nll_relu" and tags["loss_family"] == "nll" and tags["contrast"] == "nll"
     assert tags["last_activation"] == "ReLU" and tags["diagnosis"] == record.diagnosis.status

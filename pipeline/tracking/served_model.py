@@ -3,16 +3,20 @@ the predicted label out (docs/serving.md).
 
 Logged as MLflow "models from code": this file travels with every logged model and is all the
 code it runs, so it imports nothing of the pipeline (numpy, pandas, torch and MLflow only). What
-the network was trained with comes in the model's config, written by served_spec.py: the
-features (numeric, or categorical with their categories), which one-hot columns the canonical
-split's training rows never set (zeroed, as training zeroed them), the scaler fitted on that
-split's training part, the classes and how the network's outputs become probabilities.
+the network was trained with comes in the model's spec (the artifact SPEC, JSON), written by
+served_spec.py: the features (numeric, or categorical with their categories), which one-hot
+columns the canonical split's training rows never set (zeroed, as training zeroed them), the
+scaler fitted on that split's training part, the classes and how the network's outputs become
+probabilities.
 
 A row with a missing feature, a value that is not a number where one is expected, or a category
 training never knew is refused with one line naming the column (HTTP 400 when served): the
 network never saw such a row, and a guess would be silent.
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -21,6 +25,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 NETWORK = "network"  # the artifact: the canonical replica's nn.Sequential, an MLflow pytorch model
+# The artifact, not MLflow's model_config: MLflow 3.17 logs a model_config's keys as the run's
+# params, which put the spec's lists and digest among the run's params (and the compare view's
+# parallel-coordinates axes).
+SPEC = "spec.json"
 
 
 def refuse(message: str) -> MlflowException:
@@ -123,7 +131,7 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         return model
 
     def load_context(self, context):
-        self.spec = context.model_config
+        self.spec = json.loads(Path(context.artifacts[SPEC]).read_text())
         self.network = mlflow.pytorch.load_model(context.artifacts[NETWORK]).eval()
 
     def outputs(self, frame: pd.DataFrame) -> np.ndarray:

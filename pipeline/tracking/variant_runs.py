@@ -315,7 +315,8 @@ def log_served_model(client, run_id: str, run: VariantRun, model, served: Evalua
     record, features = run.record, run.rows[[f["name"] for f in run.served["features"]]]
     requirements = [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas")]
     with tempfile.TemporaryDirectory() as tmp:
-        network = Path(tmp) / served_model.NETWORK
+        network, spec = Path(tmp) / served_model.NETWORK, Path(tmp) / served_model.SPEC
+        spec.write_text(json.dumps(run.served, indent=1))
         # pickle: loads back as the same nn.Sequential (pt2 would give a GraphModule).
         mlflow.pytorch.save_model(model, network, serialization_format="pickle",
                                   pip_requirements=requirements[:1])
@@ -331,8 +332,8 @@ def log_served_model(client, run_id: str, run: VariantRun, model, served: Evalua
         with mlflow.start_run(run_id=run_id):
             # Explicit requirements skip inference, which costs seconds a model.
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=served_model.__file__, model_config=run.served,
-                artifacts={served_model.NETWORK: str(network)},
+                name="model", python_model=served_model.__file__,
+                artifacts={served_model.NETWORK: str(network), served_model.SPEC: str(spec)},
                 signature=served_spec.signature(features, served.answer), input_example=features.head(5),
                 pip_requirements=requirements)
             mlflow.log_metrics({f"{evaluation.METRIC_PREFIX}{key}": value for key, value in served.scores.items()},
