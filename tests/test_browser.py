@@ -240,6 +240,59 @@ def test_the_study_view_opens_on_the_current_runs_with_the_studys_columns(ui, br
             assert box["x"] + box["width"] <= panel["x"] and box["y"] + box["height"] <= 768, (name, box, panel)
 
 
+def test_make_uis_view_across_datasets_at_1366_shows_the_conclusion_and_the_current_run(ui, browser):
+    """`make ui`'s lines across datasets on a newcomer's 1366 x 768, the assistant's panel open:
+    the view shows the conclusion and the current run alone (not an earlier one) beside the panel
+    without scrolling; the run's page opens among the runs (not GenAI's "Evaluations") with the
+    page and readable numbers."""
+    import contextlib
+    import io
+
+    from mlflow import MlflowClient
+
+    from pipeline.core import config
+    from pipeline.tracking import across_runs, study_view
+
+    base, uri = ui
+    publish.main(only=["across"])
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(tracking.ACROSS_EXPERIMENT)
+    [current] = client.search_runs([experiment.experiment_id], f"tags.{study_view.CURRENT_TAG} = 'yes'")
+    earlier = client.create_run(experiment.experiment_id, run_name=across_runs.RUN_NAME,
+                                tags={across_runs.PAGE_TAG: across_runs.RUN_NAME}).info.run_id
+    client.set_terminated(earlier)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        study_view.main(base, config.PARAMS_FILE)  # what `make ui` prints
+    lines = printed.getvalue().splitlines()
+    [view_link] = [line.split(": ", 1)[1] for line in lines if line.startswith("then across datasets: ")]
+    [page_link] = [line.split(": ", 1)[1] for line in lines if line.startswith("  its page, ")]
+    assert current.info.run_id in page_link
+
+    view = browser.new_page(viewport={"width": 1366, "height": 768})
+    view.goto(view_link)
+    named = view.get_by_role("link", name=across_runs.RUN_NAME, exact=True)
+    named.first.wait_for(timeout=60_000)
+    view.wait_for_timeout(1_000)
+    SHOTS.mkdir(exist_ok=True)
+    view.screenshot(path=SHOTS / "mlflow-across-view-1366.png")
+    assert named.count() == 1  # the current run alone, not the earlier one
+    panel = view.get_by_text("MLflow Assistant").first.bounding_box()
+    conclusion = view.get_by_text("The loss study across 1 dataset.").first
+    datasets = view.locator(".ag-row").get_by_text(current.data.params["datasets"], exact=True).first
+    for box in (conclusion.bounding_box(), named.first.bounding_box(), datasets.bounding_box()):
+        assert box["x"] + box["width"] <= panel["x"] and box["y"] + box["height"] <= 768, (box, panel)
+
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(page_link)
+    page.get_by_text("The loss study across datasets").first.wait_for(timeout=60_000)
+    page.screenshot(path=SHOTS / "mlflow-across-run-1366.png")
+    assert page.get_by_role("link", name="Runs", exact=True).count() >= 1  # the sidebar's, the breadcrumb's
+    assert page.get_by_role("link", name="Evaluations", exact=True).count() == 0
+    metrics = current.data.metrics
+    assert metrics and all(value == variant_runs.readable(value) for value in metrics.values()), metrics
+
+
 def test_dvc_plots_render_offline(tmp_path, browser):
     """`dvc plots show` with the project's template draws every chart with no network."""
     node_modules = ROOT / "node_modules"

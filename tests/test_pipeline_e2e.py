@@ -192,6 +192,8 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(reproduced):
     sh(repo, "dvc", "repro", "publish")
     from mlflow import MlflowClient
 
+    from pipeline.tracking import study_view, variant_runs
+
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     for dataset, classes in (("titanic", 2), ("wine", 3)):
         runs = store_runs(repo, f"{dataset}-loss-functions")
@@ -209,4 +211,6 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(reproduced):
         (repo / "reports/across/summary.json").read_text())["variants"] if v["variant"] == "mse")
     assert {f.path for f in client.list_artifacts(overview.info.run_id)} >= {"comparison.md", "normalised.png"}
     across_summary = json.loads((repo / "reports/across/summary.json").read_text())
-    assert overview.data.metrics["against.p_equivalent/mse"] == across_summary["against_reference"][0]["p_equivalent"]
+    assert overview.data.metrics["against.p_equivalent/mse"] == variant_runs.readable(
+        across_summary["against_reference"][0]["p_equivalent"])
+    assert overview.data.tags[study_view.CURRENT_TAG] == "yes"  # what the across view shows

@@ -7,12 +7,16 @@ from ..core.catalog import ACROSS, ACROSS_MD, ACROSS_TUNED_SUMMARY
 from ..core.summaries import AcrossSummary
 from .report_runs import folder_digest
 from .store import DIGEST_TAG, closing_run
+from .variant_runs import readable
 
 RUN_NAME = "across-datasets"
+# Which run is the page across datasets (study_view.role): its report stage is the datasets'.
+PAGE_TAG = "page"
 # Per variant, from the page's table, to search and sort by: metric across.<key>/<variant>; the
 # key before the "/" is a section of the chart view. The intervals are in the table (artifact):
-# as metrics they would be a section of one-bar charts each.
-VARIANT_METRICS = ("iqm", "diff", "mean_rank")
+# as metrics they would be a section of one-bar charts each. The run's page lists them as
+# logged: the difference to the reference first.
+VARIANT_METRICS = ("diff", "mean_rank", "iqm")
 # Per distinct sound variant against the reference: the Bayesian signed-rank test's posterior.
 AGAINST_METRICS = ("p_worse", "p_equivalent", "p_better")
 
@@ -34,7 +38,7 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
     ranks = summary.ranks
     # The tuned study's page, when the report wrote one: the same figures under `tuned.` (study/tuning.py).
     tuned = AcrossSummary.load(tuned=True) if ACROSS_TUNED_SUMMARY.exists() else None
-    tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", "mlflow.source.name": "dvc repro",
+    tags = {DIGEST_TAG: digest(), "pipeline.stage": "report", PAGE_TAG: RUN_NAME, "mlflow.source.name": "dvc repro",
             **references(report_ids, champion_ids),
             **{f"verdicts.{row.variant}": row.verdicts for row in summary.variants},
             **{f"champion.{dataset}": row.champion for dataset, row in summary.datasets.items()},
@@ -54,12 +58,12 @@ def log_across(client, experiment_id: str, summary: AcrossSummary, report_ids: d
         stamp = run.info.start_time
         metrics = []
         for prefix, page in [("", summary), *([("tuned.", tuned)] if tuned else [])]:
-            metrics += [Metric(f"{prefix}across.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+            metrics += [Metric(f"{prefix}across.{key}/{row.variant}", readable(getattr(row, key)), stamp, 0)
                         for row in page.variants for key in VARIANT_METRICS if getattr(row, key) is not None]
-            metrics += [Metric(f"{prefix}against.{key}/{row.variant}", float(getattr(row, key)), stamp, 0)
+            metrics += [Metric(f"{prefix}against.{key}/{row.variant}", readable(getattr(row, key)), stamp, 0)
                         for row in page.against_reference for key in AGAINST_METRICS]
         # Without ranks (one dataset, or under three variants) the page says why, and so does the run.
-        metrics += [Metric(f"friedman.{key}", float(getattr(ranks, key)), stamp, 0) for key in ("chi2", "f", "p", "cd")
+        metrics += [Metric(f"friedman.{key}", readable(getattr(ranks, key)), stamp, 0) for key in ("chi2", "f", "p", "cd")
                     if getattr(ranks, key, None) is not None]
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()], metrics=metrics)
         client.log_artifacts(run_id, str(ACROSS))

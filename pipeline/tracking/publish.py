@@ -378,6 +378,10 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                                                       stays, origin)[1]
             if across:
                 wrote |= store.retag(client, runs[ACROSS_NAME], across_runs.references(*named_by_across(reported, ids)))
+                if stays is None:  # main's page across datasets: the across view's current run
+                    wrote |= study_view.mark_current(client, runs[ACROSS_NAME].info.experiment_id,
+                                                     {across_runs.RUN_NAME: runs[ACROSS_NAME]}, {across_runs.RUN_NAME},
+                                                     launch.began_ms)
             wrote |= launch.stands_for(final)
             if not wrote:
                 return final

@@ -19,6 +19,7 @@ import json
 
 from ..core.summaries import AcrossSummary, ReportSummary
 from ..core.vocabulary import EQUIVALENT, IDENTICAL, REFERENCE, VERDICTS, kind
+from .across_runs import PAGE_TAG, RUN_NAME as ACROSS_ROLE
 from .store import retag
 from .variant_runs import ACCURACY_TAG, ORDER_TAG, accuracy
 
@@ -42,16 +43,22 @@ COLUMNS = ("tags.`verdict`", f"tags.`{ACCURACY_TAG}`", "tags.`diagnoses`", "metr
 WIDE = dict(zip(COLUMNS[:7], (175, 150, 220, 190, 190, 200, 180)))
 
 
-def view_state() -> str:
+# The view across datasets: its one current run (the page, in the run's description), what the
+# page covers and what its ranks can tell apart.
+ACROSS_COLUMNS = ("metrics.`friedman.p`", "metrics.`friedman.cd`", "params.`reference`", "params.`datasets`")
+ACROSS_WIDE = dict(zip(ACROSS_COLUMNS, (110, 120, 130, 330)))
+
+
+def view_state(columns: tuple[str, ...] = COLUMNS, widths: dict[str, int] = WIDE) -> str:
     """The saved view: the current runs in the study's order (the report first, then the
     variants as params.yaml lists them), every one drawn in the chart view."""
     return json.dumps({
         "searchFilter": f"tags.{CURRENT_TAG} = 'yes'", "orderByKey": f"tags.`{ORDER_TAG}`", "orderByAsc": True,
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
-        "selectedColumns": list(COLUMNS), "runsHiddenMode": "SHOW_ALL",
+        "selectedColumns": list(columns), "runsHiddenMode": "SHOW_ALL",
         # Without an order the UI sorts each kind's columns by name, and it applies widths only
         # with an order (checked in Chromium).
-        "columnOrder": list(COLUMNS), "columnWidths": WIDE,
+        "columnOrder": list(columns), "columnWidths": widths,
     }, sort_keys=True)
 
 
@@ -59,6 +66,12 @@ def view_path(exp_id: str) -> str:
     """The view's address under the UI's root (`http://127.0.0.1:5000/` + this)."""
     return f"#/experiments/{exp_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
 
+
+def run_path(exp_id: str, run_id: str) -> str:
+    """A run's page among the runs. The UI keeps its mode (GenAI or model training) in the
+    browser until a link says `workflowType`, and its runs table's links do not: a browser that
+    never pressed "Model training" opens a run clicked there under GenAI's "Evaluations"."""
+    return f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
 
 def _first_search(summary: ReportSummary) -> str:
     """The search that shows a contrast pair side by side, each run in its variant's colour
@@ -106,11 +119,16 @@ def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
 
 
 def describe_across(client, exp_id: str, summary: AcrossSummary) -> None:
-    """The description of the experiment across datasets: what its ranks can tell apart."""
+    """The description of the experiment across datasets: what its ranks can tell apart, and
+    its saved view (the current run)."""
     _set_tags(client, exp_id, {DESCRIPTION_TAG: (
-        f"**The loss study across {len(summary.datasets)} datasets.** {summary.ranks.sentence}\n\n"
-        f"Its one run holds the page (`reports/across/comparison.md`) and its figures; each dataset's "
-        f"experiment holds that dataset's study. docs/study.md says more.")})
+        f"**The loss study across {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)}.** "
+        f"{summary.ranks.sentence}\n\n"
+        f"The current run `{ACROSS_ROLE}` holds the page (`reports/across/comparison.md`, its "
+        f"description: every variant's difference to {summary.reference} with its interval, mean rank and "
+        f"verdicts per dataset) and its figures; each dataset's experiment holds that dataset's study. "
+        f"[Open the view across datasets]({view_path(exp_id)}). docs/study.md says more."),
+        VIEW_TAG: view_state(ACROSS_COLUMNS, ACROSS_WIDE)})
 
 
 def _set_tags(client, exp_id: str, tags: dict[str, str]) -> None:
@@ -122,8 +140,11 @@ def _set_tags(client, exp_id: str, tags: dict[str, str]) -> None:
 
 
 def role(run) -> str | None:
-    """Which part of the study a run is: its variant, the report, or None (not the study's)."""
+    """Which part of the study a run is: its variant, the report, the page across datasets, or
+    None (not the study's)."""
     tags = run.data.tags
+    if tags.get(PAGE_TAG) == ACROSS_ROLE:
+        return ACROSS_ROLE
     return tags.get("variant") or (REPORT_ROLE if tags.get("pipeline.stage") == "report" else None)
 
 
@@ -193,7 +214,11 @@ def main(url: str, params_path: str) -> None:
     across = client.get_experiment_by_name(store.ACROSS_EXPERIMENT)
     first = next(iter(links))
     print(f"open first: the study on {first}, {links[first]}")
-    if across:  # its one run, the page across datasets, in the runs table (not MLflow's GenAI overview)
-        print(f"then across datasets: {base}/#/experiments/{across.experiment_id}/runs?workflowType=machine_learning")
+    if across:  # its view (the conclusion, the current run), then that run's page: the page's table
+        print(f"then across datasets: {base}/{view_path(across.experiment_id)}")
+        current = client.search_runs([across.experiment_id], f"tags.{CURRENT_TAG} = 'yes'", max_results=1)
+        if current:
+            print(f"  its page, every variant's figures: {base}/{run_path(across.experiment_id, current[0].info.run_id)}")
     for dataset, where in links.items():
         print(f"{dataset:<14} {where}")
+    print('(a run clicked in a table opens under GenAI\'s "Evaluations" until you press "Model training", top left)')

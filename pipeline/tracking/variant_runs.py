@@ -175,6 +175,11 @@ def run_metrics(record: TrainingRecord, stats: VariantRow, times: dict | None):
     return metrics
 
 
+def readable(value: float) -> float:
+    """A statistic as a metric a person reads: 4 significant digits (the UI prints every digit)."""
+    return float(f"{value:.4g}")
+
+
 def summary_metrics(stats: VariantRow, stamp: int, step: int) -> list:
     """The report's statistics of a variant as metrics (STUDY_METRICS, SCORE_METRICS), each to 4
     significant digits: what the study's view shows a person (the UI prints a metric's every
@@ -183,7 +188,7 @@ def summary_metrics(stats: VariantRow, stamp: int, step: int) -> list:
 
     values = stats.model_dump()
     named = {**{key: f"study.{key}" for key in STUDY_METRICS}, **SCORE_METRICS}
-    return [Metric(name, float(f"{values[key]:.4g}"), stamp, step) for key, name in named.items()
+    return [Metric(name, readable(values[key]), stamp, step) for key, name in named.items()
             if values[key] is not None]
 
 
