@@ -224,7 +224,7 @@ def test_verdict_counts_on_a_made_up_table():
     assert across.verdict_counts(verdicts) == {
         "mse": "worse 5/5",
         "focal": "equivalent 3/5, inconclusive 2/5",
-        "twin": "worse 2/5, identical 2/5, inconclusive 1/5",
+        "twin": "worse 2/5, identical to mse 2/5, inconclusive 1/5",  # identical to what, said
         "hinge": "better 2/5, n/a 2/5, untested 1/5",  # n/a on breast_cancer, and on wine, which omits it
     }
 

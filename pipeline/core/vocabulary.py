@@ -46,7 +46,7 @@ BETTER_BELOW, WORSE_BELOW = "better, below the margin", "worse, below the margin
 BETTER_UNSIZED, WORSE_UNSIZED = "better, size unresolved", "worse, size unresolved"
 REFERENCE, UNTESTED, NOT_APPLICABLE = "reference", "untested", "n/a"
 # A variant whose replicas are byte-identical to an earlier one's: "identical to <twin>" in its
-# dataset's report (not tested again), counted as "identical" across datasets.
+# dataset's report (not tested again), counted under those words across datasets.
 IDENTICAL = "identical"
 # In the order the counts list them when tied.
 VERDICTS = (BETTER, WORSE, BETTER_UNSIZED, WORSE_UNSIZED, BETTER_BELOW, WORSE_BELOW, EQUIVALENT, INCONCLUSIVE,

@@ -40,9 +40,9 @@ from ..core.summaries import AgainstReference
 from ..core.vocabulary import NOT_APPLICABLE, VERDICTS, kind as verdict_kind
 
 COLUMNS = ("dataset", "variant", "split", "accuracy")
-# The verdict words are the vocabulary's: "identical to X" counts as IDENTICAL whatever X is (the
-# twin is named in that dataset's own report), and a variant a dataset's verdicts do not mention
-# counts as NOT_APPLICABLE there.
+# The verdict words are the vocabulary's: "identical to X" counts under its own words (a reader
+# must see identical to what), and a variant a dataset's verdicts do not mention counts as
+# NOT_APPLICABLE there.
 IQM_TRIM = 0.25  # trimmed from each end: with 5 datasets, the best and the worst one
 METHOD = ("percentile bootstrap stratified by dataset, resampling splits (paired across a "
           "dataset's variants; each variant's and each difference's spread widened to its seed-aware corrected "
@@ -239,8 +239,8 @@ def verdict_counts(verdicts: dict[str, dict[str, str]]) -> dict[str, str]:
     """{dataset: {variant: verdict}} -> {variant: "equivalent 3/5, inconclusive 2/5"}.
 
     The denominator is the number of datasets; a variant a dataset does not list counts as "n/a"
-    there, and "identical to X" as "identical" (whatever X). Kinds are listed most frequent first,
-    ties in VERDICTS' order, then any other verdict text alphabetically, counted under its own words."""
+    there, and "identical to X" under its own words (identical to what). Verdicts are listed most
+    frequent first, ties in VERDICTS' order, then alphabetically."""
     if not verdicts:
         raise PipelineError("no verdicts to count: the mapping of datasets to verdicts is empty")
     total = len(verdicts)
@@ -251,10 +251,9 @@ def verdict_counts(verdicts: dict[str, dict[str, str]]) -> dict[str, str]:
         counts: dict[str, int] = {}
         for per_dataset in verdicts.values():
             verdict = per_dataset.get(variant, NOT_APPLICABLE)
-            kind = verdict_kind(verdict)
-            counts[kind] = counts.get(kind, 0) + 1
-        ranked = sorted(counts, key=lambda kind: (-counts[kind], order.get(kind, len(VERDICTS)), kind))
-        out[variant] = ", ".join(f"{kind} {counts[kind]}/{total}" for kind in ranked)
+            counts[verdict] = counts.get(verdict, 0) + 1
+        ranked = sorted(counts, key=lambda said: (-counts[said], order.get(verdict_kind(said), len(VERDICTS)), said))
+        out[variant] = ", ".join(f"{said} {counts[said]}/{total}" for said in ranked)
     return out
 
 
