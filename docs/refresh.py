@@ -72,13 +72,17 @@ def section_table(report: Path, heading: str) -> str:
     return "\n".join(after[start:end])
 
 
+CHAMPION = "Champion: "
+
+
 def conclusion(report: Path) -> str:
-    """The report's own words after its first table, up to its next section: the verdicts, each
-    variant named, and the champion."""
+    """The report's own words after its first table, up to its next section: the champion first
+    (the answer a newcomer looks for), then the verdicts, each variant named."""
     lines = report.read_text().splitlines()
     _, end = _first_table(lines)
     after = next((i for i in range(end, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "\n".join(lines[end:after]).strip()
+    paragraphs = "\n".join(lines[end:after]).strip().split("\n\n")
+    return "\n\n".join(sorted(paragraphs, key=lambda paragraph: not paragraph.startswith(CHAMPION)))
 
 
 TUNED_SECTION = "Each loss at its best learning rate (the tuned study)"

@@ -67,7 +67,8 @@ def test_make_docs_tables_come_from_the_report(tmp_path, monkeypatch):
                       "| variant | mean val acc | 95% CI | sd | diff vs reference | p (Holm) | verdict | diagnoses |\n"
                       "|---|---|---|---|---|---|---|---|\n"
                       "| a | 0.800 | [0.7, 0.9] | 0.1 | +0.000 | n/a | reference | ok 4/4 |\n"
-                      "| b | 0.500 | [0.4, 0.6] | 0.1 | -0.300 | 0.010 | worse | diverging 4/4 |\n\nChampion: a\n")
+                      "| b | 0.500 | [0.4, 0.6] | 0.1 | -0.300 | 0.010 | worse | diverging 4/4 |\n\n"
+                      "Differences:\n\n- **worse**: b\n\nChampion: a\n")
     readme = tmp_path / "README.md"
     readme.write_text("top\n<!-- results:begin -->\nold\n<!-- results:end -->\nbottom\n")
     monkeypatch.setattr(refresh, "ROOT", tmp_path)
@@ -78,5 +79,5 @@ def test_make_docs_tables_come_from_the_report(tmp_path, monkeypatch):
                                   "<!-- results:end -->\nbottom\n")
     with pytest.raises(SystemExit, match="no <!-- study:begin -->"):
         refresh.replace_between_markers(readme, "study", "x")
-    # What the report says after its table, word for word.
-    assert refresh.conclusion(report) == "Champion: a"
+    # What the report says after its table, word for word, the champion first.
+    assert refresh.conclusion(report) == "Champion: a\n\nDifferences:\n\n- **worse**: b"

@@ -293,7 +293,8 @@ def test_views_prints_each_datasets_study_view_once_published(trained, capsys):
     link = f"http://127.0.0.1:5123/{study_view.view_path(titanic)}"
     assert lines[0] == f"open first: the study on titanic, {link}"  # nothing across datasets published here
     assert lines[1].startswith("titanic") and link in lines[1]
-    assert lines[2].startswith("wine") and "not published yet" in lines[2] and len(lines) == 3
+    assert lines[2].startswith("wine") and "not published yet" in lines[2]
+    assert '"Model training"' in lines[3] and len(lines) == 4  # how a run clicked in a table opens among runs
 
 
 def test_publishers_that_meet_agree_on_the_current_study_without_taking_turns(tmp_path):
