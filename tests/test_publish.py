@@ -270,7 +270,7 @@ def test_runs_of_dvc_experiments_carry_their_name_and_only_mains_latest_study_is
     assert study_view.view_path(experiment.experiment_id) in experiment.tags["mlflow.note.content"]
     summary = ReportSummary.load("titanic")
     assert experiment.tags["mlflow.note.content"].startswith(
-        f"**The loss study on titanic.** {summary.champion} is the champion, mean accuracy "
+        f"The loss study on titanic. {summary.champion} is the champion, mean accuracy "
         f"{summary.variants[summary.champion].val_accuracy_mean:.3f} [")
 
 

@@ -92,6 +92,7 @@ def test_sweep_publishes_a_parent_and_one_child_per_alpha(iris_prepared, monkeyp
     outcome = publish.publish([], record, iris_prepared.uri())
     assert outcome["sweep"][0] == "logged"
     experiment = client.get_experiment_by_name(iris_run.EXPERIMENT)
+    assert experiment.tags["mlflow.note.content"].startswith("The alpha sweep on Iris")  # what the list shows
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]

@@ -252,6 +252,8 @@ class Publishing:
             study_view.describe(client, self.exp_ids[study.dataset], study.dataset, study.summary)
         patience.answered()
         self.sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
+        if sweep is not None:
+            study_view.describe_sweep(client, self.sweep_exp)
         self.across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
         if across is not None:
             study_view.describe_across(client, self.across_exp, across)

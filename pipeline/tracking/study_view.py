@@ -105,7 +105,8 @@ def conclusion(summary: ReportSummary) -> str:
 def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
     """The experiment's description (the UI shows it above its runs), opening on the study's
     conclusion, and its saved view."""
-    text = (f"**The loss study on {dataset}.** {conclusion(summary)}\n\n"
+    # Plain text first: MLflow's home page lists a description's first characters unrendered.
+    text = (f"The loss study on {dataset}. {conclusion(summary)}\n\n"
             f"[Open the study's view]({view_path(exp_id)}): its current runs "
             f"with mean accuracy, interval, verdict and diagnoses. One run per variant, each trained as "
             f"{summary.seeds * summary.splits} replicas ({summary.seeds} seeds on each of "
@@ -122,13 +123,22 @@ def describe_across(client, exp_id: str, summary: AcrossSummary) -> None:
     """The description of the experiment across datasets: what its ranks can tell apart, and
     its saved view (the current run)."""
     _set_tags(client, exp_id, {DESCRIPTION_TAG: (
-        f"**The loss study across {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)}.** "
+        f"The loss study across {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)}. "
         f"{summary.ranks.sentence}\n\n"
         f"The current run `{ACROSS_ROLE}` holds the page (`reports/across/comparison.md`, its "
         f"description: every variant's difference to {summary.reference} with its interval, mean rank and "
         f"verdicts per dataset) and its figures; each dataset's experiment holds that dataset's study. "
         f"[Open the view across datasets]({view_path(exp_id)}). docs/study.md says more."),
         VIEW_TAG: view_state(ACROSS_COLUMNS, ACROSS_WIDE)})
+
+
+def describe_sweep(client, exp_id: str) -> None:
+    """The description of the alpha sweep's experiment: what its runs are."""
+    _set_tags(client, exp_id, {DESCRIPTION_TAG: (
+        "The alpha sweep on Iris, the course notebook's last part: an MLP on Iris (setosa against "
+        "versicolor, sepal and petal length) under a range of L2 penalties `alpha`. Its parent run holds "
+        "the GIF of the decision boundary as alpha grows (`alpha_sweep.gif`) and the scores along the sweep "
+        "(step = the alpha's index), a child run per alpha its scores. docs/iris.md says more.")})
 
 
 def _set_tags(client, exp_id: str, tags: dict[str, str]) -> None:
