@@ -19,7 +19,7 @@ from ..core.record import TrainingRecord
 from ..core.summaries import ReportSummary
 from .store import DIGEST_TAG, again_if_raced, closing_run
 from .evaluation import METRIC_PREFIX
-from .variant_runs import MODEL_CODE, ORDER_TAG
+from .variant_runs import MODEL_CODE, ORDER_TAG, readable
 
 ALIAS = "champion"
 NOT_MOVED_TAG = "champion_alias"  # on a version registered by a publish that may not move the alias: why
@@ -67,7 +67,7 @@ def log_report(client, experiment_id: str, dataset: str, summary: ReportSummary,
                   "hypotheses": summary.hypotheses, "champion_rule": summary.champion_rule,
                   "test": summary.test}
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()],
-                         metrics=[Metric("champion_val_accuracy_mean", summary.champion_val_accuracy_mean,
+                         metrics=[Metric("champion_val_accuracy_mean", readable(summary.champion_val_accuracy_mean),
                                          run.info.start_time, 0)])
         client.log_artifacts(run_id, str(files.folder))
         closing.finish()
