@@ -6,6 +6,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+import yaml
 from mlflow import MlflowClient
 
 from pipeline.core.catalog import ReportFiles, VariantFiles
@@ -20,6 +21,8 @@ from pipeline.data.splits import split_arrays
 from pipeline.tracking import publish
 from pipeline.tracking import store as tracking
 from pipeline.tracking import variant_runs as variant_run
+
+from .conftest import ROOT
 
 VARIANTS = ("nll_relu", "nll_logsoftmax", "mse")
 
@@ -333,3 +336,25 @@ def test_publishers_that_meet_agree_on_the_current_study_without_taking_turns(tm
         "mse", "nll_relu"]
     assert sorted(r.info.run_name for r in every.values() if r.info.run_id in {o.info.run_id for o in older.values()}) == [
         "l1 (superseded)", "mse (superseded)", "nll_relu (superseded)"]
+
+
+def test_a_launch_standing_for_every_run_of_the_default_study_settles(tmp_path):
+    """`mlflow run` on the default study stands for 147 runs: its launch run names each in a tag
+    and its note stays within MLflow's 8000 characters, so a second look finds nothing to change
+    (a note of a line per run was truncated by MLflow, differed at every look, and publish gave up
+    after 30 passes)."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    launch_id = client.create_run(client.create_experiment("launches")).info.run_id
+    launch = publish.Launch(client, launch_id, None)
+    names = [f"{dataset}/{kind}{variant}" for dataset in ("titanic", "penguins", "breast_cancer", "wine", "digits")
+             for kind in ("", "tuned/") for variant in yaml.safe_load((ROOT / "params.yaml").read_text())["variants"]]
+    runs = {name: ("logged" if i % 3 else "present", f"{i:032x}") for i, name in enumerate([*names, "across", "sweep"])}
+    assert launch.stands_for(runs) is True
+    assert launch.stands_for(runs) is False  # settled: what it wrote is what MLflow holds
+    tags = client.get_run(launch_id).data.tags
+    assert len(tags["mlflow.note.content"]) <= MAX_TAG_VAL_LENGTH and f"for {len(runs)} runs" in tags["mlflow.note.content"]
+    assert all(tags[f"pipeline.run.{name}"] == run_id for name, (_, run_id) in runs.items())
+    with pytest.raises(ValueError, match="tag mlflow.note.content: over MLflow's 8000 characters"):
+        tracking.retag(client, client.get_run(launch_id), {"mlflow.note.content": "x" * (MAX_TAG_VAL_LENGTH + 1)})

@@ -25,6 +25,7 @@ import random
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..core import config
@@ -146,11 +147,16 @@ class Launch:
         return wrote
 
     def stands_for(self, runs: dict[str, tuple[str, str]]) -> bool:
+        """The launch run names every run it stands for, a tag each; its note counts them (a
+        line per run outgrew MLflow's 8000 characters a tag at 147 runs)."""
         if not self.run_id:
             return False
-        lines = [f"- {name}: run {run_id} ({state})" for name, (state, run_id) in runs.items()]
         tags = {f"pipeline.run.{name}": run_id for name, (_, run_id) in runs.items()}
-        tags["mlflow.note.content"] = "This launch stands for these runs:\n\n" + "\n".join(lines)
+        states = Counter(state for state, _ in runs.values())
+        counted = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+        tags["mlflow.note.content"] = (f"This launch stands for {len(runs)} runs ({counted}), each named by its "
+                                       f"tag pipeline.run.<dataset>/<variant> (report, tuned/<variant>), "
+                                       f"pipeline.run.across or pipeline.run.sweep.")
         return store.retag(self.client, self.client.get_run(self.run_id), tags)
 
 

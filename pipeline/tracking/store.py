@@ -102,7 +102,12 @@ def retag(client, run, tags: dict[str, str]) -> bool:
     """Set the tags `run` holds otherwise (a run naming others, pointed at the survivors when
     publishers met); True if one had to change."""
     from mlflow.entities import RunTag
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
+    # MLflow truncates a longer value, which would then differ from `tags` at every look.
+    too_long = [k for k, v in tags.items() if len(v) > MAX_TAG_VAL_LENGTH]
+    if too_long:
+        raise ValueError(f"tag {too_long[0]}: over MLflow's {MAX_TAG_VAL_LENGTH} characters")
     stale = [RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v]
     if stale:
         client.log_batch(run.info.run_id, tags=stale)
