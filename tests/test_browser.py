@@ -266,7 +266,7 @@ def test_make_uis_view_across_datasets_at_1366_shows_the_conclusion_and_the_curr
         study_view.main(base, config.PARAMS_FILE)  # what `make ui` prints
     lines = printed.getvalue().splitlines()
     [view_link] = [line.split(": ", 1)[1] for line in lines if line.startswith("then across datasets: ")]
-    [page_link] = [line.split(": ", 1)[1] for line in lines if line.startswith("  its page, ")]
+    [page_link] = [line.split(": ", 1)[1] for line in lines if line.startswith("  its page ")]
     assert current.info.run_id in page_link
 
     view = browser.new_page(viewport={"width": 1366, "height": 768})

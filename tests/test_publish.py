@@ -358,3 +358,24 @@ def test_a_launch_standing_for_every_run_of_the_default_study_settles(tmp_path):
     assert all(tags[f"pipeline.run.{name}"] == run_id for name, (_, run_id) in runs.items())
     with pytest.raises(ValueError, match="tag mlflow.note.content: over MLflow's 8000 characters"):
         tracking.retag(client, client.get_run(launch_id), {"mlflow.note.content": "x" * (MAX_TAG_VAL_LENGTH + 1)})
+
+
+def test_the_across_description_opens_on_the_answer_per_variant():
+    """The view across datasets opens on the Bayesian answer per variant, read at the study's
+    confidence as the page's paragraph reads it: a region at 0.95 or more names the variant there,
+    none that likely says so; copies and unsound pairings set apart; nothing without the test."""
+    from pipeline.core.summaries import AcrossSummary, AgainstReference
+    from pipeline.tracking import study_view
+
+    def row(variant, worse, within, better):
+        return AgainstReference(variant=variant, datasets=5, mean_diff=0.0, p_worse=worse, p_equivalent=within,
+                                p_better=better, wilcoxon_p=None, wilcoxon_p_holm=None)
+
+    summary = AcrossSummary.model_construct(
+        reference="cross_entropy", confidence=0.95, rope=0.01, set_apart={"nll_relu": "unsound pairing: ..."},
+        against_reference=[row("mse", 0.0, 0.95, 0.05), row("l1", 0.06, 0.94, 0.0), row("unscaled", 0.98, 0.02, 0.0)])
+    assert study_view.across_answer(summary) == (
+        "Against cross_entropy, the Bayesian signed-rank test over these datasets (rope +-0.01) gives at least "
+        "0.95 posterior probability to within the rope for mse; to worse by more for unscaled; to no region for "
+        "l1. Set apart (an unsound pairing or a copy): nll_relu. ")
+    assert study_view.across_answer(summary.model_copy(update={"against_reference": []})) == ""

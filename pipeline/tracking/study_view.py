@@ -119,12 +119,30 @@ def describe(client, exp_id: str, dataset: str, summary: ReportSummary) -> None:
     _set_tags(client, exp_id, {DESCRIPTION_TAG: text, VIEW_TAG: view_state()})
 
 
+def across_answer(summary: AcrossSummary) -> str:
+    """The answer per variant in one sentence, as the page's own paragraph reads the Bayesian
+    signed-rank test against the reference (a region at least as likely as the study's confidence),
+    then what was set apart; empty without that test (under two datasets)."""
+    if not summary.against_reference:
+        return ""
+    sure = summary.confidence
+    regions = {"p_equivalent": "within the rope", "p_worse": "worse by more", "p_better": "better by more"}
+    said = [f"to {words} for {', '.join(r.variant for r in summary.against_reference if getattr(r, key) >= sure)}"
+            for key, words in regions.items()
+            if any(getattr(r, key) >= sure for r in summary.against_reference)]
+    open_rows = [r.variant for r in summary.against_reference if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
+    said += [f"to no region for {', '.join(open_rows)}"] if open_rows else []
+    apart = f" Set apart (an unsound pairing or a copy): {', '.join(summary.set_apart)}." if summary.set_apart else ""
+    return (f"Against {summary.reference}, the Bayesian signed-rank test over these datasets (rope "
+            f"+-{summary.rope:g}) gives at least {sure:g} posterior probability {'; '.join(said)}.{apart} ")
+
+
 def describe_across(client, exp_id: str, summary: AcrossSummary) -> None:
-    """The description of the experiment across datasets: what its ranks can tell apart, and
-    its saved view (the current run)."""
+    """The description of the experiment across datasets: the answer per variant, what its ranks
+    can tell apart, and its saved view (the current run)."""
     _set_tags(client, exp_id, {DESCRIPTION_TAG: (
         f"The loss study across {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)}. "
-        f"{summary.ranks.sentence}\n\n"
+        f"{across_answer(summary)}{summary.ranks.sentence}\n\n"
         f"The current run `{ACROSS_ROLE}` holds the page (`reports/across/comparison.md`, its "
         f"description: every variant's difference to {summary.reference} with its interval, mean rank and "
         f"verdicts per dataset) and its figures; each dataset's experiment holds that dataset's study. "
@@ -228,7 +246,8 @@ def main(url: str, params_path: str) -> None:
         print(f"then across datasets: {base}/{view_path(across.experiment_id)}")
         current = client.search_runs([across.experiment_id], f"tags.{CURRENT_TAG} = 'yes'", max_results=1)
         if current:
-            print(f"  its page, every variant's figures: {base}/{run_path(across.experiment_id, current[0].info.run_id)}")
+            print(f"  its page (the table in its description, the figures under Artifacts): "
+                  f"{base}/{run_path(across.experiment_id, current[0].info.run_id)}")
     for dataset, where in links.items():
         print(f"{dataset:<14} {where}")
     print('(a run clicked in a table opens under GenAI\'s "Evaluations" until you press "Model training", top left)')
