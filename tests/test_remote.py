@@ -211,6 +211,8 @@ def test_an_experiment_run_on_one_clone_reaches_the_other(ssh, reproduced, team,
     on_b = experiments(clone, ssh)
     print(f"experiments seen on B: {sorted(on_b)}")
     assert on_b == on_a  # the same params and metrics, to the last digit
+    shown = run(clone, ssh, sys.executable, "-m", "pipeline", "experiments").stdout  # docs/team.md's `make experiments`
+    assert all(name in shown for name in on_b), shown
 
     name = next(n for n, e in on_a.items() if e["params"]["epochs"] == 3)
     run(clone, ssh, "dvc", "exp", "apply", name)
