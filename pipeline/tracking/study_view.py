@@ -51,7 +51,7 @@ ACROSS_WIDE = dict(zip(ACROSS_COLUMNS, (110, 120, 130, 330)))
 
 def view_state(columns: tuple[str, ...] = COLUMNS, widths: dict[str, int] = WIDE) -> str:
     """The saved view: the current runs in the study's order (the report first, then the
-    variants as params.yaml lists them), every one drawn in the chart view."""
+    variants as params.yaml lists them), every one drawn in the chart view, these columns first."""
     return json.dumps({
         "searchFilter": f"tags.{CURRENT_TAG} = 'yes'", "orderByKey": f"tags.`{ORDER_TAG}`", "orderByAsc": True,
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
@@ -72,6 +72,7 @@ def run_path(exp_id: str, run_id: str) -> str:
     browser until a link says `workflowType`, and its runs table's links do not: a browser that
     never pressed "Model training" opens a run clicked there under GenAI's "Evaluations"."""
     return f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+
 
 def _first_search(summary: ReportSummary) -> str:
     """The search that shows a contrast pair side by side, each run in its variant's colour
