@@ -187,6 +187,16 @@ class AgainstReference(Summary):
     wilcoxon_p_holm: Optional[float]
 
 
+def by_region(rows: list[AgainstReference], sure: float) -> dict[str | None, list[AgainstReference]]:
+    """The rows whose posterior puts at least `sure` on each region (p_equivalent, p_better,
+    p_worse), and under None those with no region that likely: how the page across datasets and
+    MLflow's view of it read the Bayesian test alike."""
+    found: dict[str | None, list[AgainstReference]] = {
+        key: [r for r in rows if getattr(r, key) >= sure] for key in ("p_equivalent", "p_better", "p_worse")}
+    found[None] = [r for r in rows if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
+    return found
+
+
 class AcrossSummary(Summary):
     datasets: dict[str, AcrossDataset]
     reference: str

@@ -22,7 +22,7 @@ from ..statistics import across
 from ..statistics import per_dataset as per_dataset_stats
 from ..core.record import TrainingRecord
 from ..core.summaries import (ACROSS_COLUMNS, AcrossDataset, AcrossSummary, AcrossVariant, AgainstReference,
-                              NoRanks, RankTests, ReportSummary)
+                              NoRanks, RankTests, ReportSummary, by_region)
 from ..core.vocabulary import (BETTER, BETTER_BELOW, BETTER_UNSIZED, EQUIVALENT, INCONCLUSIVE, WORSE, WORSE_BELOW,
                                WORSE_UNSIZED, kind)
 from ..core.figures import paint_labels, png, pyplot, variant_colours
@@ -132,11 +132,10 @@ def separates(ranks: RankTests | NoRanks, against: list[AgainstReference], wilco
 
         sure = confidence
         regions = {"p_equivalent": "within it", "p_better": "better by more", "p_worse": "worse by more"}
-        said = [f"{words}: {named([r for r in against if getattr(r, key) >= sure], key)}"
-                for key, words in regions.items()]
-        open_rows = [r for r in against if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
+        grouped = by_region(against, sure)
+        said = [f"{words}: {named(grouped[key], key)}" for key, words in regions.items()]
         undecided = ", ".join(f"{r.variant} (worse {r.p_worse:.2f}, within {r.p_equivalent:.2f}, better "
-                              f"{r.p_better:.2f})" for r in open_rows) or "none"
+                              f"{r.p_better:.2f})" for r in grouped[None]) or "none"
         parts.append(f"Against {reference}, on the {datasets} datasets' mean accuracies taken as known, the Bayesian "
                      f"signed-rank test (Benavoli et al. 2017, baycomp) gives the posterior probability that each "
                      f"region is the likeliest for a dataset like these, the rope +-{rope:g} (the study's margin); "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from ..core.summaries import AcrossSummary, ReportSummary
+from ..core.summaries import AcrossSummary, ReportSummary, by_region
 from ..core.vocabulary import EQUIVALENT, IDENTICAL, REFERENCE, VERDICTS, kind
 from .across_runs import PAGE_TAG, RUN_NAME as ACROSS_ROLE
 from .store import retag
@@ -127,12 +127,11 @@ def across_answer(summary: AcrossSummary) -> str:
     if not summary.against_reference:
         return ""
     sure = summary.confidence
-    regions = {"p_equivalent": "within the rope", "p_worse": "worse by more", "p_better": "better by more"}
-    said = [f"to {words} for {', '.join(r.variant for r in summary.against_reference if getattr(r, key) >= sure)}"
-            for key, words in regions.items()
-            if any(getattr(r, key) >= sure for r in summary.against_reference)]
-    open_rows = [r.variant for r in summary.against_reference if max(r.p_worse, r.p_equivalent, r.p_better) < sure]
-    said += [f"to no region for {', '.join(open_rows)}"] if open_rows else []
+    grouped = by_region(summary.against_reference, sure)
+    regions = {"p_equivalent": "within the rope", "p_worse": "worse by more", "p_better": "better by more",
+               None: "no region"}
+    said = [f"to {words} for {', '.join(r.variant for r in grouped[key])}"
+            for key, words in regions.items() if grouped[key]]
     apart = f" Set apart (an unsound pairing or a copy): {', '.join(summary.set_apart)}." if summary.set_apart else ""
     return (f"Against {summary.reference}, the Bayesian signed-rank test over these datasets (rope "
             f"+-{summary.rope:g}) gives at least {sure:g} posterior probability {'; '.join(said)}.{apart} ")
