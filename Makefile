@@ -61,7 +61,7 @@ repro: install
 
 # The whole suite on two pytest-xdist workers, a test module to a worker (its module fixtures built
 # once): docs/development.md says what each test shares.
-PYTEST_WORKERS := -n 2 --dist loadfile
+PYTEST_WORKERS := -n 2 --dist loadfile --no-loadscope-reorder
 test: install-dev
 	pytest $(PYTEST_WORKERS) --durations=15   # the slowest tests named at the end: where CI's minutes go
 
