@@ -41,7 +41,8 @@ HOUR = 3600.0
 
 def copy(where: Path, name: str) -> Path:
     repo = where / name
-    shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("pipeline", "losses"):
+        shutil.copytree(ROOT / code, repo / code, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data", repo / "data")
     shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
     return repo

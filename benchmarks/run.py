@@ -69,7 +69,8 @@ def project_copy(where: Path, variants=SEED_VARIANTS, seeds: int = 1, splits: in
     repo = where / name
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    shutil.copytree(ROOT / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for code in ("pipeline", "losses"):
+        shutil.copytree(ROOT / code, repo / code, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "shipped", repo / "data" / "shipped")
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(ROOT / name, repo / name)

@@ -145,8 +145,9 @@ def free_port() -> int:
 
 
 def copy_pipeline(target: Path) -> None:
-    """The code and the Titanic copy shipped with it."""
-    shutil.copytree(ROOT / "pipeline", target / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    """The code (the pipeline and the project's own losses) and the Titanic copy shipped with it."""
+    for code in ("pipeline", "losses"):
+        shutil.copytree(ROOT / code, target / code, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data" / "shipped", target / "data" / "shipped")
 
 

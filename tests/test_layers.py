@@ -142,6 +142,7 @@ NOT_NAMES = {
     ("pipeline/core/config.py", "digits"), ("pipeline/core/config.py", "l1"),
     ("pipeline/core/vocabulary.py", "l1"), ("pipeline/core/vocabulary.py", "mse"),
     ("pipeline/core/vocabulary.py", "cross_entropy"), ("pipeline/core/vocabulary.py", "cosine_embedding"),
+    ("pipeline/core/vocabulary.py", "huber"), ("pipeline/core/vocabulary.py", "multi_margin"),
     ("pipeline/study/model.py", "l1"), ("pipeline/tracking/across_runs.py", "square_loss"),
 }
 

@@ -1,5 +1,6 @@
 """Every loss/activation/encoding combination the config accepts trains a step with the right shapes."""
 import itertools
+import math
 
 import pytest
 import torch
@@ -125,3 +126,53 @@ def test_the_diagnosis_names_the_one_class_every_row_is_given_on_k_classes():
     confusion = [[0, 5, 0], [0, 7, 0], [0, 3, 0]]
     found = diagnose([1.0, 0.9, 0.8], [1.0, 0.9, 0.85], 0.0, "MSELoss", confusion)
     assert found["reason"].endswith("every validation row is predicted as class 1")
+
+
+# The project's own losses (losses/) against their papers' formulas, on made-up numbers whose
+# answer is worked out here by hand: two classes, logits (0, ln 3), so p(true class 1) = 3/4.
+def test_focal_loss_is_lin_et_al_eq_4():
+    from losses.focal import FocalLoss
+
+    logits, target = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([1])
+    assert FocalLoss(gamma=2.0)(logits, target).item() == pytest.approx(-(1 / 4) ** 2 * math.log(3 / 4))
+    assert FocalLoss(gamma=0.0)(logits, target).item() == pytest.approx(-math.log(3 / 4))  # cross-entropy
+
+
+def test_poly_1_is_leng_et_al_eq_3():
+    from losses.poly import Poly1Loss
+
+    logits, target = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([1])
+    assert Poly1Loss(epsilon=1.0)(logits, target).item() == pytest.approx(-math.log(3 / 4) + 1 / 4)
+    assert Poly1Loss(epsilon=0.0)(logits, target).item() == pytest.approx(-math.log(3 / 4))
+
+
+def test_squentropy_is_hui_belkin_and_wright_eq_1():
+    from losses.squentropy import squentropy
+
+    # Three classes, logits (1, 2, 3), true class 0: cross-entropy plus (2^2 + 3^2) / (3 - 1).
+    logits, target = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([0])
+    softmax = math.exp(1) / (math.exp(1) + math.exp(2) + math.exp(3))
+    assert squentropy(logits, target).item() == pytest.approx(-math.log(softmax) + 13 / 2)
+    # A batch is the mean of its rows.
+    two = squentropy(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), torch.tensor([0, 2]))
+    assert two.item() == pytest.approx((-math.log(softmax) + 13 / 2 + math.log(3)) / 2)
+
+
+def test_label_smoothing_reaches_the_loss_as_szegedy_et_al_define_it():
+    """loss_args reach torch's class: (1 - e) * cross-entropy + e * the mean over classes of -log p."""
+    logits, target = torch.tensor([[0.0, math.log(3.0)]]), torch.tensor([1])
+    value = make_loss("CrossEntropyLoss", {"label_smoothing": 0.1})(logits, target).item()
+    assert value == pytest.approx(0.9 * -math.log(3 / 4) + 0.1 * (-math.log(1 / 4) - math.log(3 / 4)) / 2)
+
+
+def test_a_loss_of_your_own_reads_what_it_says_and_serves_probabilities_by_it():
+    from pipeline.study.scores import probability_rule
+
+    assert mismatch("losses.mine:mine", "LogSoftmax", "logits").startswith("losses.mine:mine reads raw logits")
+    assert mismatch("losses.mine:mine", "none", "probabilities").endswith("use Softmax (Sigmoid on one output)")
+    assert mismatch("losses.mine:mine", "LogSoftmax", "log_probabilities") is None
+    assert [probability_rule("losses.mine:mine", last, wants) for last, wants in (
+        ("none", "logits"), ("LogSoftmax", "log_probabilities"), ("Softmax", "probabilities"), ("Tanh", "any"))
+    ] == ["softmax", "softmax", "as_is", "clipped"]
+    # Any target encoding; on K classes its float target becomes one-hot like torch's regressions.
+    assert head("losses.mine:mine", "float", "Sigmoid", 3, "any") == Head("onehot", 3, "Softmax")

@@ -1,5 +1,6 @@
 """The real `dvc repro` on a small copy of the project in a temporary git repository."""
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,37 @@ def test_two_datasets_one_of_three_classes_and_what_an_edit_reruns(reproduced):
     assert overview.data.metrics["against.p_equivalent/mse"] == variant_runs.readable(
         across_summary["against_reference"][0]["p_equivalent"])
     assert overview.data.tags[study_view.CURRENT_TAG] == "yes"  # what the across view shows
+
+
+def test_a_loss_of_your_own_as_docs_variants_md_writes_it_then_an_edit_retrains_exactly_its_variants(reproduced):
+    """docs/variants.md's "A loss of your own", step by step as written, beside the project's own
+    focal loss; then its file edited: `dvc repro` re-trains its variant alone, focal kept."""
+    import re
+
+    repo = reproduced
+    doc = (Path(__file__).parents[1] / "docs/variants.md").read_text()
+    section = doc[doc.index("## A loss of your own"):doc.index("## On K classes")]
+    file = re.search(r"Write `(losses/[\w/]+\.py)`", section).group(1)
+    code, line = (textwrap.dedent(block) for block in re.findall(r"```(?:python|yaml)\n(.*?)```", section, re.S))
+    (repo / file).write_text(code)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    own = yaml.safe_load(line)  # the line as it sits under `variants:`
+    params["variants"].update(own, focal={"loss": "losses.focal:FocalLoss", "wants": "logits",
+                                           "last_activation": "none", "target_encoding": "index"})
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (name,) = own
+    module = own[name]["loss"].partition(":")[0]
+
+    out = sh(repo, "dvc", "repro")
+    assert trained(out) == {f"titanic {name}", "titanic focal"} and "train@titanic: 2 variant(s) trained, 3 kept" in out
+    run = next(r for r in store_runs(repo) if r.info.run_name == name)
+    assert run.data.params["wants"] == "logits" and run.data.params["loss"] == own[name]["loss"]
+    digest = run.data.params[f"loss_code.{module}"]
+
+    (repo / file).write_text((repo / file).read_text().replace("(1 + logits - true)", "(0.5 + logits - true)"))
+    out = sh(repo, "dvc", "repro")
+    assert trained(out) == {f"titanic {name}"} and "train@titanic: 1 variant(s) trained, 4 kept" in out
+    assert f"train titanic {name}: training (its loss_code changed)" in out
+    edited = next(r for r in store_runs(repo) if r.info.run_name == name and r.info.run_id != run.info.run_id)
+    assert edited.data.params[f"loss_code.{module}"] != digest
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")

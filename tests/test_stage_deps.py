@@ -107,3 +107,15 @@ def test_the_check_names_a_missing_an_extra_and_an_untraced_stage(tmp_path):
                         "b: never traced (no process ran `python -m pipeline b`; is it cached, or not a Python process?)",
                         "a process matching no stage's cmd ran project code: python -m pipeline c"]
     assert rows == [("a", "pipeline/a.py, pipeline/config.py", "no")]
+
+
+def test_the_train_stages_depend_on_the_losses_folder_a_variant_may_name():
+    """A loss of your own (`loss: losses.<module>:<Name>`) runs in train@'s process from outside
+    pipeline/, where the test above does not look: each train stage lists the folder itself."""
+    from pipeline.core.vocabulary import USER_LOSSES
+
+    from .conftest import ROOT
+
+    with Repo(str(ROOT)) as dvc:
+        train = [stage for stage in dvc.index.stages if stage.addressing.startswith("train@")]
+        assert train and all(any(Path(dep.fs_path) == ROOT / USER_LOSSES for dep in stage.deps) for stage in train)

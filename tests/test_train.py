@@ -70,13 +70,13 @@ def alone(variant: config.Variant, seed: int, split: dict, classes: int = 2) -> 
     """One model trained the plain way (nn.Sequential, torch.optim, one loss): what a replica
     inside the batch must reproduce. Rows: epochs; columns: train loss, val loss, val accuracy."""
     t = variant.training
-    shape = head(variant.loss, variant.target_encoding, variant.last_activation, classes)
+    shape = head(variant.loss, variant.target_encoding, variant.last_activation, classes, variant.wants)
     torch.manual_seed(seed)
     model = build_mlp(split["x_train"].shape[1], t.hidden_size, t.hidden_layers, shape.outputs,
                       shape.last_activation)
     optimizer = (torch.optim.Adam(model.parameters(), lr=t.lr) if t.optimizer == "adam"
                  else torch.optim.SGD(model.parameters(), lr=t.lr))
-    loss_fn = make_loss(variant.loss)
+    loss_fn = make_loss(variant.loss, variant.loss_args)
     x = torch.from_numpy(split["x_train"])
     y = encode_targets(torch.from_numpy(split["y_train"]), shape.encoding, classes)
     x_val, labels = torch.from_numpy(split["x_val"]), torch.from_numpy(split["y_val"])
@@ -127,6 +127,14 @@ CASES = {
                            {"regularization": {"penalty": "elasticnet", "strength": 0.005, "l1_ratio": 0.3}}),
     "sgd_unshuffled_unscaled": ("MSELoss", "float", "Sigmoid",
                                 {"optimizer": "sgd", "lr": 0.01, "shuffle": False, "standardize": False}),
+    # The losses studied today: torch's with arguments (batched by vmap), and the project's own.
+    "label_smoothing": ("CrossEntropyLoss", "index", "none", {"loss_args": {"label_smoothing": 0.1}}),
+    "class_weight": ("CrossEntropyLoss", "index", "none", {"loss_args": {"weight": [1.0, 2.5]}}),
+    "multi_margin": ("MultiMarginLoss", "index", "none", {}),
+    "huber": ("HuberLoss", "onehot", "none", {}),
+    "focal": ("losses.focal:FocalLoss", "index", "none", {"wants": "logits", "loss_args": {"gamma": 2.0}}),
+    "poly1": ("losses.poly:Poly1Loss", "index", "none", {"wants": "logits"}),
+    "squentropy": ("losses.squentropy:squentropy", "index", "none", {"wants": "logits"}),
 }
 
 
@@ -259,7 +267,7 @@ def wine(prepared):
 # On three classes: the float variants become one-hot on 3 outputs (Sigmoid: Softmax), the rest
 # take 3 outputs as they are.
 @pytest.mark.parametrize("name", ["mse", "bce", "cross_entropy", "nll_relu", "kldiv_logsoftmax", "cosine",
-                                  "penalty_l2"])
+                                  "penalty_l2", "label_smoothing", "multi_margin", "huber", "focal", "squentropy"])
 def test_a_replica_on_three_classes_trains_as_it_would_alone(wine, name):
     variant = case_variant(name)
     data = load_prepared("wine")
@@ -303,7 +311,7 @@ def test_the_dataset_stage_trains_only_what_changed_and_removes_what_is_gone(pre
     before = {path: path.read_bytes() for path in mse.outputs()}
     saved = json.loads(mse.inputs.read_text())
     inputs = saved["inputs"]
-    assert set(inputs) == {"files", "libraries", "variant", "seed", "study", "tuning"}
+    assert set(inputs) == {"files", "loss_code", "libraries", "variant", "seed", "study", "tuning"}
     assert "pipeline/study/train.py" in inputs["files"] and "data/titanic/prepared.npz" in inputs["files"]
     assert set(saved["outputs"]) == {str(path) for path in mse.outputs() if path != mse.inputs}
 

@@ -132,6 +132,15 @@ PARAMS = {
     "a learning-rate grid out of order": ({"tuning.lr": [0.01, 0.001]},
                                           "tuning.lr: must list distinct values in increasing order, got 0.01, 0.001"),
     "an inner share of 1": ({"tuning.inner_share": 1.0}, "tuning.inner_share: must be < 1, got 1.0"),
+    "a loss of your own that does not say what it reads": (
+        {"variants.mse.loss": "losses.focal:FocalLoss"},
+        "variants.mse.wants: a loss of your own says what it reads: wants: one of logits, probabilities"),
+    "a loss of your own outside losses/": ({"variants.mse.loss": "mylab.loss:Mine", "variants.mse.wants": "any"},
+                                           "a loss of your own lives in a module under losses/"),
+    "wants that a torch loss contradicts": ({"variants.mse.wants": "logits"},
+                                            "variants.mse.wants: MSELoss reads any; leave wants out or say any"),
+    "a loss argument of no kind": ({"variants.mse.loss_args": {"delta": None}},
+                                   "variants.mse.loss_args.delta: must be a number, true or false, a name or a list"),
 }
 
 
@@ -154,6 +163,64 @@ def test_bad_params_stop_every_stage_before_it_writes(prepared, case):
         one_clear_line(done, expected)
         assert done.stderr.count("params.yaml:") == 1
     assert not MSE.results.exists() and not MSE.metrics.exists()
+
+
+# A loss that params accept but that cannot train: (the mse variant's new settings, a module of your
+# own under losses/ or None, the line). Each stops train@ before it trains or writes anything.
+OWN = "import torch\nimport torch.nn.functional as F\n\n\n"
+LOSSES_THAT_CANNOT_TRAIN = {
+    "an argument the torch loss does not take": (
+        {"loss": "HuberLoss", "loss_args": {"margin": 1.0}}, None,
+        "variant mse: loss HuberLoss: loss_args {'margin': 1.0} refused (TypeError: HuberLoss.__init__() got an "
+        "unexpected keyword argument 'margin')"),
+    "a value the torch loss refuses": (
+        {"loss": "CrossEntropyLoss", "last_activation": "none", "target_encoding": "index",
+         "loss_args": {"label_smoothing": 2.0}}, None,
+        "variant mse: loss CrossEntropyLoss: failed on a made-up batch"),
+    "the study's reduction overridden": ({"loss_args": {"reduction": "sum"}}, None,
+                                         "variant mse: loss MSELoss: loss_args.reduction: the study reduces"),
+    "a module that does not import": ({"loss": "losses.mine:mine", "wants": "any"}, "import nowhere_to_be_found\n",
+                                      "variant mse: loss losses.mine:mine: cannot import it (ModuleNotFoundError: "
+                                      "No module named 'nowhere_to_be_found')"),
+    "a module that fails as it imports": ({"loss": "losses.mine:mine", "wants": "any"}, "def mine(:\n",
+                                          "variant mse: loss losses.mine:mine: building it failed (SyntaxError"),
+    "a name the module does not have": ({"loss": "losses.mine:mien", "wants": "any"},
+                                        OWN + "def mine(outputs, targets):\n    return (outputs - targets).abs().mean()\n",
+                                        "variant mse: loss losses.mine:mien: losses.mine has no mien"),
+    "a loss that is not one value": ({"loss": "losses.mine:mine", "wants": "any"},
+                                     OWN + "def mine(outputs, targets):\n    return (outputs - targets).abs()\n",
+                                     "variant mse: loss losses.mine:mine: gave (4, 1) on a batch of 4 rows, not one"),
+    "a loss of the wrong shape": ({"loss": "losses.mine:mine", "wants": "logits", "last_activation": "none"},
+                                  OWN + "def mine(logits, target):  # class indices, handed 0/1 floats\n"
+                                  "    return -F.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).mean()\n",
+                                  "variant mse: loss losses.mine:mine: failed on a made-up batch (4 rows, 1 "
+                                  "output(s), float targets, 2 classes): RuntimeError: gather(): Expected dtype int"),
+    "NaN on the first batch": ({"loss": "losses.mine:mine", "wants": "any"},
+                               OWN + "def mine(outputs, targets):\n    return (outputs * 0).log().mean() * 0\n",
+                               "variant mse: loss losses.mine:mine: gave nan on a made-up batch of finite outputs"),
+    "no gradient": ({"loss": "losses.mine:mine", "wants": "any"},
+                    OWN + "def mine(outputs, targets):\n    return (outputs - targets).abs().mean().detach()\n",
+                    "variant mse: loss losses.mine:mine: its value has no gradient with respect to the outputs"),
+    "wants that the last activation contradicts": (
+        {"loss": "losses.mine:mine", "wants": "log_probabilities", "last_activation": "Sigmoid"},
+        OWN + "def mine(outputs, targets):\n    return -(outputs * targets).sum(-1).mean()\n",
+        "variant mse: wants log_probabilities: losses.mine:mine expects log-probabilities but the last activation "
+        "Sigmoid gives probabilities; use LogSoftmax"),
+}
+
+
+@pytest.mark.parametrize("case", LOSSES_THAT_CANNOT_TRAIN)
+def test_a_loss_that_cannot_train_is_one_line_before_anything_trains(prepared, case):
+    settings, module, expected = LOSSES_THAT_CANNOT_TRAIN[case]
+    params = small_params()
+    params["variants"]["mse"].update(settings)
+    Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if module is not None:
+        Path("losses").mkdir()
+        Path("losses/__init__.py").write_text("")
+        Path("losses/mine.py").write_text(module)
+    one_clear_line(cli("train", "titanic"), expected)  # the stage as DVC runs it: every variant
+    assert not Path("results").exists() and not Path("metrics").exists()
 
 
 def test_all_params_errors_come_together(prepared):

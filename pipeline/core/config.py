@@ -28,7 +28,8 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from .errors import PipelineError
-from .vocabulary import LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS
+from .vocabulary import (LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS, USER_LOSSES, WANTS, LossSpec, is_user_loss,
+                         loss_spec)
 
 PARAMS_FILE = "params.yaml"
 PENALTIES = ("none", "l1", "l2", "elasticnet")
@@ -64,7 +65,36 @@ def one_of(*choices: str):
 
 Penalty, Optimizer, SweepModel = one_of(*PENALTIES), one_of(*OPTIMIZERS), one_of(*SWEEP_MODELS)
 Backend = one_of(*BACKENDS)
-Loss, Activation, Encoding = one_of(*LOSSES), one_of(*LAST_ACTIVATIONS), one_of(*TARGET_ENCODINGS)
+Activation, Encoding, Wants = one_of(*LAST_ACTIVATIONS), one_of(*TARGET_ENCODINGS), one_of(*WANTS)
+
+
+def _loss(value: str) -> str:
+    """A torch loss the vocabulary knows, or a loss of your own in a module under USER_LOSSES."""
+    if value in LOSSES:
+        return value
+    if not is_user_loss(value):
+        raise PydanticCustomError("unknown_value", "unknown value {value} (choose from {choices}; or "
+                                  "package.module:Name, a loss of your own under {folder}/)",
+                                  {"value": repr(value), "choices": ", ".join(LOSSES), "folder": USER_LOSSES})
+    if value.split(".")[0].split(":")[0] != USER_LOSSES:
+        raise PydanticCustomError("user_loss", "{value}: a loss of your own lives in a module under {folder}/ "
+                                  "(the train stages depend on that folder), e.g. {folder}.{module}",
+                                  {"value": repr(value), "folder": USER_LOSSES, "module": value.split(":")[0]})
+    return value
+
+
+Loss = Annotated[str, Strict(), AfterValidator(_loss)]
+def _loss_arg(value: Any) -> Any:
+    """A loss's keyword argument: a number, a flag, a name, or a list of numbers (a class weight)."""
+    numbers = isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        for v in value)
+    if not (isinstance(value, (bool, int, float)) or (isinstance(value, str) and value) or numbers):
+        raise PydanticCustomError("loss_arg", "must be a number, true or false, a name or a list of numbers, "
+                                  "got {value}", {"value": repr(value)})
+    return tuple(float(v) for v in value) if numbers else value
+
+
+LossArgs = dict[Text, Annotated[Any, AfterValidator(_loss_arg)]]
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
@@ -94,6 +124,9 @@ TRAINING_KEYS = tuple(f.name for f in dataclasses.fields(Training))
 class Variant:
     name: str
     loss: Loss
+    # What the loss reads its outputs as: a loss of your own must say; a torch loss's is known.
+    wants: Optional[Wants] = None
+    loss_args: LossArgs = dataclasses.field(default_factory=dict)  # the loss's keyword arguments
     last_activation: Activation = "none"
     target_encoding: Encoding
     # None: the encoding's own count. Checked against it, after the encoding (fields validate in order).
@@ -101,14 +134,26 @@ class Variant:
     training: Training = dataclasses.field(default_factory=Training)
     contrast: Optional[Text] = None  # variants sharing it are compared side by side
 
+    @field_validator("wants")
+    @classmethod
+    def _said_for_your_own(cls, wants: str | None, info: ValidationInfo) -> str | None:
+        loss = info.data.get("loss")
+        if loss in LOSSES and wants not in (None, LOSSES[loss].wants):
+            raise PydanticCustomError("wants", "{loss} reads {known}; leave wants out or say {known}",
+                                      {"loss": loss, "known": LOSSES[loss].wants})
+        if loss and loss not in LOSSES and wants is None:
+            raise PydanticCustomError("wants", "a loss of your own says what it reads: wants: one of {choices}",
+                                      {"choices": ", ".join(WANTS)})
+        return wants
+
     @field_validator("target_encoding")
     @classmethod
     def _taken_by_the_loss(cls, encoding: str, info: ValidationInfo) -> str:
         loss = info.data.get("loss")
-        if loss and encoding not in LOSSES[loss].encodings:
+        takes = loss_spec(loss, info.data.get("wants")).encodings if loss else ()
+        if loss and encoding not in takes:
             raise PydanticCustomError("encoding", "{loss} cannot take {encoding} targets (it takes {takes})",
-                                      {"loss": loss, "encoding": repr(encoding),
-                                       "takes": ", ".join(LOSSES[loss].encodings)})
+                                      {"loss": loss, "encoding": repr(encoding), "takes": ", ".join(takes)})
         return encoding
 
     @field_validator("outputs", mode="after")
@@ -128,14 +173,20 @@ class Variant:
         """A variant names its training overrides beside its own keys; the rest comes from `train`."""
         if not isinstance(raw, dict) or "training" in raw:  # not a mapping, or resolved (a saved record)
             return raw
-        # `outputs` given as None when absent, so that its validator derives it from the encoding.
-        own = {"outputs": None, **{k: v for k, v in raw.items() if k not in TRAINING_KEYS}}
+        # `outputs` and `wants` given as None when absent, so that their validators run: one derives
+        # the outputs from the encoding, the other asks a loss of your own what it reads.
+        own = {"outputs": None, "wants": None, **{k: v for k, v in raw.items() if k not in TRAINING_KEYS}}
         shared = (info.context or {}).get("train", Training())
         settings = {**dataclasses.asdict(shared), **{k: raw[k] for k in TRAINING_KEYS if k in raw}}
         if isinstance(raw.get("regularization"), dict):  # a variant may override one of its keys
             settings["regularization"] = {**dataclasses.asdict(shared.regularization),
                                           **raw["regularization"]}
         return {**own, "training": settings}
+
+    @property
+    def spec(self) -> LossSpec:
+        """What the loss takes and reads (vocabulary.loss_spec)."""
+        return loss_spec(self.loss, self.wants)
 
 
 def _known_variant(name: str, info: ValidationInfo) -> str:

@@ -6,10 +6,10 @@ And the variants' colours, one per variant, the same in every figure and in MLfl
 mlflow.runColor): the variant's place in params.yaml's `variants` picks it, so the study's
 variants never share one while there are no more than the palette holds (20), and a variant
 added at the end leaves the others' colours as they were. The first ten are matplotlib's tab10;
-the other ten were chosen, one at a time, as the sRGB colour (lightness 28 to 70, readable on
-white) farthest from those before it and from black and white by CIEDE2000. Every two of the
-twenty differ by at least 16 (tab10's red and brown, the closest); tests/test_palette.py
-measures it.
+the other fourteen were chosen, one at a time, as the sRGB colour (lightness 28 to 70, readable
+on white) farthest from those before it and from black and white by CIEDE2000 (the last four when
+the default study reached twenty variants). Every two of the twenty-four differ by at least 16
+(tab10's red and brown, the closest); tests/test_palette.py measures it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#e377c2", "#17becf", "#8c564b", "#bcbd22",
            "#7f7f7f", "#4b4b00", "#004b4b", "#0f00e1", "#87005a", "#a57800", "#96a5ff", "#4b4b69", "#2d8778",
-           "#ff8787", "#c3a587")
+           "#ff8787", "#c3a587", "#00691e", "#e10078", "#87b496", "#693c00")
 # A run that is no variant's (a report run): apart from every one of them.
 NEUTRAL = "#000000"
 

@@ -156,6 +156,7 @@ class TrainingRecord(BaseModel):
     # counts them as one hypothesis. Their losses may differ in the last bits (KLDiv's reduction).
     predictions_sha256: str
     tuned: Optional[Tuned] = None       # the tuned study's choices; None in the fixed study's record
+    loss_code: dict[str, str] = {}      # a loss of your own's module -> its file's sha256 (none for torch's)
     digest: str = ""                    # of everything above and the canonical weights
 
     @property

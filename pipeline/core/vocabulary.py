@@ -4,6 +4,7 @@ validate without importing torch; what each does lives in study/losses.py.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # How the class labels are handed to the loss, and the outputs that takes on two classes (a
@@ -17,23 +18,49 @@ TARGET_ENCODINGS = {
 LAST_ACTIVATIONS = ("none", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax")
 
 
+# What a loss reads its outputs as: what the last activation must give it (study/losses.mismatch), and
+# how the outputs become class probabilities for the scores and the served model (study/scores.py).
+WANTS = ("logits", "probabilities", "log_probabilities", "any")
+
+
 @dataclass(frozen=True)
 class LossSpec:
     family: str                  # short name for MLflow tags: nll, kldiv, ...
     encodings: tuple[str, ...]   # target encodings the loss accepts
-    wants: str                   # what the loss expects as input: any, log_probabilities, logits
-    lower_bound: float = 0.0     # the least value the loss can take on valid input
+    wants: str                   # one of WANTS
+    lower_bound: float | None = 0.0  # the least value the loss can take on valid input (None: not known)
+    squashes: str = "softmax"    # what it applies to logits (wants logits): softmax over the classes, or sigmoid
 
 
 LOSSES = {
     "L1Loss": LossSpec("l1", ("float", "onehot"), "any"),
     "MSELoss": LossSpec("mse", ("float", "onehot"), "any"),
+    "HuberLoss": LossSpec("huber", ("float", "onehot"), "any"),
+    "SmoothL1Loss": LossSpec("smooth_l1", ("float", "onehot"), "any"),
     "NLLLoss": LossSpec("nll", ("index",), "log_probabilities"),
     "CrossEntropyLoss": LossSpec("cross_entropy", ("index", "onehot"), "logits"),
     "KLDivLoss": LossSpec("kldiv", ("onehot",), "log_probabilities"),
-    "BCEWithLogitsLoss": LossSpec("bce", ("float", "onehot"), "logits"),
+    "BCEWithLogitsLoss": LossSpec("bce", ("float", "onehot"), "logits", squashes="sigmoid"),
+    "MultiLabelSoftMarginLoss": LossSpec("multilabel_soft_margin", ("onehot",), "logits", squashes="sigmoid"),
+    "MultiMarginLoss": LossSpec("multi_margin", ("index",), "logits"),
     "CosineEmbeddingLoss": LossSpec("cosine_embedding", ("onehot",), "any"),
 }
+
+# A loss of your own: `package.module:Name`, a class or a function importable from the project's
+# root, in a module under USER_LOSSES (the train stages depend on that folder, dvc.yaml says so).
+USER_LOSS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+USER_LOSSES = "losses"
+
+
+def is_user_loss(loss: str) -> bool:
+    return loss not in LOSSES and USER_LOSS.fullmatch(loss) is not None
+
+
+def loss_spec(loss: str, wants: str | None) -> LossSpec:
+    """A torch loss's spec, or a loss of your own's: any target encoding, what `wants` says, no known bound."""
+    if loss in LOSSES:
+        return LOSSES[loss]
+    return LossSpec(loss.rpartition(":")[2], tuple(TARGET_ENCODINGS), wants or "any", lower_bound=None)
 
 
 # The verdicts: of a variant against the reference on one dataset (statistics/per_dataset.py),

@@ -18,8 +18,16 @@ from typing import Callable, Iterator
 
 from ..core import config, numerics
 from ..core.errors import PipelineError
+from ..core.vocabulary import USER_LOSSES
 
 PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports the cell from
+
+
+def _own_losses() -> list[str]:
+    """The project's losses folder (vocabulary.USER_LOSSES, at the root the stage runs in), which a
+    worker imports a loss of your own from, where there is one."""
+    found = Path(USER_LOSSES).resolve()
+    return [str(found)] if (found / "__init__.py").exists() else []
 INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
 CONNECT_TIMEOUT_S = 5.0                           # to open the head's port before ray.init, which
                                                   # would otherwise wait minutes on a dead address
@@ -128,7 +136,7 @@ class Ray:
             # "local": a Ray of this machine alone, even where a `ray start` cluster runs here.
             ray.init(address=self.address or "local", log_to_driver=False, configure_logging=False,
                      include_dashboard=False if self.address is None else None,
-                     runtime_env={"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
+                     runtime_env={"py_modules": [str(PACKAGE), *_own_losses()], "excludes": ["__pycache__"],
                                   "env_vars": numerics.PINNED})
         except (ConnectionError, RuntimeError, ValueError, exceptions.RayError) as exc:
             # Its port answers yet Ray cannot join it: most often Ray's token authentication, on

@@ -10,13 +10,13 @@ WINDOW = 4
 TOLERANCE = 1e-6
 
 
-def diagnose(train_losses: list[float], val_losses: list[float], lower_bound: float,
+def diagnose(train_losses: list[float], val_losses: list[float], lower_bound: float | None,
              loss_name: str, confusion: list[list[int]]) -> dict:
     """Return {'status': ok | stalled | below_lower_bound | diverging, 'reason': str}."""
     notes = []
     lowest = min(train_losses + val_losses)
     status = "ok"
-    if lowest < lower_bound - TOLERANCE:
+    if lower_bound is not None and lowest < lower_bound - TOLERANCE:  # None: a bound not known
         status = "below_lower_bound"
         notes.append(f"loss reached {lowest:.4g}, below {loss_name}'s lower bound {lower_bound:g} on valid input")
         tail = train_losses[-WINDOW:]

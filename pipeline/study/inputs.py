@@ -5,8 +5,9 @@ The inputs are the code the stage runs (each module of this package its process 
 `.py` deps dvc.yaml lists for it, as tests/test_stage_deps.py holds), the versions of the
 libraries that compute and draw, the dataset's prepared data (each file by sha256) and what
 params.yaml gives this variant: its settings (the shared `train` defaults resolved into them),
-the seed and the study's seeds x splits. Another variant's edit changes none of them; a code or
-data edit changes every variant's. Training is deterministic (a test holds it to the byte), so
+the seed and the study's seeds x splits; for a loss of your own, its module file's sha256.
+Another variant's edit changes none of them (nor does an edit to another loss of your own); a
+code or data edit changes every variant's. Training is deterministic (a test holds it to the byte), so
 equal inputs mean equal outputs: keeping a variant's outputs is what re-training it would write.
 The record also holds each output's sha256 as written, so an output edited since (a metrics file
 checked out from another commit, say) is trained again, not kept.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..core import config
 from ..core.catalog import DatasetFiles, VariantFiles
+from ..core.vocabulary import LOSSES
 
 PACKAGE = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "numpy", "matplotlib")  # what trains, and what draws the figures
@@ -42,12 +44,25 @@ def stage_files(dataset: str) -> dict[str, str]:
     return {name: _sha256(path) for name, path in files.items()}
 
 
+def loss_source(loss: str) -> dict[str, str]:
+    """A loss of your own's module -> its file's sha256 (nothing for a torch loss): part of the
+    inputs of the variants using it alone, so that editing it re-trains exactly those. By the
+    module's name, which a Ray worker's copy of the project shares."""
+    if loss in LOSSES:
+        return {}
+    import importlib.util
+
+    module = loss.partition(":")[0]
+    return {module: _sha256(Path(importlib.util.find_spec(module).origin))}
+
+
 def of(files: dict[str, str], variant: config.Variant, params: config.Params) -> dict:
     """As inputs.json holds them (through JSON, so that a tuple compares equal to its list)."""
     from importlib.metadata import version
 
     return json.loads(json.dumps({
-        "files": files, "libraries": {name: version(name) for name in LIBRARIES},
+        "files": files, "loss_code": loss_source(variant.loss),
+        "libraries": {name: version(name) for name in LIBRARIES},
         "variant": dataclasses.asdict(variant), "seed": params.seed,
         "study": {"seeds": params.study.seeds, "splits": params.study.splits},
         "tuning": dataclasses.asdict(params.tuning) if params.tuning.enabled else None}))

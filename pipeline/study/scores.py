@@ -22,20 +22,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.record import SCORES
+from ..core.vocabulary import loss_spec
 
 BINS = 10
 EPS = float(np.finfo(np.float64).eps)
 
 
-def probability_rule(loss: str, last_activation: str) -> str:
+def probability_rule(loss: str, last_activation: str, wants: str | None = None) -> str:
     """How a variant's outputs become class probabilities: as its loss reads them first
     (whatever the last layer gave it), then as its last layer made them."""
-    if loss in ("CrossEntropyLoss", "NLLLoss", "KLDivLoss"):
-        # Logits, or what the loss takes for log-probabilities (a ReLU's scores included): softmax.
-        return "softmax"
-    if loss == "BCEWithLogitsLoss":
-        return "sigmoid"
-    if last_activation in ("Sigmoid", "Softmax"):
+    spec = loss_spec(loss, wants)
+    if spec.wants in ("logits", "log_probabilities"):
+        # Logits, or what the loss takes for log-probabilities (a ReLU's scores included): softmax,
+        # or the sigmoid a one-vs-rest loss (BCEWithLogits) applies to each output.
+        return spec.squashes
+    if spec.wants == "probabilities" or last_activation in ("Sigmoid", "Softmax"):
         return "as_is"
     if last_activation == "LogSoftmax":
         return "exp"

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 
 from ..core import atomic, config, numerics
+from ..core.vocabulary import LOSSES
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
 from . import backends, scores, torch_patches
 from . import tuning as tuning_protocol
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
-from .inputs import changed, stage_files
+from .inputs import changed, loss_source, stage_files
 from .inputs import of as inputs_of
 from .inputs import record as inputs_record
-from .losses import LOSSES, Head, encode_targets, head, mismatch, predict, replica_loss
+from .losses import Head, check, encode_targets, head, mismatch, predict, replica_loss
 from .plots import draw
 from .model import build_mlp, layer_sizes, stack, stacked_forward, unstack, weight_penalty
 from ..data.preprocess import load_prepared
@@ -87,7 +88,7 @@ def _stacked_split(prepared: dict, replicas: list[Replica], scalers: dict, encod
 
 def variant_head(variant: config.Variant, classes: int) -> Head:
     """The variant's last layer and targets on `classes` classes (losses.head), or one line why not."""
-    found = head(variant.loss, variant.target_encoding, variant.last_activation, classes)
+    found = head(variant.loss, variant.target_encoding, variant.last_activation, classes, variant.wants)
     if isinstance(found, str):
         raise PipelineError(f"variant {variant.name}: {found}")
     return found
@@ -201,7 +202,7 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
     split_of, x_train, y_train, x_val, y_val, labels_val = _stacked_split(prepared, replicas, scalers,
                                                                           shape.encoding, classes)
     model = _stack(variant, replicas, x_train.shape[2], shape)
-    loss_fn = replica_loss(variant.loss)
+    loss_fn = replica_loss(variant.loss, variant.loss_args)
     torch_patches.skip_dynamo_import()
     optimizer = _optimizer(t.optimizer, list(model.params.values()), t.lr)
     step = torch_patches.plain_step(optimizer)
@@ -230,16 +231,17 @@ def train(variant: config.Variant, replicas: list[Replica], prepared: dict, prog
         for values in history.values():
             values[r, non_finite[r] - 1:] = np.nan
     return Trained(replicas=replicas, confusion=_confusion(labels_val, predicted, classes), non_finite_epoch=non_finite,
-                   scores=_scores(model, x_val, labels_val, variant.loss, shape.last_activation),
+                   scores=_scores(model, x_val, labels_val, variant, shape.last_activation),
                    canonical=unstack(model.params, 0), scalers=scalers, epoch_ms=epoch_ms, **history)
 
 
-def _scores(model: _Stack, x_val, labels_val, loss: str, last_activation: str) -> dict:
+def _scores(model: _Stack, x_val, labels_val, variant: config.Variant, last_activation: str) -> dict:
     """Each replica's class probabilities on its validation rows, scored (scores.py)."""
     with torch.no_grad():
         outputs = stacked_forward(model.template, model.params, x_val).numpy()
     with np.errstate(invalid="ignore"):  # a replica that broke: NaN outputs, NaN scores, left out
-        return scores.scores(scores.probabilities(outputs, scores.probability_rule(loss, last_activation)),
+        rule = scores.probability_rule(variant.loss, last_activation, variant.wants)
+        return scores.scores(scores.probabilities(outputs, rule),
                              labels_val.numpy())
 
 
@@ -305,7 +307,7 @@ def _take(trained: Trained, members: list[int]) -> Trained:
 
 def replica_results(variant: config.Variant, trained: Trained) -> list[ReplicaResult]:
     """Each replica's summary and diagnosis; a replica whose loss turned non-finite is named, not diagnosed."""
-    spec = LOSSES[variant.loss]
+    spec = variant.spec
     results = []
     for r, replica in enumerate(trained.replicas):
         where = {"replica": r, "seed": replica.seed, "split": replica.split}
@@ -377,17 +379,17 @@ def _record(params: config.Params, dataset: str, variant: config.Variant, prepar
     canonical_scaler = trained.scalers[0]
     return TrainingRecord(
         variant=variant.name, dataset=dataset, classes=meta["classes"], config=variant,
-        head=RecordedHead(**dataclasses.asdict(shape)), seed=params.seed, loss_family=LOSSES[variant.loss].family,
+        head=RecordedHead(**dataclasses.asdict(shape)), seed=params.seed, loss_family=variant.spec.family,
         layer_sizes=layer_sizes(prepared["x"].shape[1], variant.training.hidden_size,
                                 variant.training.hidden_layers, shape.outputs),
         data=Data(**{key: meta[key] for key in Data.model_fields}),
         study=StudyShape(seeds=study.seeds, splits=study.splits, replicas=study.replicas),
         scaler=Scaler(**canonical_scaler) if canonical_scaler else None,
-        warning=mismatch(variant.loss, variant.last_activation), replicas=results,
+        warning=mismatch(variant.loss, variant.last_activation, variant.wants), replicas=results,
         history=trained.history(0), confusion_matrix=trained.confusion[0].tolist(),
         diagnoses=distribution([r.diagnosis.status for r in results]), curves=curves(trained),
         predictions_sha256=hashlib.sha256(np.ascontiguousarray(trained.val_accuracy).tobytes()).hexdigest(),
-        tuned=tuned,
+        tuned=tuned, loss_code=loss_source(variant.loss),
     ).with_digest(_weights(trained))
 
 
@@ -485,6 +487,8 @@ def _plan(params: config.Params, dataset: str, names: tuple[str, ...]) -> Plan:
         raise PipelineError(f"{data.meta}: holds {plan.meta.get('splits', 1)} split(s), study.splits asks for "
                             f"{params.study.splits}; run `dvc repro preprocess@{dataset}`")
     plan.removed = [] if names else _prune(dataset, params.variants)
+    for name in names or params.variants:  # every loss tried before anything trains or is removed
+        _checked(params.variant(name), len(plan.meta["classes"]))
     files = stage_files(dataset)
     for name in names or params.variants:
         cell = inputs_of(files, params.variant(name), params)
@@ -493,11 +497,22 @@ def _plan(params: config.Params, dataset: str, names: tuple[str, ...]) -> Plan:
             plan.kept.append(name)
             continue
         print(f"train {dataset} {name}: training ({why})")
-        warning = mismatch(params.variant(name).loss, params.variant(name).last_activation)
+        variant = params.variant(name)
+        warning = mismatch(variant.loss, variant.last_activation, variant.wants)
         if warning:
             print(f"warning: variant {name}: {warning}", file=sys.stderr)
         plan.todo[name] = cell
     return plan
+
+
+def _checked(variant: config.Variant, classes: int) -> None:
+    """The variant's loss works on a made-up batch (losses.check); a loss of your own says what it
+    reads (`wants`), so a last activation that cannot give it that is refused, not studied."""
+    if variant.loss not in LOSSES:
+        wrong = mismatch(variant.loss, variant.last_activation, variant.wants)
+        if wrong:
+            raise PipelineError(f"variant {variant.name}: wants {variant.wants}: {wrong}")
+    check(variant, variant_head(variant, classes), classes)
 
 
 def _train(params: config.Params, plans: dict[str, Plan]) -> None:

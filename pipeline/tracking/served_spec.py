@@ -48,7 +48,7 @@ class Table:
 def probability_rule(record: TrainingRecord) -> str:
     """How the variant's outputs become class probabilities (served_model.probabilities), as the
     study scored them (study/scores.py)."""
-    return scores.probability_rule(record.config.loss, record.head.last_activation)
+    return scores.probability_rule(record.config.loss, record.head.last_activation, record.config.wants)
 
 
 def preprocessing(table: Table, prepared: dict, scaler: dict | None) -> dict:

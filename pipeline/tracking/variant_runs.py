@@ -86,6 +86,12 @@ def run_params(record: TrainingRecord, source: dict, conclusion: ReportSummary) 
         "data.encoding": d.encoding, "data.delimiter": d.delimiter, "data.classes": len(record.classes),
         "data.majority_share": d.majority_share,
     }
+    # Only where a variant has them: a torch loss's arguments, a loss of your own's reading and code.
+    if c.loss_args:
+        params["loss_args"] = json.dumps(dict(c.loss_args), sort_keys=True)
+    if c.wants:
+        params["wants"] = c.wants
+    params.update({f"loss_code.{module}": digest[:12] for module, digest in record.loss_code.items()})
     return {key: str(value) for key, value in params.items()}
 
 
