@@ -152,7 +152,7 @@ def screenshots(study_view_png: Path, contrast_png: Path) -> None:
                         page.get_by_role("button", name=button, exact=True).first.click()
                 return page
 
-            page = opened(study_view.view_path(experiment), ".ag-row", 1700, 720)
+            page = opened(study_view.view_path(experiment), ".ag-row", 1700, 1180)  # every run of the study
             page.wait_for_timeout(2_000)
             page.screenshot(path=Path(folder) / "view.png")
             # The NLL pair's training loss: the replicas' mean running off below zero on ReLU, and
