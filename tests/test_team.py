@@ -99,8 +99,10 @@ def test_the_whole_pipeline_logs_to_the_team_server(team, repo):
     assert team.password not in (repo / "params.yaml").read_text()
 
 
-def queue_four(repo: Path) -> None:
-    for epochs in (3, 4, 5, 6):
+def queue_two(repo: Path) -> None:
+    # Two experiments on two workers run at the same moment: the concurrency under test (four ran
+    # two such pairs one after the other, twice the time).
+    for epochs in (3, 4):
         sh(repo, "dvc", "exp", "run", "--queue", "-q", "--set-param", f"+variants.mse.epochs={epochs}")
 
 
@@ -112,32 +114,32 @@ def count_experiment_runs(runs) -> Counter:
     return Counter((role, exp) for role, exp, _ in logged)
 
 
-def test_four_queued_experiments_two_workers_against_the_server(team, reproduced):
+def test_two_queued_experiments_two_workers_against_the_server(team, reproduced):
     repo = reproduced  # the study as a first `dvc repro` leaves it, then published to the server
     sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "python", "-m", "pipeline", "publish")
     before = len(team.runs())
-    queue_four(repo)
+    queue_two(repo)
     sh_env(repo, {"MLFLOW_TRACKING_URI": team.uri}, "dvc", "exp", "run", "--run-all", "-j", "2")
     runs = team.runs()
     counted = count_experiment_runs(runs)
     names = {exp for _, exp in counted}
-    assert len(names) == 4
+    assert len(names) == 2
     # Each experiment changed mse alone: its mse run and its report arrive, tagged with its name.
     assert counted == Counter({(run, exp): 1 for exp in names for run in ("mse", "comparison-report")})
-    assert len(runs) == before + 8
+    assert len(runs) == before + 4
     # The runs it shares with the others (unchanged variants) name it too.
     nll = next(r for r in runs if r.info.run_name == "nll_relu")
     assert {f"dvc.exp.{name}" for name in names} <= set(nll.data.tags)
 
 
-def test_four_queued_experiments_two_workers_on_sqlite_lose_nothing(reproduced):
+def test_two_queued_experiments_two_workers_on_sqlite_lose_nothing(reproduced):
     repo = reproduced
-    queue_four(repo)
+    queue_two(repo)
     sh(repo, "dvc", "exp", "run", "--run-all", "-j", "2")
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("titanic-loss-functions").experiment_id])
     counted = count_experiment_runs(runs)
-    assert len({exp for _, exp in counted}) == 4 and sum(counted.values()) == 8
+    assert len({exp for _, exp in counted}) == 2 and sum(counted.values()) == 4
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
@@ -220,7 +222,7 @@ def clear(uri: str) -> None:
     client.delete_registered_model("titanic-survival")
 
 
-ROUNDS = 3
+ROUNDS = 2
 
 
 def test_eight_publishers_of_one_study_at_the_same_moment(team, reproduced, tmp_path):
