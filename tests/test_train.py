@@ -3,6 +3,10 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +355,29 @@ def test_the_cells_spread_over_processes_write_what_one_process_writes(prepared,
         files.inputs.unlink()  # trained again, not kept
     assert trained(2) == alone
     assert "3 variant(s) trained, 0 kept (inputs unchanged) (in 2 processes)" in capsys.readouterr().out
+
+
+def test_a_loss_of_your_own_s_inputs_hold_the_modules_it_imports_under_losses(tmp_path):
+    """Editing a helper that a loss of your own imports re-trains its variants: the helper is in
+    their inputs' loss_code; a module it does not import, and torch, are not."""
+    own = tmp_path / "losses"
+    own.mkdir()
+    (own / "__init__.py").write_text("")
+    (own / "helpers.py").write_text("MARGIN = 1.0\n")
+    (own / "other.py").write_text("UNUSED = 0\n")
+    (own / "mine.py").write_text("import torch\nfrom .helpers import MARGIN\n\n\n"
+                                 "def mine(outputs, targets):\n    return (outputs - targets + MARGIN).abs().mean()\n")
+
+    def sources() -> dict:
+        done = subprocess.run([sys.executable, "-c", "import json; from pipeline.study.inputs import loss_source; "
+                               "print(json.dumps(loss_source('losses.mine:mine')))"], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    before = sources()
+    assert sorted(before) == ["losses.helpers", "losses.mine"]
+    (own / "helpers.py").write_text("MARGIN = 0.5\n")
+    after = sources()
+    assert after["losses.helpers"] != before["losses.helpers"] and after["losses.mine"] == before["losses.mine"]

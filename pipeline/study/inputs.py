@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..core import config
 from ..core.catalog import DatasetFiles, VariantFiles
-from ..core.vocabulary import LOSSES
+from ..core.vocabulary import LOSSES, USER_LOSSES
 
 PACKAGE = Path(__file__).resolve().parents[1]
 LIBRARIES = ("torch", "numpy", "matplotlib")  # what trains, and what draws the figures
@@ -45,15 +45,39 @@ def stage_files(dataset: str) -> dict[str, str]:
 
 
 def loss_source(loss: str) -> dict[str, str]:
-    """A loss of your own's module -> its file's sha256 (nothing for a torch loss): part of the
-    inputs of the variants using it alone, so that editing it re-trains exactly those. By the
-    module's name, which a Ray worker's copy of the project shares."""
+    """A loss of your own's module and every module under USER_LOSSES it imports, followed
+    through their imports -> each file's sha256 (nothing for a torch loss): part of the inputs of
+    the variants using it alone, so that editing any of them re-trains exactly those. By module
+    name, which a Ray worker's copy of the project shares."""
     if loss in LOSSES:
         return {}
+    import ast
     import importlib.util
 
-    module = loss.partition(":")[0]
-    return {module: _sha256(Path(importlib.util.find_spec(module).origin))}
+    found, todo = {}, [loss.partition(":")[0]]
+    while todo:
+        module = todo.pop()
+        try:  # `from losses.focal import FocalLoss` names a class too, not only modules
+            spec = None if module in found else importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            continue
+        origin = Path(spec.origin)
+        found[module] = _sha256(origin)
+        package = module if origin.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(origin.read_bytes())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                    if node.level else node.module
+                names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            # the project's losses folder only: torch and the rest are the libraries' versions
+            todo += [name for name in names if name and name.split(".")[0] == USER_LOSSES]
+    return dict(sorted(found.items()))
 
 
 def of(files: dict[str, str], variant: config.Variant, params: config.Params) -> dict:

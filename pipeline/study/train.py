@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..core import atomic, config, numerics
-from ..core.vocabulary import LOSSES
 from ..core.catalog import DatasetFiles, VariantFiles
 from ..core.errors import PipelineError
+from ..core.vocabulary import LOSSES
 from . import backends, scores, torch_patches
 from . import tuning as tuning_protocol
 from .diagnosis import NON_FINITE, describe, diagnose, distribution
@@ -487,7 +487,7 @@ def _plan(params: config.Params, dataset: str, names: tuple[str, ...]) -> Plan:
         raise PipelineError(f"{data.meta}: holds {plan.meta.get('splits', 1)} split(s), study.splits asks for "
                             f"{params.study.splits}; run `dvc repro preprocess@{dataset}`")
     plan.removed = [] if names else _prune(dataset, params.variants)
-    for name in names or params.variants:  # every loss tried before anything trains or is removed
+    for name in names or params.variants:  # every loss tried before anything trains
         _checked(params.variant(name), len(plan.meta["classes"]))
     files = stage_files(dataset)
     for name in names or params.variants:
