@@ -84,6 +84,8 @@ def _loss(value: str) -> str:
 
 
 Loss = Annotated[str, Strict(), AfterValidator(_loss)]
+
+
 def _loss_arg(value: Any) -> Any:
     """A loss's keyword argument: a number, a flag, a name, or a list of numbers (a class weight)."""
     numbers = isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)

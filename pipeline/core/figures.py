@@ -4,7 +4,7 @@ matplotlib is imported only when a figure is drawn (about 0.5 s).
 
 And the variants' colours, one per variant, the same in every figure and in MLflow (the tag
 mlflow.runColor): the variant's place in params.yaml's `variants` picks it, so the study's
-variants never share one while there are no more than the palette holds (20), and a variant
+variants never share one while there are no more than the palette holds (24), and a variant
 added at the end leaves the others' colours as they were. The first ten are matplotlib's tab10;
 the other fourteen were chosen, one at a time, as the sRGB colour (lightness 28 to 70, readable
 on white) farthest from those before it and from black and white by CIEDE2000 (the last four when

@@ -21,6 +21,11 @@ from ..core.errors import PipelineError
 from ..core.vocabulary import USER_LOSSES
 
 PACKAGE = Path(__file__).resolve().parents[1]     # what each Ray worker imports the cell from
+INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
+CONNECT_TIMEOUT_S = 5.0                           # to open the head's port before ray.init, which
+                                                  # would otherwise wait minutes on a dead address
+RETRIES = 3                                       # a task's tries after its worker dies
+POLL_S = 2.0                                      # how often a wait checks that the head still answers
 
 
 def _own_losses() -> list[str]:
@@ -28,11 +33,6 @@ def _own_losses() -> list[str]:
     worker imports a loss of your own from, where there is one."""
     found = Path(USER_LOSSES).resolve()
     return [str(found)] if (found / "__init__.py").exists() else []
-INSTALL = "make install-cluster"                  # what adds Ray (requirements-cluster.lock)
-CONNECT_TIMEOUT_S = 5.0                           # to open the head's port before ray.init, which
-                                                  # would otherwise wait minutes on a dead address
-RETRIES = 3                                       # a task's tries after its worker dies
-POLL_S = 2.0                                      # how often a wait checks that the head still answers
 
 
 Cell = tuple[str, str]  # (dataset, variant)

@@ -5,10 +5,10 @@ The inputs are the code the stage runs (each module of this package its process 
 `.py` deps dvc.yaml lists for it, as tests/test_stage_deps.py holds), the versions of the
 libraries that compute and draw, the dataset's prepared data (each file by sha256) and what
 params.yaml gives this variant: its settings (the shared `train` defaults resolved into them),
-the seed and the study's seeds x splits; for a loss of your own, its module file's sha256.
+the seed and the study's seeds x splits; for a loss of your own, its module files' sha256.
 Another variant's edit changes none of them (nor does an edit to another loss of your own); a
-code or data edit changes every variant's. Training is deterministic (a test holds it to the byte), so
-equal inputs mean equal outputs: keeping a variant's outputs is what re-training it would write.
+code or data edit changes every variant's. Training is deterministic (a test holds it to the
+byte), so equal inputs mean equal outputs: keeping a variant's outputs is what re-training it would write.
 The record also holds each output's sha256 as written, so an output edited since (a metrics file
 checked out from another commit, say) is trained again, not kept.
 """

@@ -10,7 +10,7 @@ import functools
 import importlib
 from dataclasses import dataclass
 
-from ..core.errors import PipelineError
+from ..core.errors import PipelineError, first_line
 from ..core.vocabulary import LOSSES, TARGET_ENCODINGS, loss_spec
 
 # What each last activation produces, to compare with what the loss wants.
@@ -129,11 +129,6 @@ def replica_loss(name: str, args: dict | None = None):
     return loss
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def check(variant, shape: Head, classes: int) -> None:
     """The variant's loss tried on a made-up batch (2 replicas of 4 rows) before anything trains:
     it builds from its arguments, gives one finite value a model, has a gradient, and batched over
@@ -147,15 +142,15 @@ def check(variant, shape: Head, classes: int) -> None:
     try:
         one, batched = make_loss(variant.loss, variant.loss_args), replica_loss(variant.loss, variant.loss_args)
     except ModuleNotFoundError as exc:
-        raise PipelineError(f"{where}: cannot import it ({_first_line(exc)}); a loss of your own is imported "
+        raise PipelineError(f"{where}: cannot import it ({first_line(exc)}); a loss of your own is imported "
                             f"from the project's root, {variant.loss.partition(':')[0].replace('.', '/')}.py") from None
     except AttributeError as exc:
         raise PipelineError(f"{where}: {variant.loss.partition(':')[0]} has no {variant.loss.partition(':')[2]} "
-                            f"({_first_line(exc)})") from None
+                            f"({first_line(exc)})") from None
     except TypeError as exc:
-        raise PipelineError(f"{where}: loss_args {dict(variant.loss_args)} refused ({_first_line(exc)})") from None
+        raise PipelineError(f"{where}: loss_args {dict(variant.loss_args)} refused ({first_line(exc)})") from None
     except Exception as exc:  # a module that raises as it imports, a constructor that refuses a value
-        raise PipelineError(f"{where}: building it failed ({_first_line(exc)})") from None
+        raise PipelineError(f"{where}: building it failed ({first_line(exc)})") from None
     generator = torch.Generator().manual_seed(0)
     raw = torch.randn(2, 4, shape.outputs, generator=generator, requires_grad=True)
     last = make_activation(shape.last_activation)
@@ -165,7 +160,7 @@ def check(variant, shape: Head, classes: int) -> None:
         alone = [one(outputs[r], targets[r]) for r in range(2)]
     except Exception as exc:
         raise PipelineError(f"{where}: failed on a made-up batch (4 rows, {shape.outputs} output(s), "
-                            f"{shape.encoding} targets, {classes} classes): {_first_line(exc)}") from None
+                            f"{shape.encoding} targets, {classes} classes): {first_line(exc)}") from None
     for value in alone:
         if not isinstance(value, torch.Tensor) or value.shape != ():
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
@@ -180,7 +175,7 @@ def check(variant, shape: Head, classes: int) -> None:
         together = batched(outputs, targets)
     except Exception as exc:
         raise PipelineError(f"{where}: cannot be batched over replicas with torch.func.vmap "
-                            f"({_first_line(exc)})") from None
+                            f"({first_line(exc)})") from None
     expected = torch.stack(alone).detach()
     if together.shape != (2,) or not torch.allclose(together.detach(), expected, rtol=1e-5, atol=1e-6):
         raise PipelineError(f"{where}: batched over 2 replicas it gave {together.detach().tolist()}, each "

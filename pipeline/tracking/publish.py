@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from ..core import config
 from ..core.figures import variant_colours
-from ..core.errors import PipelineError
+from ..core.errors import PipelineError, first_line
 from ..core.catalog import SWEEP_TIMES, DatasetFiles, ReportFiles, VariantFiles
 from ..core.progress import progress
 from ..core.summaries import AcrossSummary, ReportSummary, read_run_times, read_sweep
@@ -523,7 +523,7 @@ def patiently(attempt, uri: str, patience: Patience):
         hint = ("; with parallel workers a tracking server is the way (docs/team.md)"
                 if store.failure(exc) == "locked" else "")
         raise PipelineError(f"publishing to MLflow at {where} failed: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                            f"{first_line(exc)} "
                             f"(training results are kept; run `dvc repro publish` again{hint})") from exc
 
     def failed(exc: BaseException) -> bool:
