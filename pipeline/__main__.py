@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
              "sweep-alpha": ("iris.sweep", "main", "the alpha sweep and its GIF"),
              "experiments": ("study.experiments", "main", "`dvc exp show`, narrowed to what differs"),
              "back": ("back", "main", "the workspace back to the last commit's params and outputs"),
+             "benchmark": ("benchmark", "main", "the benchmark (keel/): its `dvc repro`, with the time left"),
              "plots-template": ("plots_template", "main", "DVC's offline plots template")}
     for name, (module, function, what) in plain.items():
         command(name, lambda a, module=module, function=function: _stage(module, function)(params_path=a.params),

@@ -284,6 +284,25 @@ def make_repo(repo: Path, params: dict) -> Path:
     return repo
 
 
+KEEL = ROOT / "keel"  # the benchmark's DVC project (docs/keel.md)
+# Three small KEEL tables unlike each other: 3 classes and numbers; words (one-hot); 60 features.
+TINY = ("hayes-roth", "breast", "sonar")
+
+
+def benchmark_copy(where: Path) -> Path:
+    """A copy of the project (its default study cut to three variants, two epochs) with the
+    benchmark on TINY at one seed x three splits, committed; the benchmark's folder returned."""
+    repo = make_repo(where, small_params(variants=["cross_entropy", "mse", "square_loss"]))
+    outputs = ("data", "results", "plots", "metrics", "reports", "logs", "dvc.lock", "tmp", "cache")
+    shutil.copytree(KEEL, repo / "keel", ignore=lambda folder, names: [n for n in names if n in outputs])
+    params = yaml.safe_load((KEEL / "params.yaml").read_text())
+    params.update(datasets={name: params["datasets"][name] for name in TINY}, study={"seeds": 1, "splits": 3},
+                  tuning={"enabled": False}, report={"plotted": TINY[0]})
+    (repo / "keel" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    commit_all(repo, "benchmark")
+    return repo / "keel"
+
+
 @pytest.fixture
 def prepared(project):
     """A project with synthetic Titanic data fetched and preprocessed (a 2 x 2 study); returns the project."""
@@ -320,7 +339,7 @@ def iris_prepared(project):
 # 1,550 s of wall time where these first take 1,395 s (simulated on the same timings).
 LONGEST_FIRST = ("test_team", "test_cluster", "test_pipeline_e2e", "test_publish", "test_serving",
                  "test_troubleshooting", "test_load", "test_remote", "test_browser", "test_experiments",
-                 "test_launch", "test_faults", "test_across")
+                 "test_launch", "test_faults", "test_benchmark", "test_across")  # test_benchmark: ~90 s here
 
 
 def pytest_collection_modifyitems(items):

@@ -24,7 +24,7 @@ import yaml
 from pipeline import __main__ as cli
 from pipeline.core.catalog import VariantFiles
 
-from .conftest import ROOT, free_port, make_repo, small_params, store_runs
+from .conftest import ROOT, TINY, benchmark_copy, free_port, make_repo, small_params, store_runs
 
 pytestmark = pytest.mark.slow
 
@@ -257,6 +257,22 @@ def test_train_study_sends_every_dataset_s_cells_at_once_then_dvc_keeps_them(stu
     for dataset in DATASETS:
         assert f"train@{dataset}: 0 variant(s) trained, 3 kept (inputs unchanged)" in again
     assert "Running stage 'report'" in again and "Data and pipelines are up to date" in run(ray, {}, "dvc", "status")
+
+
+def test_the_benchmark_fans_its_tables_out_on_two_nodes_to_the_local_bytes(cluster, tmp_path):
+    """The benchmark (keel/) on three KEEL tables: `train-study` sends every table's cells in one
+    fan-out; `dvc repro` then keeps them; every output is the bytes of a local `dvc repro`."""
+    local, ray = benchmark_copy(tmp_path / "local"), benchmark_copy(tmp_path / "ray")
+    run(local, {}, "dvc", "repro")
+    run(ray, {}, "dvc", "repro", *(f"preprocess@{name}" for name in TINY))
+    out = run(ray, {**cluster.env, "PYTHONPATH": ".."}, sys.executable, "-m", "pipeline", "train-study")
+    assert all(f"train@{name}: 3 variant(s) trained, 0 kept" in out for name in TINY)
+    assert out.count("(on the Ray cluster at") == len(TINY) and "2 node(s))" in out
+    again = run(ray, {}, "dvc", "repro")
+    assert all(f"train@{name}: 0 variant(s) trained, 3 kept (inputs unchanged)" in again for name in TINY)
+    assert tree(ray) == tree(local) and len(tree(local)) > 50
+    assert (local / "dvc.lock").read_text() == (ray / "dvc.lock").read_text()
+    no_ray_files(ray)
 
 
 def test_the_cluster_stopped_mid_study_leaves_nothing_half_written(prepared):

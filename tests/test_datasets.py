@@ -98,9 +98,9 @@ def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project
     ({"datasets.wine.source": {"sklearn": "diabetes"}},
      "datasets.wine.source.sklearn: unknown value 'diabetes' (choose from breast_cancer, wine, digits, iris)"),
     ({"datasets.wine.source": {"sklearn": "wine", "sha256": "0" * 64}},
-     "datasets.wine.source: a scikit-learn loader takes no url or sha256"),
-    ({"datasets.wine.source": {}}, "datasets.wine.source: a file's sha256 (and its url, if it has one) or a "
-                                   "scikit-learn loader"),
+     "datasets.wine.source: a scikit-learn loader takes no url, keel or sha256"),
+    ({"datasets.wine.source": {}}, "datasets.wine.source: a file's sha256 (and its url, if it has one), a KEEL "
+                                   "table's"),
     ({"datasets.penguins.source.sha256": "F204"}, "datasets.penguins.source.sha256: must be 64 hexadecimal digits"),
     ({"datasets.penguins.target": None}, "datasets.penguins: a file's target and features must be named"),
     ({"datasets.penguins.categorical": {"colour": "auto"}}, "datasets.penguins: categorical colour not among the features"),
@@ -115,7 +115,7 @@ def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project
     ({"datasets.penguins.validation_share": 1.5}, "datasets.penguins.validation_share: must be < 1"),
     ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, class_names, features, "
                                           "missing, registered_as, source, target, validation_share)"),
-    ({"datasets.penguins.source.colour": "red"}, "datasets.penguins.source.colour: unknown key (allowed: sha256, "
+    ({"datasets.penguins.source.colour": "red"}, "datasets.penguins.source.colour: unknown key (allowed: keel, sha256, "
                                                  "sklearn, timeout, url)"),
 ])
 def test_a_bad_dataset_entry_is_one_line_naming_its_key(change, expected):

@@ -15,7 +15,7 @@ LAYERS = (
     ("statistics",),             # verdicts per dataset and across datasets
     ("reports",),                # tables and figures of the verdicts
     ("tracking",),               # MLflow
-    ("__main__", "back", "plots_template", "__init__"),  # the command line
+    ("__main__", "back", "benchmark", "plots_template", "__init__"),  # the command line
 )
 
 

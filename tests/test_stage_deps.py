@@ -119,3 +119,25 @@ def test_the_train_stages_depend_on_the_losses_folder_a_variant_may_name():
     with Repo(str(ROOT)) as dvc:
         train = [stage for stage in dvc.index.stages if stage.addressing.startswith("train@")]
         assert train and all(any(Path(dep.fs_path) == ROOT / USER_LOSSES for dep in stage.deps) for stage in train)
+
+
+def test_the_benchmarks_stages_depend_on_the_code_of_their_twins_in_the_default_study():
+    """keel/dvc.yaml runs ../dvc.yaml's commands from its own folder (PYTHONPATH=..): each stage's
+    code deps are its twin's, each path from ../ (the test above traces the twins' processes)."""
+    import yaml
+
+    from .conftest import ROOT
+
+    def stages(path):
+        return {name: stage.get("do", stage) for name, stage in yaml.safe_load(path.read_text())["stages"].items()}
+
+    def code(deps, prefix=""):
+        return [dep[len(prefix):] for dep in deps if dep.startswith(prefix)
+                and dep[len(prefix):].split("/")[0] in ("pipeline", "losses")]
+
+    default, benchmark = stages(ROOT / "dvc.yaml"), stages(ROOT / "keel" / "dvc.yaml")
+    assert set(benchmark) == {"fetch", "preprocess", "train", "report"}
+    for name, stage in benchmark.items():
+        assert stage["cmd"] == f"PYTHONPATH=.. {default[name]['cmd']}", name
+        assert code(stage["deps"], "../") == code(default[name]["deps"]), name
+        assert not [dep for dep in stage["deps"] if dep.split("/")[0] in ("pipeline", "losses")], name

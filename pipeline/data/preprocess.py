@@ -130,6 +130,10 @@ def clean(frame, path: Path, dataset: config.Dataset):
                  *([f"{', '.join(missing_features)} ({key}.features)"] if missing_features else [])]
         raise PipelineError(f"{path}: missing column(s) {'; '.join(named)} "
                             f"(found: {', '.join(map(str, frame.columns[:12]))})")
+    stray = [name for name in dataset.categorical if name not in columns.features]
+    if stray:  # params named no features: the table's own are known only now
+        raise PipelineError(f"{path}: {key}.categorical names {', '.join(stray)}, not among its features "
+                            f"({', '.join(columns.features[:12])})")
     table = frame[[*columns.features, columns.target]].dropna().copy()
     if table.empty:
         raise PipelineError(f"{path}: no row left after dropping rows with a missing value")
@@ -211,6 +215,22 @@ def encode(table, columns: Columns, dataset: config.Dataset) -> tuple[np.ndarray
     return np.concatenate(blocks, axis=1), names, np.array(onehot, dtype=bool), categories
 
 
+def capped(dataset: config.Dataset, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most datasets.<name>.max_rows of the clean rows, drawn at random (random_state `seed`),
+    each class keeping its share (stratified), in the table's order."""
+    if dataset.max_rows is None or len(y) <= dataset.max_rows:
+        return x, y
+    from sklearn.model_selection import train_test_split
+
+    try:
+        kept, _ = train_test_split(np.arange(len(y)), train_size=dataset.max_rows, stratify=y, random_state=seed)
+    except ValueError as exc:  # a class too rare to keep its share
+        raise PipelineError(f"datasets.{dataset.name}.max_rows {dataset.max_rows}: cannot draw that many of "
+                            f"{len(y)} rows keeping each class's share ({exc})") from None
+    kept = np.sort(kept)
+    return x[kept], y[kept]
+
+
 def prepare(dataset: config.Dataset, x: np.ndarray, y: np.ndarray, onehot: np.ndarray, seed: int,
             count: int, where: Path) -> dict[str, np.ndarray]:
     """The clean rows, unscaled, and the row indices of each split (data/splits.py)."""
@@ -251,6 +271,7 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
                                 f"{len(classes)} classes ({', '.join(classes)})")
         classes = list(dataset.class_names)
     x, names, onehot, categories = encode(table, columns, dataset)
+    x, y = capped(dataset, x, y, params.seed)
     arrays = prepare(dataset, x, y, onehot, params.seed, params.study.splits, files.raw)
     judged(dataset, arrays["val_index"].shape[1], len(y), len(classes))
     meta = {
@@ -266,6 +287,7 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
         "rows_read": int(len(frame)),
         "rows_dropped": int(len(frame) - len(table)),   # a missing feature or target (missing: drop)
         "rows_clean": int(len(table)),
+        "rows_used": int(len(y)),   # all clean rows, or datasets.<name>.max_rows of them
         "majority_share": float(np.bincount(y).max() / len(y)),
         "train_rows": int(arrays["train_index"].shape[1]),
         "val_rows": int(arrays["val_index"].shape[1]),
@@ -277,7 +299,8 @@ def main(name: str, params_path: str = config.PARAMS_FILE) -> None:
     with atomic.Outputs() as out:
         out.file(files.prepared, atomic.npz_bytes(arrays))
         out.json(files.meta, meta)
-    print(f"preprocess@{name}: {meta['rows_clean']} clean rows ({meta['rows_dropped']} dropped), "
+    used = f", {meta['rows_used']} of them drawn (max_rows)" if meta["rows_used"] < meta["rows_clean"] else ""
+    print(f"preprocess@{name}: {meta['rows_clean']} clean rows ({meta['rows_dropped']} dropped{used}), "
           f"{len(names)} feature column(s), {len(classes)} classes -> {meta['splits']} split(s) of "
           f"{meta['train_rows']} train, {meta['val_rows']} validation")
 
