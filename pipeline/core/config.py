@@ -548,6 +548,8 @@ def with_defaults(raw, path: Path):
     if not isinstance(named, str) or not named:
         raise PipelineError(f"{path}: {DEFAULTS}: must be the path of another params file, got {named!r}")
     base_path = path.parent / named
+    if not base_path.is_file():
+        raise PipelineError(f"{path}: {DEFAULTS}: {base_path}: not found")
     base = _read(base_path)
     if not isinstance(base, dict):
         raise PipelineError(f"{path}: {DEFAULTS}: {base_path} is not a mapping of params")
