@@ -113,8 +113,9 @@ def test_titanic_s_sex_is_one_column_for_female_as_the_notebook_coded_it(project
      "datasets.'red wine': a dataset's name must start with a letter and hold only letters, digits"),
     ({"datasets.penguins.missing": "impute"}, "datasets.penguins.missing: unknown value 'impute' (choose from drop)"),
     ({"datasets.penguins.validation_share": 1.5}, "datasets.penguins.validation_share: must be < 1"),
-    ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, class_names, features, "
-                                          "missing, registered_as, source, target, validation_share)"),
+    ({"datasets.penguins.colour": "red"}, "datasets.penguins.colour: unknown key (allowed: categorical, class_names, "
+                                          "features, max_rows, missing, registered_as, source, target, "
+                                          "validation_share)"),
     ({"datasets.penguins.source.colour": "red"}, "datasets.penguins.source.colour: unknown key (allowed: keel, sha256, "
                                                  "sklearn, timeout, url)"),
 ])
