@@ -24,6 +24,8 @@ from .core.errors import PipelineError
 
 FOLDER = Path("keel")  # the benchmark's DVC project (docs/keel.md)
 RUNNING = re.compile(r"Running stage '([^']+)'")
+# A stage DVC does not run: its inputs unchanged, or its outputs restored from the run-cache.
+KEPT = re.compile(r"Stage '([^']+)' (?:didn't change, skipping|is cached)")
 
 
 def _clock(seconds: float) -> str:
@@ -39,6 +41,13 @@ class Progress:
         self.tables = list(params.datasets)
         self.current: tuple[str, float] | None = None   # the train@ stage running, since when
         self.trained: dict[str, float] = {}             # table -> its train@ stage's seconds
+        self.kept: set[str] = set()                     # tables whose train@ DVC did not run
+
+    def keep(self, stage: str) -> None:
+        """A stage DVC skipped: a train@ one leaves the time left, and says nothing of the rate."""
+        kind, _, table = stage.partition("@")
+        if kind == "train":
+            self.kept.add(table)
 
     def batches(self, table: str) -> int | None:
         """Its training batches per epoch, from what preprocess@ wrote (None before it ran)."""
@@ -59,7 +68,7 @@ class Progress:
         if kind != "train" or table not in self.tables:
             return f"benchmark: {stage}; {elapsed}"
         self.current = (table, now)
-        left = [t for t in self.tables if t not in self.trained]
+        left = [t for t in self.tables if t not in self.trained and t not in self.kept]
         head = f"benchmark: train@{table}, table {self.tables.index(table) + 1} of {len(self.tables)}; {elapsed}"
         done = sum(self.batches(t) or 0 for t in self.trained)
         todo = [self.batches(t) for t in left]
@@ -80,9 +89,11 @@ def main(params_path: str = config.PARAMS_FILE, folder: Path = FOLDER) -> None:
     with subprocess.Popen(["dvc", "repro"], cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
         for text in process.stdout:
-            running = RUNNING.match(text)
+            running, kept = RUNNING.match(text), KEPT.match(text)
             if running:
                 print(progress.line(running.group(1), time.monotonic()), flush=True)
+            elif kept:
+                progress.keep(kept.group(1))
             sys.stdout.write(text)
             sys.stdout.flush()
     if process.returncode:

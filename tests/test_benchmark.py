@@ -194,3 +194,19 @@ def test_the_time_left_weighs_the_tables_still_to_train_by_their_batches(tmp_pat
                                                    "about 3m40s of training left (2 tables, this one included)")
     assert progress.line("train@digits", 130.0).endswith("about 3m20s of training left (1 table, this one included)")
     assert progress.line("report", 3730.0) == "benchmark: report; 1h02m in"
+
+
+def test_a_table_dvc_keeps_leaves_the_time_left(tmp_path):
+    """A benchmark resumed: DVC skips the tables already trained; the time left is the others'."""
+    from pipeline import benchmark
+
+    params = config.parse(small_params(datasets=["titanic", "wine", "digits"]))
+    for table, rows in (("titanic", 320), ("wine", 64), ("digits", 640)):
+        (tmp_path / "data" / table).mkdir(parents=True)
+        (tmp_path / "data" / table / "prepared.json").write_text(json.dumps({"train_rows": rows}))
+    progress = benchmark.Progress(tmp_path, params, started=0.0)
+    for line in ("Stage 'train@titanic' didn't change, skipping", "Stage 'report' is cached - skipping run"):
+        progress.keep(benchmark.KEPT.match(line).group(1))
+    progress.line("train@wine", 0.0)
+    # wine's 2 batches took 20 s: digits' 20 should take 200 s; titanic, kept, adds nothing
+    assert progress.line("train@digits", 20.0).endswith("about 3m20s of training left (1 table, this one included)")
