@@ -58,7 +58,7 @@ class Progress:
             return None
         return math.ceil(rows / self.params.train.batch_size)
 
-    def line(self, stage: str, now: float) -> str | None:
+    def line(self, stage: str, now: float) -> str:
         if self.current is not None:
             table, since = self.current
             self.trained[table] = now - since
