@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHIPPED = Path("data/shipped")   # each file dataset's copy, for machines that cannot reach its address
+# The class column of the raw.csv fetch@ writes itself (a scikit-learn loader's table, whose frames
+# name it so, or a KEEL table's); a file dataset's is the column params.yaml names.
+RAW_TARGET = "target"
 
 
 @dataclass(frozen=True)

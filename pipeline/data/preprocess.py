@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from ..core import atomic, config
-from ..core.catalog import DatasetFiles
+from ..core.catalog import RAW_TARGET, DatasetFiles
 from ..core.errors import PipelineError
 from .splits import make_splits
 from ..core.text import require_text
 
 DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
-LOADER_TARGET = "target"  # the column fetch@<dataset> gives a scikit-learn loader's labels
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
@@ -75,7 +74,7 @@ class Columns:
     @classmethod
     def of(cls, dataset: config.Dataset, header) -> "Columns":
         # A loader's table: its own target column and every other column as a feature.
-        target = dataset.target or LOADER_TARGET
+        target = dataset.target or RAW_TARGET
         features = dataset.features or tuple(str(c) for c in header if str(c) != target)
         return cls(target, tuple(features))
 
