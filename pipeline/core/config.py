@@ -415,6 +415,18 @@ class Report:
 
 
 @dataclass(frozen=True, kw_only=True, config=SCHEMA)
+class Tracking:
+    """Where `publish` puts the study in MLflow (params.yaml `mlflow:`). MLFLOW_TRACKING_URI, when
+    set, names the store instead of `store`."""
+    store: Text = "mlflow.db"  # the SQLite file, relative to the DVC project's root
+    # None: an experiment per dataset (<dataset>-loss-functions) and one for the page across them;
+    # a name: every dataset's runs and the page across them in that one experiment, each run
+    # tagged with its dataset and named <dataset>/<variant> (the benchmark's, docs/keel.md).
+    experiment: Optional[Text] = None
+    register: Flag = True  # each dataset's champion in MLflow's model registry (`champion` alias)
+
+
+@dataclass(frozen=True, kw_only=True, config=SCHEMA)
 class Params:
     seed: Annotated[Integer, Field(ge=0)] = 42
     datasets: Annotated[dict[DatasetKey, Dataset], Field(min_length=1)]
@@ -424,6 +436,7 @@ class Params:
     tuning: Tuning = dataclasses.field(default_factory=Tuning)
     iris: IrisSweep = dataclasses.field(default_factory=IrisSweep)
     report: Report = dataclasses.field(default_factory=Report)
+    mlflow: Tracking = dataclasses.field(default_factory=Tracking)
     # Where the trainings run (study/backends.py); not a stage's param: either gives the same bytes.
     backend: Backend = "local"
     # The local backend's processes for the trainings; 0: one per core (study/backends.py). Not a
