@@ -5,10 +5,17 @@ rest should take.
 The estimate weighs each train@ stage still to run by its table's batches per epoch (a
 training's steps; its prepared.json gives the rows once preprocess@ ran) and spreads the train@
 stages' elapsed time over the batches they covered; before the first one ends it says nothing
-it cannot know. DVC runs the stages one at a time, so the stage running is the only one.
+it cannot know. DVC runs the stages one at a time, so the stage running is the only one. Each
+variant a train@ stage finishes (its line `train <table> <variant>: ...`) is counted, `[k/n]`.
+
+At the end it says what the training would take fanned out on a cluster (docs/keel.md): the
+cells' (a table x a variant) own times, as train@ measured them (logs/run-times/, wall-clock, one
+thread each), scheduled longest first onto the cluster's processes; the stages around the training
+run on one machine and are added as this run measured them.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
@@ -19,13 +26,16 @@ import time
 from pathlib import Path
 
 from .core import config
-from .core.catalog import DatasetFiles
+from .core.catalog import DatasetFiles, VariantFiles
 from .core.errors import PipelineError
 
 FOLDER = Path("keel")  # the benchmark's DVC project (docs/keel.md)
 RUNNING = re.compile(r"Running stage '([^']+)'")
 # A stage DVC does not run: its inputs unchanged, or its outputs restored from the run-cache.
 KEPT = re.compile(r"Stage '([^']+)' (?:didn't change, skipping|is cached)")
+CELL = re.compile(r"train (\S+) (\S+): \d+ replica")  # a variant train@ finished (study/train.py's line)
+NODES = (1, 8, 32)        # cluster sizes the estimate at the end names
+CORES_PER_NODE = 2        # each as this machine: a process per core
 
 
 def _clock(seconds: float) -> str:
@@ -42,6 +52,9 @@ class Progress:
         self.current: tuple[str, float] | None = None   # the train@ stage running, since when
         self.trained: dict[str, float] = {}             # table -> its train@ stage's seconds
         self.kept: set[str] = set()                     # tables whose train@ DVC did not run
+        self.cells = 0                                  # variants the running train@ stage finished
+        self.stages: dict[str, float] = {}              # every stage that ran -> its seconds
+        self.last: tuple[str, float] | None = None      # the stage running, since when
 
     def keep(self, stage: str) -> None:
         """A stage DVC skipped: a train@ one leaves the time left, and says nothing of the rate."""
@@ -58,7 +71,22 @@ class Progress:
             return None
         return math.ceil(rows / self.params.train.batch_size)
 
+    def cell(self, text: str) -> str:
+        """A line train@ printed, `[k/n] ` before it if it finished a variant of the running table."""
+        if self.current is None or not CELL.match(text) or CELL.match(text).group(1) != self.current[0]:
+            return text
+        self.cells += 1
+        return f"[{self.cells}/{len(self.params.variants)}] {text}"
+
+    def end(self, now: float) -> None:
+        """The running stage, if any, ended at `now`."""
+        if self.last is not None:
+            self.stages[self.last[0]] = now - self.last[1]
+            self.last = None
+
     def line(self, stage: str, now: float) -> str:
+        self.end(now)
+        self.last, self.cells = (stage, now), 0
         if self.current is not None:
             table, since = self.current
             self.trained[table] = now - since
@@ -79,6 +107,49 @@ class Progress:
         return head + f"; about {_clock(rate * sum(todo))} of training left ({tables})"
 
 
+def makespan(seconds: list[float], workers: int) -> float:
+    """How long `workers` processes take for these tasks, each given to the first one free, the
+    longest first (Graham's LPT rule: within 4/3 of the best schedule)."""
+    loads = [0.0] * workers
+    for task in sorted(seconds, reverse=True):
+        heapq.heapreplace(loads, loads[0] + task)
+    return max(loads)
+
+
+def cell_seconds(folder: Path, params: config.Params) -> dict[tuple[str, str], float]:
+    """Each cell's training time as train@ recorded it (its tuned study included), where it has one."""
+    found = {}
+    for table in params.datasets:
+        for variant in params.variants:
+            try:
+                times = json.loads((folder / VariantFiles(variant, table).run_times).read_text())
+                found[table, variant] = (times["ended_ms"] - times["started_ms"]) / 1000
+            except (OSError, ValueError, KeyError):
+                continue
+    return found
+
+
+def scaling(progress: Progress, cells: dict[tuple[str, str], float]) -> str:
+    """What the training would take fanned out over NODES (the cells scheduled longest first), the
+    other stages as long as they took here; or why it cannot say."""
+    expected = len(progress.params.datasets) * len(progress.params.variants)
+    if len(cells) < expected:
+        return (f"benchmark: no estimate for a cluster: {expected - len(cells)} of {expected} cells have no time "
+                f"recorded")
+    total = sum(cells.values())
+    (table, variant), longest = max(cells.items(), key=lambda item: item[1])
+    around = sum(t for stage, t in progress.stages.items() if not stage.startswith("train@"))
+    trained = [stage for stage in progress.stages if stage.startswith("train@")]
+    others = (f"plus the other stages' {_clock(around)} as they took here" if len(trained) == len(progress.tables)
+              else "plus the other stages (this run did not time them all)")
+    seconds = list(cells.values())
+    times = ", ".join(f"{nodes} node{'s' * (nodes > 1)} {_clock(makespan(seconds, nodes * CORES_PER_NODE))}"
+                      for nodes in NODES)
+    return (f"benchmark: its {len(cells)} cells trained for {_clock(total)} in all (the longest, {table} {variant}, "
+            f"{_clock(longest)}); fanned out on nodes of {CORES_PER_NODE} cores (`backend: ray`, longest first) "
+            f"the training would take {times}, {others}")
+
+
 def main(params_path: str = config.PARAMS_FILE, folder: Path = FOLDER) -> None:
     """`dvc repro` in the benchmark's folder, each line passed on as it comes, a progress line
     before each stage's."""
@@ -94,9 +165,13 @@ def main(params_path: str = config.PARAMS_FILE, folder: Path = FOLDER) -> None:
                 print(progress.line(running.group(1), time.monotonic()), flush=True)
             elif kept:
                 progress.keep(kept.group(1))
+            else:
+                text = progress.cell(text)
             sys.stdout.write(text)
             sys.stdout.flush()
     if process.returncode:
         raise PipelineError(f"benchmark: `dvc repro` in {folder}/ stopped (exit {process.returncode}); its "
                             f"output is above; run `make benchmark` again to go on from there")
+    progress.end(time.monotonic())
     print(f"benchmark: done in {_clock(time.monotonic() - progress.started)}; reports in {folder / 'reports'}")
+    print(scaling(progress, cell_seconds(folder, progress.params)))

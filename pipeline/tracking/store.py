@@ -29,11 +29,16 @@ from urllib.parse import urlparse
 
 # An experiment per dataset (docs/mlflow.md says why): Titanic's is the study's first,
 # titanic-loss-functions, and the others are named alike; the page across them has its own.
+# A study whose params name one experiment (mlflow.experiment: the benchmark's) puts all of them there.
 ACROSS_EXPERIMENT = "loss-functions-across-datasets"
 
 
-def experiment(dataset: str) -> str:
-    return f"{dataset}-loss-functions"
+def experiment(dataset: str, shared: str | None = None) -> str:
+    return shared or f"{dataset}-loss-functions"
+
+
+def across_experiment(shared: str | None = None) -> str:
+    return shared or ACROSS_EXPERIMENT
 
 
 DIGEST_TAG = "pipeline.digest"
@@ -53,12 +58,13 @@ def project_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
-def tracking_uri() -> str:
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+def tracking_uri(store: str = "mlflow.db") -> str:
+    """MLFLOW_TRACKING_URI, else the SQLite file `store` (params' mlflow.store) in the project."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store}"
     # A relative SQLite path (`mlflow run` passes sqlite:///mlflow.db) means the project's root,
     # not whichever temporary copy DVC runs a stage in.
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{project_root() / uri[len('sqlite:///'):]}"
+        uri = f"sqlite:///{(project_root() / uri[len('sqlite:///'):]).resolve()}"
     return uri
 
 

@@ -16,6 +16,7 @@ loses the tag and is renamed `<variant> (superseded)`; a run a DVC experiment lo
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from ..core.summaries import AcrossSummary, ReportSummary, by_region
 from ..core.vocabulary import EQUIVALENT, IDENTICAL, REFERENCE, VERDICTS, kind
@@ -47,13 +48,29 @@ WIDE = dict(zip(COLUMNS[:7], (175, 150, 220, 190, 190, 200, 180)))
 # page covers and what its ranks can tell apart.
 ACROSS_COLUMNS = ("metrics.`friedman.p`", "metrics.`friedman.cd`", "params.`reference`", "params.`datasets`")
 ACROSS_WIDE = dict(zip(ACROSS_COLUMNS, (110, 120, 130, 330)))
+# An experiment holding every dataset's runs (params' mlflow.experiment: the benchmark's) is tagged
+# so, and its view lists the current runs by name (<dataset>/<variant>), the study's columns first.
+SHARED_TAG, SHARED = "pipeline.layout", "one experiment"
+RUN_NAME_KEY = "tags.`mlflow.runName`"
 
 
-def view_state(columns: tuple[str, ...] = COLUMNS, widths: dict[str, int] = WIDE) -> str:
+@dataclass(frozen=True)
+class Naming:
+    """A run's name for its role: the role itself in a dataset's own experiment; <dataset>/<role>
+    where one experiment holds every dataset's runs."""
+    dataset: str | None = None
+
+    def __call__(self, role: str) -> str:
+        return f"{self.dataset}/{role}" if self.dataset else role
+
+
+def view_state(columns: tuple[str, ...] = COLUMNS, widths: dict[str, int] = WIDE,
+               order: str = f"tags.`{ORDER_TAG}`") -> str:
     """The saved view: the current runs in the study's order (the report first, then the
-    variants as params.yaml lists them), every one drawn in the chart view, these columns first."""
+    variants as params.yaml lists them; or by `order`), every one drawn in the chart view, these
+    columns first."""
     return json.dumps({
-        "searchFilter": f"tags.{CURRENT_TAG} = 'yes'", "orderByKey": f"tags.`{ORDER_TAG}`", "orderByAsc": True,
+        "searchFilter": f"tags.{CURRENT_TAG} = 'yes'", "orderByKey": order, "orderByAsc": True,
         "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [], "modelVersionFilter": "All Runs",
         "selectedColumns": list(columns), "runsHiddenMode": "SHOW_ALL",
         # Without an order the UI sorts each kind's columns by name, and it applies widths only
@@ -137,9 +154,22 @@ def across_answer(summary: AcrossSummary) -> str:
             f"+-{summary.rope:g}) gives at least {sure:g} posterior probability {'; '.join(said)}.{apart} ")
 
 
-def describe_across(client, exp_id: str, summary: AcrossSummary) -> None:
+def describe_across(client, exp_id: str, summary: AcrossSummary, shared: str | None = None) -> None:
     """The description of the experiment across datasets: the answer per variant, what its ranks
-    can tell apart, and its saved view (the current run)."""
+    can tell apart, and its saved view (the current run). Where one experiment holds every
+    dataset's runs (`shared`, its name), its description says so and its view lists them all."""
+    if shared:
+        count = len(summary.datasets)
+        _set_tags(client, exp_id, {SHARED_TAG: SHARED, DESCRIPTION_TAG: (
+            f"The loss study on {count} datasets in one experiment. {across_answer(summary)}{summary.ranks.sentence}"
+            f"\n\nEach dataset's runs are tagged `dataset` and named `<dataset>/<variant>` (its report "
+            f"`<dataset>/{REPORT_ROLE}`, each tuned study's `<dataset>/tuned/<variant>`); the run `{ACROSS_ROLE}` "
+            f"holds the page across them (its description: every variant's difference to {summary.reference} with "
+            f"its interval, mean rank and verdicts, and the datasets' table) and its figures. "
+            f"[Open the view]({view_path(exp_id)}): the current runs by name. Search `tags.dataset = 'sonar'` for "
+            f"one dataset's. docs/keel.md says more."),
+            VIEW_TAG: view_state(("tags.`dataset`", *COLUMNS), {"tags.`dataset`": 130, **WIDE}, RUN_NAME_KEY)})
+        return
     _set_tags(client, exp_id, {DESCRIPTION_TAG: (
         f"The loss study across {len(summary.datasets)} dataset{'s' * (len(summary.datasets) != 1)}. "
         f"{across_answer(summary)}{summary.ranks.sentence}\n\n"
@@ -176,25 +206,31 @@ def role(run) -> str | None:
     return tags.get("variant") or (REPORT_ROLE if tags.get("pipeline.stage") == "report" else None)
 
 
-def claims(client, exp_id: str) -> list:
-    """Every run some publish on main claimed for the current study (tag CLAIM_TAG), all pages."""
+def claims(client, exp_id: str, dataset: str | None = None) -> list:
+    """Every run of `dataset` (tag `dataset`; None: the runs without one, the page across them)
+    some publish on main claimed for the current study (tag CLAIM_TAG), all pages."""
     found, token = [], None
+    only = f" and tags.dataset = '{dataset}'" if dataset else ""
     while True:
-        page = client.search_runs([exp_id], f"tags.`{CLAIM_TAG}` LIKE '%'", max_results=1000, page_token=token)
-        found += page
+        page = client.search_runs([exp_id], f"tags.`{CLAIM_TAG}` LIKE '%'{only}", max_results=1000,
+                                  page_token=token)
+        found += [run for run in page if run.data.tags.get("dataset") == dataset]
         token = page.token
         if not token:
             return found
 
 
-def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], since: int) -> bool:
+def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], since: int,
+                 dataset: str | None = None, naming: Naming = Naming()) -> bool:
     """`mine` ({role: run}), claimed by a publish on main that began at `since` (ms), becomes the
     current study if no publish began later. Publishers that meet agree without taking turns:
     each raises its runs' CLAIM_TAG to its start time, and only the latest claimant marks,
     by a rule any of them computes alike: per role of its study (`roles`), the run with the
-    latest claim is current; every other current run is superseded. True if anything changed."""
+    latest claim is current; every other current run is superseded. Only `dataset`'s runs take
+    part (an experiment may hold many datasets'); `naming` gives a role's run name. True if
+    anything changed."""
     wrote = False
-    found = {run.info.run_id: run for run in claims(client, exp_id)}
+    found = {run.info.run_id: run for run in claims(client, exp_id, dataset)}
     claim = {run_id: int(run.data.tags[CLAIM_TAG]) for run_id, run in found.items()}
     for run in mine.values():
         run_id = run.info.run_id
@@ -211,10 +247,10 @@ def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], 
     current = {run_id for part, run_id in latest.items() if part in roles}
     for run_id, run in found.items():
         if run_id in current:
-            wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": role(run)})
+            wrote |= retag(client, run, {CURRENT_TAG: "yes", "mlflow.runName": naming(role(run))})
         elif run.data.tags.get(CURRENT_TAG) == "yes":
             client.delete_tag(run_id, CURRENT_TAG)
-            client.set_tag(run_id, "mlflow.runName", f"{role(run)}{SUPERSEDED}")
+            client.set_tag(run_id, "mlflow.runName", f"{naming(role(run))}{SUPERSEDED}")
             wrote = True
     return wrote
 
@@ -222,24 +258,26 @@ def mark_current(client, exp_id: str, mine: dict[str, object], roles: set[str], 
 def main(url: str, params_path: str) -> None:
     """`python -m pipeline views [URL]`: what to open first in the UI at URL (what `make ui` prints
     before it starts the UI): the first dataset's study view, the experiment across datasets, then
-    each dataset's study view; a dataset not yet published says so."""
+    each dataset's study view; a dataset not yet published says so; then each experiment in the
+    store that holds every dataset of a study (the benchmark's)."""
     from mlflow import MlflowClient
 
     from ..core import config
     from . import store
 
     base = url.rstrip("/")
-    uri = store.tracking_uri()
+    params = config.load(params_path)
+    uri = store.tracking_uri(params.mlflow.store)
     database = store.sqlite_file(uri)
     if database is not None and not database.exists():
         print(f"no runs yet in {store.redact(uri)}: `make repro` publishes them")
         return
     client = MlflowClient(uri)
     links = {}
-    for dataset in config.load(params_path).datasets:
-        found = client.get_experiment_by_name(store.experiment(dataset))
+    for dataset in params.datasets:
+        found = client.get_experiment_by_name(store.experiment(dataset, params.mlflow.experiment))
         links[dataset] = f"{base}/{view_path(found.experiment_id)}" if found else "not published yet (`make repro`)"
-    across = client.get_experiment_by_name(store.ACROSS_EXPERIMENT)
+    across = client.get_experiment_by_name(store.across_experiment(params.mlflow.experiment))
     first = next(iter(links))
     print(f"open first: the study on {first}, {links[first]}")
     if across:  # its view (the conclusion, the current run), then that run's page: the page's table
@@ -250,4 +288,8 @@ def main(url: str, params_path: str) -> None:
                   f"{base}/{run_path(across.experiment_id, current[0].info.run_id)}")
     for dataset, where in links.items():
         print(f"{dataset:<14} {where}")
+    for shared in client.search_experiments(filter_string=f"tags.`{SHARED_TAG}` = '{SHARED}'"):
+        if shared.name != params.mlflow.experiment:
+            print(f"and {shared.name}, every dataset of another study (the benchmark's: docs/keel.md): "
+                  f"{base}/{view_path(shared.experiment_id)}")
     print('(a run clicked in a table opens under GenAI\'s "Evaluations" until you press "Model training", top left)')
