@@ -176,3 +176,27 @@ def test_a_loss_of_your_own_reads_what_it_says_and_serves_probabilities_by_it():
     ] == ["softmax", "softmax", "as_is", "clipped"]
     # Any target encoding; on K classes its float target becomes one-hot like torch's regressions.
     assert head("losses.mine:mine", "float", "Sigmoid", 3, "any") == Head("onehot", 3, "Softmax")
+
+
+def test_the_cosine_loss_is_torchs_to_a_few_units_in_the_last_place_with_an_ieee_square_root():
+    """CosineEmbeddingLoss on (output, one-hot target, y = 1), computed without torch's float sqrt
+    (MKL's vector math, not correctly rounded, its last bits another on another CPU)."""
+    import numpy as np
+    import torch
+    import torch.nn as nn
+
+    from pipeline.study.losses import cosine_to_one, make_loss, replica_loss
+
+    generator = torch.Generator().manual_seed(0)
+    outputs = torch.randn(200, 3, generator=generator, dtype=torch.float64)
+    targets = nn.functional.one_hot(torch.randint(0, 3, (200,), generator=generator), 3).double()
+    torchs = nn.CosineEmbeddingLoss(reduction="none")(outputs, targets, outputs.new_ones(200))
+    torch.testing.assert_close(cosine_to_one(outputs, targets), torchs, rtol=1e-15, atol=1e-15)
+    small = outputs.float()
+    assert float(make_loss("CosineEmbeddingLoss")(small, targets.float())) == pytest.approx(
+        float(nn.CosineEmbeddingLoss()(small, targets.float(), small.new_ones(200))), rel=1e-6)
+    stacked = replica_loss("CosineEmbeddingLoss")(small.view(4, 50, 3), targets.float().view(4, 50, 3))
+    assert stacked.shape == (4,)
+    # The square root it takes is IEEE's: 1 / sqrt(x) exactly as numpy rounds it, on any CPU.
+    x = np.random.default_rng(0).random(100_000, dtype=np.float32) * 10
+    assert (torch.rsqrt(torch.from_numpy(x)).numpy() == np.float32(1) / np.sqrt(x)).all()

@@ -25,6 +25,9 @@ PINNED = {
     # results on every Intel and Intel-compatible CPU (its AVX2 branch is only so on Intel's: on
     # AMD MKL falls back to its automatic dispatch). torch's matmuls run through it; the training's
     # own are numpy's (OpenBLAS, below: study/model.py's StackedLinear), 2 to 3x faster than this.
+    # Not MKL's vector math, which torch's float sqrt runs on: its bits stay the CPU's whatever
+    # this says (measured: one AMD gave the same under every value), so the study takes no
+    # torch.sqrt (study/losses.py's cosine_to_one).
     "MKL_CBWR": "COMPATIBLE",
     # oneDNN, torch's other kernel library (nothing here is known to reach it; pinned all the same).
     "ONEDNN_MAX_CPU_ISA": "AVX2",

@@ -78,6 +78,25 @@ def _arguments(args: dict) -> dict:
     return {k: torch.tensor(v, dtype=torch.float32) if isinstance(v, tuple) else v for k, v in args.items()}
 
 
+# ATen's, in cosine_embedding_loss (aten/src/ATen/native/Loss.cpp): added to each squared magnitude.
+COSINE_EPSILON = 1e-12
+
+
+def cosine_to_one(outputs, targets):
+    """CosineEmbeddingLoss's value for pairs said to be alike (y = 1): 1 - cos(output, target), a
+    value per row, computed as ATen computes it but for the square root. torch's float sqrt on the
+    CPU is MKL's vector-math routine: not correctly rounded (it differs from IEEE's in 16% of
+    random floats) and, unlike torch's own kernels, not pinned by core/numerics.py, so its last bits
+    moved between an Intel and an AMD processor (the default study's cosine_embedding histories,
+    the only variant that uses it). rsqrt's kernel is the IEEE square root and a division, the same
+    bits on every CPU; the value differs from torch's by at most a few units in the last place."""
+    import torch
+
+    product = (outputs * targets).sum(-1)
+    magnitudes = ((outputs * outputs).sum(-1) + COSINE_EPSILON) * ((targets * targets).sum(-1) + COSINE_EPSILON)
+    return 1 - product * torch.rsqrt(magnitudes)
+
+
 def make_loss(name: str, args: dict | None = None):
     """The loss of one model: (rows, outputs) against its targets, a scalar (the mean over the rows)."""
     import torch.nn as nn
@@ -91,11 +110,13 @@ def make_loss(name: str, args: dict | None = None):
         # 'batchmean' is the mathematically correct KL reduction (the seed's choice too).
         return nn.KLDivLoss(reduction="batchmean", **args)
     if name == "CosineEmbeddingLoss":
-        cosine = nn.CosineEmbeddingLoss(**args)
+        # Pulls the output vector towards its one-hot target (y = 1 for every pair, so its margin,
+        # which only negative pairs meet, plays no part); torch's module checks the arguments.
+        reduction = nn.CosineEmbeddingLoss(**args).reduction
 
-        # Pulls the output vector towards its one-hot target (y = 1 for every pair).
         def loss(outputs, targets):
-            return cosine(outputs, targets, outputs.new_ones(outputs.shape[0]))
+            values = cosine_to_one(outputs, targets)
+            return values.mean() if reduction == "mean" else values.sum() if reduction == "sum" else values
 
         return loss
     return getattr(nn, name)(**args)
@@ -113,10 +134,7 @@ def replica_loss(name: str, args: dict | None = None):
     if args or name not in LOSSES:
         return torch.func.vmap(make_loss(name, args))
     if name == "CosineEmbeddingLoss":
-        cosine = nn.CosineEmbeddingLoss(reduction="none")
-
-        def elementwise(outputs, targets):
-            return cosine(outputs, targets, outputs.new_ones(outputs.shape[0]))
+        elementwise = cosine_to_one
     else:
         elementwise = getattr(nn, name)(reduction="none")
     batchmean = name == "KLDivLoss"  # the sum over a replica's elements, divided by its rows
