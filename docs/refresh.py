@@ -10,7 +10,11 @@
 - docs/images/: the report's intervals and NLL contrast figures and the sweep's GIF, and
   screenshots of the MLflow study view and of the chart view of the NLL pair, taken the way the
   browser tests take theirs (tests/test_browser.py: Debian's Chromium, `mlflow server` on a loopback port) on a fresh
-  store that this run's outputs are published into.
+  store that this run's outputs are published into;
+- the benchmark's page across its tables (keel/reports/across/, after `make benchmark`) into
+  docs/keel/ with its figures, and what it says after its table between the `keel-answer` markers
+  of docs/keel.md, its Bayesian table between the `keel-against` markers; without a benchmark run
+  here, the committed ones stay.
 """
 from __future__ import annotations
 
@@ -168,6 +172,28 @@ def screenshots(study_view_png: Path, contrast_png: Path) -> None:
         small_png(Image.open(Path(folder) / "contrast.png"), contrast_png, width=1000)
 
 
+KEEL_ACROSS = ROOT / "keel" / "reports" / "across"
+KEEL_DOCS = ROOT / "docs" / "keel"
+
+
+def benchmark() -> None:
+    """The benchmark's page and figures into docs/keel/, its answer and Bayesian table into docs/keel.md."""
+    page = KEEL_ACROSS / "comparison.md"
+    if not page.exists():
+        print(f"docs: {page.relative_to(ROOT)} not found (no `make benchmark` here): the benchmark's committed "
+              f"report in {KEEL_DOCS.relative_to(ROOT)}/ stays")
+        return
+    KEEL_DOCS.mkdir(exist_ok=True)
+    (KEEL_DOCS / "comparison.md").write_text(page.read_text())
+    for name in ("normalised.png", "critical_difference.png", "chosen_lr.png"):
+        if (KEEL_ACROSS / name).exists():
+            small_png(Image.open(KEEL_ACROSS / name), KEEL_DOCS / name)
+    keel_md = ROOT / "docs" / "keel.md"
+    replace_between_markers(keel_md, "keel-answer", conclusion(page))
+    replace_between_markers(keel_md, "keel-against", section_table(page, "Against the reference, across datasets"))
+    print(f"docs: the benchmark's page and figures into {KEEL_DOCS.relative_to(ROOT)}/, its answer into docs/keel.md")
+
+
 def main() -> None:
     report, across = ROOT / "reports/titanic", ROOT / "reports/across"
     for page in (report / "comparison.md", across / "comparison.md"):
@@ -194,6 +220,7 @@ def main() -> None:
                             section_table(across / "comparison.md", "Against the reference, across datasets"))
     for page in (README, ROOT / "docs/study.md"):
         replace_between_markers(page, "conclusion", conclusion(report / "comparison.md"))
+    benchmark()
     for image in sorted(IMAGES.iterdir()):
         print(f"docs: {image.relative_to(ROOT)} ({image.stat().st_size // 1024} KiB)")
     print("docs: the tables in README.md and docs/study.md rewritten from reports/across/comparison.md and "

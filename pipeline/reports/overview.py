@@ -252,7 +252,8 @@ def datasets_table(params: config.Params, first: dict[str, TrainingRecord]) -> l
            f"study's seed before splitting)." if capped else "")
     return ["## The datasets", "",
             f"{len(first)} datasets, each used whole unless capped.{cap} Inputs: the model's input columns, "
-            f"categorical features one-hot encoded; the sha256 is the source file's, as params.yaml pins it.", "", *lines, ""]
+            f"categorical features one-hot encoded; the sha256 is the source file's, as params.yaml pins it.", "",
+            *lines, ""]
 
 
 def markdown(summary: AcrossSummary, datasets: list[str] | None = None) -> str:

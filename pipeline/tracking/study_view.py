@@ -163,7 +163,7 @@ def describe_across(client, exp_id: str, summary: AcrossSummary, shared: str | N
         _set_tags(client, exp_id, {SHARED_TAG: SHARED, DESCRIPTION_TAG: (
             f"The loss study on {count} datasets in one experiment. {across_answer(summary)}{summary.ranks.sentence}"
             f"\n\nEach dataset's runs are tagged `dataset` and named `<dataset>/<variant>` (its report "
-            f"`<dataset>/{REPORT_ROLE}`, each tuned study's `<dataset>/tuned/<variant>`); the run `{ACROSS_ROLE}` "
+            f"`<dataset>/{REPORT_ROLE}`, each tuned study's `<dataset>/<variant> (tuned lr)`); the run `{ACROSS_ROLE}` "
             f"holds the page across them (its description: every variant's difference to {summary.reference} with "
             f"its interval, mean rank and verdicts, and the datasets' table) and its figures. "
             f"[Open the view]({view_path(exp_id)}): the current runs by name. Search `tags.dataset = 'sonar'` for "
