@@ -405,3 +405,22 @@ def test_the_stretched_bootstrap_has_the_t_interval_of_the_seed_aware_variance()
     t_low, t_high = found.interval(0.05)
     assert high - low == pytest.approx(t_high - t_low, rel=0.03)
     assert factor > 1 and per_dataset.stretch(np.full((3, 4), 0.7), share, 0.95) == 1.0
+
+
+@pytest.mark.parametrize("tables, said", [
+    (3, "Here, per dataset against cross-entropy: t0 equivalent; t1 equivalent; t2 worse, size unresolved."),
+    (12, "Here, against cross-entropy on its 12 datasets: equivalent 8/12, worse, size unresolved 4/12."),
+])
+def test_the_square_loss_answer_names_each_datasets_verdict_or_counts_them_over_many(tables, said):
+    from pipeline.core import config
+
+    from .conftest import small_params
+
+    params = config.parse(small_params(variants=["cross_entropy", "mse", "square_loss"]))
+    verdicts = {f"t{i}": {"square_loss": "worse, size unresolved" if i % 3 == 2 else "equivalent"}
+                for i in range(tables)}
+    aggregated = pd.DataFrame({"diff": [-0.004], "diff_low": [-0.009], "diff_high": [0.001],
+                               "datasets": [tables]}, index=["square_loss"])
+    answer = overview.square_loss_answer(params, {}, verdicts, aggregated)
+    assert said in answer
+    assert f"averaged over the {tables} datasets, differs by -0.004 [-0.009, +0.001]: not told apart" in answer

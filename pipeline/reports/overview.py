@@ -164,6 +164,9 @@ def _plain(value):
     return value
 
 
+LISTED = 8  # datasets the square-loss answer names one by one; over that it counts their verdicts
+
+
 def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
                        verdicts: dict[str, dict[str, str]], aggregated) -> str:
     """Hui & Belkin's question (ICLR 2021: is the square loss as good as cross-entropy?) on these
@@ -174,7 +177,10 @@ def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
         return (f"Not asked: the study needs a square-loss variant (report.square_loss: {square}) and a "
                 f"CrossEntropyLoss variant as its reference (study.reference is {reference}).")
     row = aggregated.loc[square]
-    said = "; ".join(f"{d} {v[square]}" for d, v in verdicts.items())
+    # Each dataset's verdict by name while a reader can take them in; over more, their counts.
+    said = ("per dataset against cross-entropy: " + "; ".join(f"{d} {v[square]}" for d, v in verdicts.items())
+            if len(verdicts) <= LISTED else f"against cross-entropy on its {len(verdicts)} datasets: "
+            + across.verdict_counts(verdicts)[square])
     shown = [word for word in (BETTER, BETTER_UNSIZED, BETTER_BELOW, WORSE, WORSE_UNSIZED, WORSE_BELOW, EQUIVALENT,
                                INCONCLUSIVE)
              if any(kind(v[square]) == word for v in verdicts.values())]
@@ -185,8 +191,7 @@ def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
     else:
         across_them = "not told apart from cross-entropy's across these datasets"
     return (f"Hui & Belkin (ICLR 2021) found the square loss on one-hot targets, without a softmax, as good as "
-            f"or better than cross-entropy on most of 28 tasks. Here, per dataset against cross-entropy: "
-            f"{said}. Its normalised accuracy, paired by split and averaged over the {int(row['datasets'])} "
+            f"or better than cross-entropy on most of 28 tasks. Here, {said}. Its normalised accuracy, paired by split and averaged over the {int(row['datasets'])} "
             f"datasets, differs by {row['diff']:+.3f} [{row['diff_low']:+.3f}, {row['diff_high']:+.3f}]: "
             f"{across_them} (verdicts seen: {', '.join(shown)}).")
 
