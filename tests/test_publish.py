@@ -130,7 +130,7 @@ def test_the_logged_model_takes_the_files_rows_and_answers_as_the_study_counted(
     assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), original.state_dict().values()))
     # Every column of the file, as it has them (Name, Embarked, ...: ignored).
     prepared = load_prepared("titanic")
-    rows = Table.read(config.load().dataset("titanic")).validation_rows(prepared)
+    rows = Table.read(config.load().dataset("titanic"), config.load().seed).validation_rows(prepared)
     assert isinstance(rows, pd.DataFrame) and "Embarked" in rows.columns
     answer = served.predict(rows)
     with torch.no_grad():

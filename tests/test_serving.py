@@ -28,7 +28,7 @@ def test_raw_penguin_rows_become_exactly_what_training_fed_the_network(project):
     rows never show zeroed (in validation too), scaled with the training part's scaler."""
     prepared, _ = prepare(project, "penguins")
     split = torgersen_unseen(prepared)
-    table = served_spec.Table.read(config.load().dataset("penguins"))
+    table = served_spec.Table.read(config.load().dataset("penguins"), config.load().seed)
     rows = table.validation_rows(split)
     assert set(rows["island"][:10]) == {"Torgersen"} and "year" in rows.columns  # the file's columns, all
     spec = served_spec.preprocessing(table, split, scaler(split, 0))
@@ -44,7 +44,7 @@ def test_a_loader_s_table_and_raw_features_become_what_training_fed_the_network(
     """A scikit-learn loader's table (its own columns as features), and a variant trained on
     raw features (no scaler): the same bytes as training's input."""
     prepared, _ = prepare(project, name)
-    table = served_spec.Table.read(config.load().dataset(name))
+    table = served_spec.Table.read(config.load().dataset(name), config.load().seed)
     spec = served_spec.preprocessing(table, prepared, scaler(prepared, 0) if standardize else None)
     np.testing.assert_array_equal(served_model.features(table.validation_rows(prepared), spec),
                                   split_arrays(prepared, 0, standardize)["x_val"])
@@ -71,7 +71,7 @@ def test_each_variant_s_outputs_are_read_as_its_loss_reads_them(variant, rule):
 @pytest.fixture
 def titanic(project):
     prepared, _ = prepare(project, "titanic")
-    table = served_spec.Table.read(config.load().dataset("titanic"))
+    table = served_spec.Table.read(config.load().dataset("titanic"), config.load().seed)
     return table.validation_rows(prepared), served_spec.preprocessing(table, prepared, scaler(prepared, 0))
 
 
@@ -254,7 +254,8 @@ def pipeline_answers(repo: Path, dataset: str, champion: str):
         x = split_arrays(prepared, 0, record.scaler.model_dump() if record.scaler else None)["x_val"]
         with torch.no_grad():
             outputs = load_model(record)(torch.from_numpy(x))
-        rows = served_spec.Table.read(config.load().dataset(dataset)).validation_rows(prepared)
+        params = config.load()
+        rows = served_spec.Table.read(params.dataset(dataset), params.seed).validation_rows(prepared)
         assert DatasetFiles(dataset).raw.read_bytes() == (ROOT / "data/shipped" / f"{dataset}.csv").read_bytes()
     finally:
         os.chdir(cwd)

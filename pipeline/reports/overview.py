@@ -116,7 +116,7 @@ def study(params: config.Params, records: dict[str, dict[str, TrainingRecord]],
         verdicts=verdicts, set_apart=apart, ranks=ranks, rope=params.study.margin, against_reference=against,
         wilcoxon=wilcoxon, separates=separates(ranks, against, wilcoxon, apart, reference, params.study.margin,
                                                params.study.confidence, len(records)),
-        square_loss=square_loss_answer(params, first, verdicts, aggregated),
+        square_loss=square_loss_answer(params, first, verdicts, aggregated, against),
     ), ranked
 
 
@@ -168,7 +168,8 @@ LISTED = 8  # datasets the square-loss answer names one by one; over that it cou
 
 
 def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
-                       verdicts: dict[str, dict[str, str]], aggregated) -> str:
+                       verdicts: dict[str, dict[str, str]], aggregated,
+                       against: list[AgainstReference] | None = None) -> str:
     """Hui & Belkin's question (ICLR 2021: is the square loss as good as cross-entropy?) on these
     datasets, in one paragraph with its numbers: report.square_loss names the variant that asks
     it, against the reference when that trains with CrossEntropyLoss."""
@@ -190,10 +191,17 @@ def square_loss_answer(params: config.Params, first: dict[str, TrainingRecord],
         across_them = "lower than cross-entropy's across these datasets"
     else:
         across_them = "not told apart from cross-entropy's across these datasets"
+    tested = next((r for r in against or () if r.variant == square), None)
+    bayes = "" if tested is None else (
+        f" In accuracy, over the datasets, its mean difference is {tested.mean_diff:+.4f}; the Bayesian signed-rank "
+        f"test gives posterior probabilities {tested.p_worse:.2f} that worse by more than +-{params.study.margin:g} "
+        f"is the likeliest region, {tested.p_equivalent:.2f} within it, {tested.p_better:.2f} better by more"
+        + ("" if tested.wilcoxon_p_holm is None else f"; Wilcoxon's p (Holm) {tested.wilcoxon_p_holm:.3g}") + ".")
     return (f"Hui & Belkin (ICLR 2021) found the square loss on one-hot targets, without a softmax, as good as "
-            f"or better than cross-entropy on most of 28 tasks. Here, {said}. Its normalised accuracy, paired by split and averaged over the {int(row['datasets'])} "
-            f"datasets, differs by {row['diff']:+.3f} [{row['diff_low']:+.3f}, {row['diff_high']:+.3f}]: "
-            f"{across_them} (verdicts seen: {', '.join(shown)}).")
+            f"or better than cross-entropy on most of 28 tasks. Here, {said}. Its normalised accuracy, paired by "
+            f"split and averaged over the {int(row['datasets'])} datasets, differs by {row['diff']:+.3f} "
+            f"[{row['diff_low']:+.3f}, {row['diff_high']:+.3f}]: {across_them} (verdicts seen: "
+            f"{', '.join(shown)}).{bayes}")
 
 
 def _rank_cell(summary: AcrossSummary, v: AcrossVariant) -> str:
@@ -271,7 +279,14 @@ def markdown(summary: AcrossSummary, datasets: list[str] | None = None) -> str:
             v.variant, str(v.datasets), f"{v.mean:.3f} [{v.mean_low:.3f}, {v.mean_high:.3f}]",
             f"{v.iqm:.3f} [{v.iqm_low:.3f}, {v.iqm_high:.3f}]",
             f"{v.diff:+.3f} [{v.diff_low:+.3f}, {v.diff_high:+.3f}]", _rank_cell(summary, v), v.verdicts]) + " |")
-    champions = ", ".join(f"{d} {info.champion}" for d, info in summary.datasets.items())
+    won: dict[str, list[str]] = {}
+    for dataset, info in summary.datasets.items():
+        won.setdefault(info.champion, []).append(dataset)
+    # Over more than LISTED datasets, each champion with its count (and its datasets while few).
+    champions = (", ".join(f"{d} {info.champion}" for d, info in summary.datasets.items())
+                 if len(summary.datasets) <= LISTED else
+                 ", ".join(f"{name} on {len(tables)}" + (f" ({', '.join(tables)})" if len(tables) <= LISTED else "")
+                           for name, tables in sorted(won.items(), key=lambda item: -len(item[1]))))
     apart = "; ".join(f"{name}: {why}" for name, why in summary.set_apart.items())
     return "\n".join([
         "# The loss study across datasets", "",

@@ -194,7 +194,7 @@ class DatasetStudy:
         prepared = load_prepared(self.dataset)
         files = DatasetFiles(self.dataset)
         source = json.loads(files.source.read_text()) if files.source.exists() else {}
-        table = served_spec.Table.read(self.settings)
+        table = served_spec.Table.read(self.settings, self.records[0].seed)  # the seed training (and a cap) used
         rows = table.validation_rows(prepared)
         # The canonical split as its model saw it: scaled with the scaler training recorded.
         return [VariantRun(record=record, stats=self.summary.variants[record.variant], conclusion=self.summary,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import json
+
 import numpy as np
 
 from ..core import config
@@ -22,14 +24,16 @@ CANONICAL_SPLIT = 0  # the model logged is the canonical replica's (params' seed
 @dataclass(frozen=True)
 class Table:
     """A dataset's file as the served model takes it: the features with their types and
-    categories, and the file's rows behind the prepared (clean) rows, in their order."""
+    categories, and the file's rows behind the prepared rows (the clean ones, or the max_rows
+    of them preprocessing drew), in their order."""
     dataset: str
     target: str
     features: list[dict]    # {name, type, categories (None: numeric), any_case}
     rows: "object"          # pandas DataFrame: every column of the file, one row per clean row
 
     @classmethod
-    def read(cls, dataset: config.Dataset) -> "Table":
+    def read(cls, dataset: config.Dataset, seed: int) -> "Table":
+        """Read as preprocess@ read it, with the study's `seed` (which drew a max_rows cap)."""
         files = DatasetFiles(dataset.name)
         frame, _ = preprocess.read_csv(files.raw, dataset, f"fetch@{dataset.name}")
         table, columns = preprocess.clean(frame, files.raw, dataset)
@@ -38,7 +42,12 @@ class Table:
                      "categories": categories.get(name),
                      "any_case": dataset.categorical.get(name, "auto") != "auto"}
                     for name in columns.features]
-        return cls(dataset.name, columns.target, features, frame.loc[table.index].reset_index(drop=True))
+        # The prepared rows' indices count the rows preprocessing kept: under a cap, the same draw.
+        source = json.loads(files.source.read_text()) if files.source.exists() else {}
+        y, _ = preprocess.class_labels(table[columns.target], files.raw, f"datasets.{dataset.name}",
+                                       source.get("classes"))
+        kept, _ = preprocess.capped(dataset, np.arange(len(y)), y, seed)
+        return cls(dataset.name, columns.target, features, frame.loc[table.index[kept]].reset_index(drop=True))
 
     def validation_rows(self, prepared: dict):
         """The canonical split's validation rows as the file has them (every column)."""
