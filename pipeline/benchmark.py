@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .core import config
 from .core.catalog import DatasetFiles, VariantFiles
+from .core.summaries import read_run_times
 from .core.errors import PipelineError
 
 FOLDER = Path("keel")  # the benchmark's DVC project (docs/keel.md)
@@ -73,7 +74,8 @@ class Progress:
 
     def cell(self, text: str) -> str:
         """A line train@ printed, `[k/n] ` before it if it finished a variant of the running table."""
-        if self.current is None or not CELL.match(text) or CELL.match(text).group(1) != self.current[0]:
+        finished = CELL.match(text)
+        if self.current is None or not finished or finished.group(1) != self.current[0]:
             return text
         self.cells += 1
         return f"[{self.cells}/{len(self.params.variants)}] {text}"
@@ -121,11 +123,9 @@ def cell_seconds(folder: Path, params: config.Params) -> dict[tuple[str, str], f
     found = {}
     for table in params.datasets:
         for variant in params.variants:
-            try:
-                times = json.loads((folder / VariantFiles(variant, table).run_times).read_text())
+            times = read_run_times(folder / VariantFiles(variant, table).run_times)
+            if times is not None:
                 found[table, variant] = (times["ended_ms"] - times["started_ms"]) / 1000
-            except (OSError, ValueError, KeyError):
-                continue
     return found
 
 
